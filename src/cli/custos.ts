@@ -1,0 +1,38 @@
+import { Command } from 'commander';
+import { ConfigError } from '../config/config-error.js';
+import { loadConfig, loadEnv, resolveKeysDir } from '../config/load-config.js';
+import { registerKeysCommands } from './keys.command.js';
+import { registerPkiCommands } from './pki.command.js';
+import { registerClientsCommands } from './clients.command.js';
+import { migrateCommand, serveCommand } from './serve.command.js';
+
+/** The `custos` command line: serve, migrate, keys, pki, clients. */
+export function buildProgram(): Command {
+  const program = new Command('custos').description('Custos zero-trust OAuth 2.0 / OpenID Connect authorization server');
+  const keysDir = () => resolveKeysDir(loadEnv(), process.cwd());
+  program.command('serve').description('run the server (default)').action(serveCommand);
+  program.command('migrate').description('apply pending database migrations').action(migrateCommand);
+  program.command('check-config').description('validate environment and config files, then exit').action(() => {
+    const config = loadConfig();
+    console.log(`configuration OK: ${config.files.clients.length} clients, ${config.files.resource_servers.length} resource servers`);
+  });
+  registerKeysCommands(program, { keysDir });
+  registerPkiCommands(program, { keysDir: resolveKeysDir(safeEnv(), process.cwd()) });
+  registerClientsCommands(program);
+  return program;
+}
+
+function safeEnv() {
+  try {
+    return loadEnv();
+  } catch {
+    return loadEnv({});
+  }
+}
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (error) {
+  console.error(error instanceof ConfigError ? error.message : `custos: ${(error as Error).message}`);
+  process.exitCode = 1;
+}

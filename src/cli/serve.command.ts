@@ -1,0 +1,68 @@
+import path from 'node:path';
+import { loadConfig } from '../config/load-config.js';
+import { createDb } from '../db/create-db.js';
+import { startEmbeddedPostgres } from '../db/embedded-postgres.js';
+import { migrateToLatest } from '../db/migrator.js';
+import { startCustos, type RunningCustos } from '../main.js';
+
+function banner(custos: RunningCustos): string {
+  const lines = [`Custos is running at ${custos.issuer}`];
+  if (custos.devPki && custos.config.files.demo) {
+    const ca = path.relative(process.cwd(), custos.devPki.ca.certPath);
+    lines.push(
+      '',
+      'Try it (demo config, dev CA):',
+      `  curl --cacert ${ca} ${custos.issuer}/.well-known/openid-configuration`,
+      `  curl --cacert ${ca} -u reporting-job:dev-reporting-job-secret-change-me \\`,
+      `    -d grant_type=client_credentials -d scope=orders:read ${custos.issuer}/token`,
+    );
+    const client = custos.devPki.clients['orders-api'];
+    if (client) {
+      const rel = (file: string) => path.relative(process.cwd(), file);
+      lines.push(
+        '  # mTLS client (certificate-bound token):',
+        `  curl --cacert ${ca} --cert ${rel(client.certPath)} --key ${rel(client.keyPath)} \\`,
+        `    -d client_id=orders-api -d grant_type=client_credentials -d scope=orders:read ${custos.issuer}/token`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/** `custos serve`: start, print the banner, reload keys on SIGHUP, drain on SIGTERM/SIGINT. */
+export async function serveCommand(): Promise<void> {
+  const custos = await startCustos();
+  process.stdout.write(`${banner(custos)}\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    custos.logger.info({ signal }, 'shutting down');
+    custos.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    custos.reload().catch((error) => custos.logger.error({ err: error }, 'reload failed; still serving with the previous keys'));
+  });
+}
+
+/** `custos migrate`: apply pending migrations and exit. */
+export async function migrateCommand(): Promise<void> {
+  const config = loadConfig();
+  const embedded = config.env.DATABASE_URL
+    ? undefined
+    : await startEmbeddedPostgres({ dataDir: path.resolve(config.env.DATA_DIR), port: config.env.EMBEDDED_PG_PORT });
+  const db = createDb(config.env.DATABASE_URL ?? embedded!.connectionString);
+  try {
+    const result = await migrateToLatest(db);
+    const applied = result.results?.map((r) => r.migrationName) ?? [];
+    console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+  } finally {
+    await db.destroy();
+    await embedded?.stop();
+  }
+}

@@ -1,0 +1,34 @@
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const csv = z
+  .string()
+  .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
+
+/**
+ * Environment variables read by Custos. This schema is the only reader of `process.env`.
+ * Every variable is documented in README.md ("Configuration").
+ */
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  HOST: z.string().min(1).default('::'),
+  PORT: port.default(8443),
+  ISSUER: z.url({ protocol: /^https$/ }).optional(),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
+  DATA_DIR: z.string().min(1).default('.data'),
+  EMBEDDED_PG_PORT: port.default(54329),
+  KEYS_DIR: z.string().min(1).optional(),
+  CONFIG_DIR: z.string().min(1).default('config'),
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
+  TRUST_PROXY: csv.optional(),
+  COOKIE_KEYS: csv.pipe(z.array(z.string().min(32, 'each cookie key needs at least 32 characters')).min(1)).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+  PURGE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
+});
+
+export type Env = z.infer<typeof envSchema>;

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+
+const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope token (RFC 6749 §3.3)');
+const ttl = z.number().int().min(1).max(366 * 24 * 3600);
+const absoluteUri = z.string().refine((value) => URL.canParse(value), 'an absolute URI');
+
+/** A protected API: the resource indicator (RFC 8707) clients ask tokens for. */
+export const resourceServerSchema = z.strictObject({
+  identifier: absoluteUri,
+  audience: absoluteUri.optional(),
+  scopes: z.array(scopeToken).default([]),
+  accessTokenTTL: ttl.default(300),
+});
+
+const clientAuthMethod = z.enum([
+  'client_secret_basic',
+  'client_secret_post',
+  'private_key_jwt',
+  'tls_client_auth',
+  'self_signed_tls_client_auth',
+  'none',
+]);
+
+/** A registered client (RFC 7591 metadata names), with the secret only as an argon2id hash. */
+export const clientSchema = z
+  .strictObject({
+    client_id: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'an identifier of letters, digits, ".", "_", "~", "-"'),
+    client_name: z.string().optional(),
+    client_secret_hash: z.string().startsWith('$argon2id$', 'an argon2id hash ($argon2id$...)').optional(),
+    token_endpoint_auth_method: clientAuthMethod.default('client_secret_basic'),
+    grant_types: z.array(z.string().min(1)).min(1),
+    response_types: z.array(z.string()).default([]),
+    redirect_uris: z.array(absoluteUri).default([]),
+    post_logout_redirect_uris: z.array(absoluteUri).default([]),
+    scope: z.string().optional(),
+    default_resource: absoluteUri.optional(),
+    resources: z.array(absoluteUri).default([]),
+    serves: z.array(absoluteUri).default([]),
+    introspection: z.boolean().default(false),
+    tls_client_auth_san_dns: z.string().optional(),
+    tls_client_auth_san_uri: z.string().optional(),
+    tls_client_auth_subject_dn: z.string().optional(),
+    tls_client_certificate_bound_access_tokens: z.boolean().default(false),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
+  })
+  .superRefine((client, ctx) => {
+    const secretMethods = ['client_secret_basic', 'client_secret_post'];
+    if (secretMethods.includes(client.token_endpoint_auth_method) && !client.client_secret_hash) {
+      ctx.addIssue({ code: 'custom', path: ['client_secret_hash'], message: `required for ${client.token_endpoint_auth_method}` });
+    }
+    if (
+      client.token_endpoint_auth_method === 'tls_client_auth' &&
+      !client.tls_client_auth_san_dns &&
+      !client.tls_client_auth_san_uri &&
+      !client.tls_client_auth_subject_dn
+    ) {
+      ctx.addIssue({ code: 'custom', path: ['tls_client_auth_san_dns'], message: 'tls_client_auth needs exactly one tls_client_auth_* subject (RFC 8705 §2.1.2)' });
+    }
+    if (client.token_endpoint_auth_method === 'self_signed_tls_client_auth' && !client.jwks) {
+      ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'self_signed_tls_client_auth needs jwks with the x5c certificate (RFC 8705 §2.2)' });
+    }
+    if (client.default_resource && !client.resources.includes(client.default_resource)) {
+      ctx.addIssue({ code: 'custom', path: ['default_resource'], message: 'must be one of resources' });
+    }
+  });
+
+/** Token exchange policy (RFC 8693) for one client: which resume scopes it may mint, for whom. */
+export const exchangePolicySchema = z.strictObject({
+  client_id: z.string().min(1),
+  scopes: z
+    .record(
+      z.string().regex(/^resume_[\x21\x23-\x5B\x5D-\x7E]+$/, 'a resume_* scope'),
+      z.strictObject({ lifetime: ttl }),
+    )
+    .refine((value) => Object.keys(value).length > 0, 'at least one resume_* scope'),
+  audiences: z.array(absoluteUri).min(1),
+  default_audience: absoluteUri.optional(),
+});
+
+export const configFilesSchema = z
+  .strictObject({
+    demo: z.boolean().default(false),
+    resource_servers: z.array(resourceServerSchema).default([]),
+    clients: z.array(clientSchema).default([]),
+    token_exchange: z
+      .strictObject({
+        max_lifetime: ttl.default(30 * 24 * 3600),
+        policies: z.array(exchangePolicySchema).default([]),
+      })
+      .default({ max_lifetime: 30 * 24 * 3600, policies: [] }),
+  })
+  .superRefine((config, ctx) => {
+    const resources = new Set(config.resource_servers.map((rs) => rs.identifier));
+    const clientIds = new Set<string>();
+    config.clients.forEach((client, index) => {
+      if (clientIds.has(client.client_id)) {
+        ctx.addIssue({ code: 'custom', path: ['clients', index, 'client_id'], message: `duplicate client_id ${client.client_id}` });
+      }
+      clientIds.add(client.client_id);
+      for (const key of ['resources', 'serves'] as const) {
+        client[key].forEach((resource, i) => {
+          if (!resources.has(resource)) {
+            ctx.addIssue({ code: 'custom', path: ['clients', index, key, i], message: `unknown resource server ${resource}` });
+          }
+        });
+      }
+    });
+    config.token_exchange.policies.forEach((policy, index) => {
+      if (!clientIds.has(policy.client_id)) {
+        ctx.addIssue({ code: 'custom', path: ['token_exchange', 'policies', index, 'client_id'], message: `unknown client ${policy.client_id}` });
+      }
+      if (policy.default_audience && !policy.audiences.includes(policy.default_audience)) {
+        ctx.addIssue({ code: 'custom', path: ['token_exchange', 'policies', index, 'default_audience'], message: 'must be one of audiences' });
+      }
+      for (const [scope, rule] of Object.entries(policy.scopes)) {
+        if (rule.lifetime > config.token_exchange.max_lifetime) {
+          ctx.addIssue({ code: 'custom', path: ['token_exchange', 'policies', index, 'scopes', scope, 'lifetime'], message: `exceeds token_exchange.max_lifetime (${config.token_exchange.max_lifetime}s)` });
+        }
+      }
+    });
+  });
+
+export type ConfigFiles = z.infer<typeof configFilesSchema>;
+export type ResourceServerConfig = z.infer<typeof resourceServerSchema>;
+export type ClientConfig = z.infer<typeof clientSchema>;
+export type ExchangePolicy = z.infer<typeof exchangePolicySchema>;

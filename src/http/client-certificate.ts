@@ -1,0 +1,101 @@
+import { X509Certificate } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Middleware } from 'koa';
+import { parseItem, parseList, type Item } from 'structured-headers';
+import { AppError } from './app-error.js';
+import type { AppState } from './middleware.js';
+
+/** The client certificate of a request, from the TLS handshake or a trusted proxy. */
+export interface ClientCertificateState {
+  clientCertificate?: X509Certificate;
+  clientCertificateChain?: X509Certificate[];
+  clientCertificateSource?: 'tls' | 'proxy';
+}
+
+/** Builds the set of proxy addresses (IPs or CIDR ranges) allowed to send `Client-Cert`. */
+export function trustedProxies(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address, prefix] = entry.split('/');
+    const family = isIP(address ?? '');
+    if (!address || family === 0) throw new Error(`TRUST_PROXY: "${entry}" is not an IP address or CIDR range`);
+    const type = family === 6 ? 'ipv6' : 'ipv4';
+    if (prefix === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, Number(prefix), type);
+  }
+  return list;
+}
+
+function normalizeAddress(address: string | undefined): { address: string; type: 'ipv4' | 'ipv6' } | undefined {
+  if (!address) return undefined;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped?.[1]) return { address: mapped[1], type: 'ipv4' };
+  return { address, type: isIP(address) === 6 ? 'ipv6' : 'ipv4' };
+}
+
+function certificateFromItem(item: Item, header: string): X509Certificate {
+  const [value] = item;
+  if (!(value instanceof ArrayBuffer)) throw new AppError('invalid_request', `${header} must be a structured-field byte sequence`);
+  try {
+    return new X509Certificate(Buffer.from(value));
+  } catch {
+    throw new AppError('invalid_request', `${header} does not hold a DER X.509 certificate`);
+  }
+}
+
+/** Parses RFC 9440 §2.2 `Client-Cert` (sf-binary of the DER certificate). */
+export function parseClientCertHeader(value: string): X509Certificate {
+  let item: Item;
+  try {
+    item = parseItem(value);
+  } catch {
+    throw new AppError('invalid_request', 'Client-Cert is not a valid structured-field item (RFC 9440)');
+  }
+  return certificateFromItem(item, 'Client-Cert');
+}
+
+/** Parses RFC 9440 §2.3 `Client-Cert-Chain` (sf-list of sf-binary certificates). */
+export function parseClientCertChainHeader(value: string): X509Certificate[] {
+  let list;
+  try {
+    list = parseList(value);
+  } catch {
+    throw new AppError('invalid_request', 'Client-Cert-Chain is not a valid structured-field list (RFC 9440)');
+  }
+  return list.map((member) => {
+    if (Array.isArray(member[0])) throw new AppError('invalid_request', 'Client-Cert-Chain must not contain inner lists');
+    return certificateFromItem(member as Item, 'Client-Cert-Chain');
+  });
+}
+
+/**
+ * Resolves the request's client certificate (RFC 8705 §2): the TLS peer certificate, or,
+ * only from a configured proxy address, the RFC 9440 `Client-Cert` header. From any other
+ * address the header is ignored (and logged): nothing is trusted for where it comes from.
+ */
+export function clientCertificate(options: { proxies?: BlockList }): Middleware<AppState & ClientCertificateState> {
+  return async function clientCertificateMiddleware(ctx, next) {
+    const header = ctx.get('client-cert');
+    const remote = normalizeAddress(ctx.req.socket.remoteAddress);
+    const fromProxy = options.proxies !== undefined && remote !== undefined && options.proxies.check(remote.address, remote.type);
+    if (fromProxy) {
+      if (header) {
+        ctx.state.clientCertificate = parseClientCertHeader(header);
+        const chain = ctx.get('client-cert-chain');
+        ctx.state.clientCertificateChain = chain ? parseClientCertChainHeader(chain) : [];
+        ctx.state.clientCertificateSource = 'proxy';
+      }
+    } else {
+      if (header) ctx.state.log.warn({ remoteAddress: remote?.address }, 'Client-Cert header from an untrusted address ignored');
+      const socket = ctx.req.socket as TLSSocket;
+      const peer = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
+      if (peer) {
+        ctx.state.clientCertificate = peer;
+        ctx.state.clientCertificateChain = [];
+        ctx.state.clientCertificateSource = 'tls';
+      }
+    }
+    await next();
+  };
+}

@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import type { Middleware } from 'koa';
+import type { Logger } from 'pino';
+import { AppError } from './app-error.js';
+import { routeLabel, type Metrics } from './metrics.js';
+
+/** State every Custos Koa context carries. */
+export interface AppState {
+  requestId: string;
+  log: Logger;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Reuses a well-formed incoming `X-Request-Id` or makes one; echoes it on the response. */
+export function requestId(logger: Logger): Middleware<AppState> {
+  return async function requestIdMiddleware(ctx, next) {
+    const incoming = ctx.get('x-request-id');
+    const id = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = id;
+    ctx.state.log = logger.child({ requestId: id });
+    ctx.set('X-Request-Id', id);
+    await next();
+  };
+}
+
+/**
+ * Logs one JSON line per request (method, path without query string, status, duration) and
+ * records Prometheus metrics. Query strings are never logged: they carry codes and state.
+ */
+export function accessLog(metrics: Metrics): Middleware<AppState> {
+  return async function accessLogMiddleware(ctx, next) {
+    const started = process.hrtime.bigint();
+    const route = routeLabel(ctx.path);
+    ctx.res.once('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.requests.inc({ method: ctx.method, route, status: String(ctx.status) });
+      metrics.duration.observe({ method: ctx.method, route }, seconds);
+      ctx.state.log[ctx.status >= 500 ? 'error' : 'info'](
+        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1e4) / 10, clientId: (ctx as { oidc?: { client?: { clientId: string } } }).oidc?.client?.clientId },
+        'request',
+      );
+    });
+    await next();
+  };
+}
+
+/** The one error middleware of an app: OAuth-style JSON bodies, never a stack trace. */
+export function errorHandler(): Middleware<AppState> {
+  return async function errorMiddleware(ctx, next) {
+    try {
+      await next();
+    } catch (error) {
+      const err = error as { status?: number; statusCode?: number; expose?: boolean; code?: string; message?: string };
+      const status = error instanceof AppError ? error.status : (err.status ?? err.statusCode ?? 500);
+      const safeStatus = status >= 400 && status < 600 ? status : 500;
+      if (safeStatus >= 500) ctx.state.log?.error({ err: error }, 'unhandled error');
+      else ctx.state.log?.debug({ err: error }, 'request rejected');
+      ctx.status = safeStatus;
+      ctx.type = 'json';
+      ctx.body =
+        error instanceof AppError
+          ? { error: error.code, ...(error.expose ? { error_description: error.message } : {}) }
+          : safeStatus >= 500
+            ? { error: 'server_error' }
+            : { error: 'invalid_request', ...(err.expose && err.message ? { error_description: err.message } : {}) };
+    }
+  };
+}
+
+/** Refuses declared bodies larger than `limit` bytes before anything reads them (413). */
+export function bodyLimit(limit: number): Middleware<AppState> {
+  return async function bodyLimitMiddleware(ctx, next) {
+    const length = Number(ctx.get('content-length') || 0);
+    if (length > limit) {
+      throw new AppError('invalid_request', `request body exceeds ${limit} bytes`, { status: 413 });
+    }
+    await next();
+  };
+}

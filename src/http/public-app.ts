@@ -1,0 +1,52 @@
+import Koa from 'koa';
+import compose from 'koa-compose';
+import type Provider from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { BlockList } from 'node:net';
+import { clientCertificate } from './client-certificate.js';
+import { accessLog, bodyLimit, errorHandler, requestId, type AppState } from './middleware.js';
+import type { Metrics } from './metrics.js';
+import { opsRoutes } from './ops.routes.js';
+
+export interface PublicAppDeps {
+  logger: Logger;
+  metrics: Metrics;
+  bodyLimitBytes: number;
+  ready: () => Promise<boolean>;
+  /** The provider currently serving; swapped on SIGHUP key reload. */
+  provider: () => Provider;
+  /** Extra routes mounted before the provider (interactions, later rooms). */
+  routes?: Koa.Middleware<AppState>[];
+  /** Addresses allowed to pass the client certificate in `Client-Cert` (RFC 9440). */
+  trustedProxies?: BlockList;
+}
+
+/** The public listener's Koa app: ops endpoints, then oidc-provider mounted at the issuer root. */
+export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
+  const app = new Koa<AppState>();
+  app.silent = true;
+  const providerMiddleware = new WeakMap<Provider, Koa.Middleware>();
+  const mounted = (provider: Provider): Koa.Middleware => {
+    let middleware = providerMiddleware.get(provider);
+    if (!middleware) {
+      middleware = compose(provider.middleware as Koa.Middleware[]);
+      providerMiddleware.set(provider, middleware);
+    }
+    return middleware;
+  };
+  app.use(requestId(deps.logger));
+  app.use(accessLog(deps.metrics));
+  app.use(errorHandler());
+  app.use(bodyLimit(deps.bodyLimitBytes));
+  app.use(clientCertificate({ proxies: deps.trustedProxies }));
+  app.use(opsRoutes({ metrics: deps.metrics, ready: deps.ready }));
+  for (const route of deps.routes ?? []) app.use(route);
+  app.use(async function oidcProvider(ctx, next) {
+    await mounted(deps.provider())(ctx, next);
+  });
+  app.use(async function notFound(ctx) {
+    ctx.status = 404;
+    ctx.body = { error: 'not_found', error_description: 'no such endpoint' };
+  });
+  return app;
+}

@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Kysely } from 'kysely';
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { DestinationStream, Logger } from 'pino';
+import { loadConfig, type AppConfig } from './config/load-config.js';
+import { createDb, pingDb } from './db/create-db.js';
+import type { Database } from './db/database.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
+import { migrateToLatest } from './db/migrator.js';
+import { purgeExpiredModels } from './db/oidc-model.repository.js';
+import { closeServer, listenHttps, type TlsMaterial } from './http/https-server.js';
+import { createLogger } from './http/logger.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
+import { trustedProxies } from './http/client-certificate.js';
+import { createPublicApp } from './http/public-app.js';
+import { verifySecret } from './iam/secret-hash.js';
+import { loadSigningKeys, type SigningKeySet } from './keys/signing-keys.js';
+import { createKyselyAdapter } from './oidc/kysely-adapter.js';
+import { createProvider } from './oidc/provider-factory.js';
+import { createChainValidator } from './pki/chain.js';
+import { ensureDevPki, type DevPki } from './pki/dev-pki.js';
+
+export interface CustosOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  logDestination?: DestinationStream;
+}
+
+/** A running Custos instance, as returned by {@link startCustos}. */
+export interface RunningCustos {
+  config: AppConfig;
+  issuer: string;
+  port: number;
+  logger: Logger;
+  metrics: Metrics;
+  db: Kysely<Database>;
+  tls: TlsMaterial;
+  devPki?: DevPki;
+  provider(): Provider;
+  keys(): SigningKeySet;
+  /** Re-reads signing keys and rebuilds the provider (SIGHUP). */
+  reload(): Promise<void>;
+  /** Graceful shutdown: stop accepting, drain, close the pool, stop embedded PostgreSQL. */
+  stop(): Promise<void>;
+}
+
+async function openDatabase(config: AppConfig, cwd: string, logger: Logger) {
+  let embedded: EmbeddedDatabase | undefined;
+  let url = config.env.DATABASE_URL;
+  if (!url) {
+    logger.info({ dataDir: config.env.DATA_DIR }, 'starting embedded PostgreSQL');
+    embedded = await startEmbeddedPostgres({
+      dataDir: path.resolve(cwd, config.env.DATA_DIR),
+      port: config.env.EMBEDDED_PG_PORT,
+      log: (message) => logger.debug({ component: 'postgres' }, message),
+    });
+    url = embedded.connectionString;
+  }
+  return { db: createDb(url, { max: config.env.DATABASE_POOL_MAX }), embedded };
+}
+
+async function loadTls(config: AppConfig, cwd: string): Promise<{ tls: TlsMaterial; devPki?: DevPki }> {
+  const { env } = config;
+  if (env.TLS_CERT_FILE && env.TLS_KEY_FILE && env.TLS_CLIENT_CA_FILE) {
+    const read = (file: string) => fs.readFile(path.resolve(cwd, file), 'utf8');
+    const [certPem, keyPem, clientCaPem] = await Promise.all([read(env.TLS_CERT_FILE), read(env.TLS_KEY_FILE), read(env.TLS_CLIENT_CA_FILE)]);
+    return { tls: { certPem, keyPem, clientCaPem } };
+  }
+  const mtlsClients = config.files.clients
+    .filter((client) => client.token_endpoint_auth_method === 'tls_client_auth')
+    .map((client) => client.client_id);
+  const devPki = await ensureDevPki({ dir: config.keysDir, hostnames: [new URL(config.issuer ?? 'https://localhost').hostname], clients: mtlsClients });
+  return { tls: { certPem: devPki.serverCertPem, keyPem: devPki.serverKeyPem, clientCaPem: devPki.caPem }, devPki };
+}
+
+async function loadCookieKeys(config: AppConfig): Promise<string[]> {
+  if (config.env.COOKIE_KEYS) return config.env.COOKIE_KEYS;
+  const file = path.join(config.keysDir, 'cookie-keys.json');
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as string[];
+  } catch {
+    const keys = [randomBytes(32).toString('base64url')];
+    await fs.mkdir(config.keysDir, { recursive: true, mode: 0o700 });
+    await fs.writeFile(file, JSON.stringify(keys), { mode: 0o600 });
+    return keys;
+  }
+}
+
+/** Composition root: config → database → migrations → keys → provider → listener. */
+export async function startCustos(options: CustosOptions = {}): Promise<RunningCustos> {
+  const cwd = options.cwd ?? process.cwd();
+  const config = loadConfig(options.env ?? process.env, cwd);
+  const logger = createLogger({ level: config.env.LOG_LEVEL, destination: options.logDestination });
+  const metrics = createMetrics();
+  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch((error) => logger.error({ err: error }, 'shutdown step failed'));
+  };
+  try {
+    const { db, embedded } = await openDatabase(config, cwd, logger);
+    if (embedded) cleanups.push(() => embedded.stop());
+    cleanups.push(() => db.destroy());
+    const migrations = await migrateToLatest(db);
+    const applied = migrations.results?.map((result) => result.migrationName) ?? [];
+    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+
+    const { tls, devPki } = await loadTls(config, cwd);
+    let keys = await loadSigningKeys(config.keysDir, { generate: !config.production });
+    const cookieKeys = await loadCookieKeys(config);
+
+    let handler: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void = (_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    };
+    const { server, port } = await listenHttps((req, res) => handler(req, res), tls, {
+      host: config.env.HOST,
+      port: config.env.PORT,
+    });
+    cleanups.push(() => closeServer(server, config.env.SHUTDOWN_TIMEOUT_MS));
+    const issuer = config.issuer ?? `https://localhost:${port}`;
+
+    const chain = createChainValidator(tls.clientCaPem);
+    const proxies = config.env.TRUST_PROXY ? trustedProxies(config.env.TRUST_PROXY) : undefined;
+    const adapter = createKyselyAdapter(db);
+    const build = (signingKeys: SigningKeySet) => {
+      const provider = createProvider({ issuer, adapter, files: config.files, keys: signingKeys, cookieKeys, verifySecret, chain });
+      provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) =>
+        (ctx.state as { log?: Logger }).log?.error({ err: error }, 'provider server_error'),
+      );
+      provider.on('grant.success', (ctx: KoaContextWithOIDC) =>
+        metrics.tokensIssued.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? 'unknown') }),
+      );
+      provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) =>
+        metrics.tokenErrors.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? 'unknown').slice(0, 80), error: error.error ?? 'server_error' }),
+      );
+      return provider;
+    };
+    let provider = build(keys);
+    const app = createPublicApp({
+      logger,
+      metrics,
+      bodyLimitBytes: config.env.BODY_LIMIT_BYTES,
+      ready: () => pingDb(db),
+      provider: () => provider,
+      trustedProxies: proxies,
+    });
+    handler = app.callback();
+
+    const purge = setInterval(() => {
+      purgeExpiredModels(db)
+        .then((removed) => removed > 0 && logger.debug({ removed }, 'purged expired oidc rows'))
+        .catch((error) => logger.warn({ err: error }, 'purge of expired rows failed'));
+    }, config.env.PURGE_INTERVAL_MS);
+    purge.unref();
+    cleanups.push(async () => clearInterval(purge));
+
+    logger.info({ issuer, port }, 'custos listening');
+    return {
+      config,
+      issuer,
+      port,
+      logger,
+      metrics,
+      db,
+      tls,
+      devPki,
+      provider: () => provider,
+      keys: () => keys,
+      async reload() {
+        const next = await loadSigningKeys(config.keysDir, { generate: false });
+        provider = build(next);
+        keys = next;
+        logger.info({ kid: next.current.kid }, 'signing keys reloaded');
+      },
+      stop: cleanup,
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

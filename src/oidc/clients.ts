@@ -1,0 +1,26 @@
+import type { ClientMetadata } from 'oidc-provider';
+import type { ClientConfig } from '../config/files.js';
+
+/**
+ * Maps a configured client to oidc-provider metadata (RFC 7591 names). The argon2id hash is
+ * handed over as `client_secret`; internals.ts makes oidc-provider verify against it.
+ */
+export function toClientMetadata(client: ClientConfig): ClientMetadata {
+  const metadata: ClientMetadata = {
+    client_id: client.client_id,
+    client_name: client.client_name,
+    token_endpoint_auth_method: client.token_endpoint_auth_method,
+    grant_types: client.grant_types,
+    response_types: client.response_types as ClientMetadata['response_types'],
+    redirect_uris: client.redirect_uris,
+    post_logout_redirect_uris: client.post_logout_redirect_uris,
+    tls_client_certificate_bound_access_tokens: client.tls_client_certificate_bound_access_tokens,
+  };
+  if (client.scope) metadata.scope = client.scope;
+  if (client.client_secret_hash) metadata.client_secret = client.client_secret_hash;
+  if (client.tls_client_auth_san_dns) metadata.tls_client_auth_san_dns = client.tls_client_auth_san_dns;
+  if (client.tls_client_auth_san_uri) metadata.tls_client_auth_san_uri = client.tls_client_auth_san_uri;
+  if (client.tls_client_auth_subject_dn) metadata.tls_client_auth_subject_dn = client.tls_client_auth_subject_dn;
+  if (client.jwks) metadata.jwks = client.jwks as unknown as ClientMetadata['jwks'];
+  return metadata;
+}

@@ -1,0 +1,102 @@
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AdapterConstructor } from 'oidc-provider';
+import type { ConfigFiles } from '../config/files.js';
+import { providerJwks, type SigningKeySet } from '../keys/signing-keys.js';
+import type { ChainValidator } from '../pki/chain.js';
+import { toClientMetadata } from './clients.js';
+import { useHashedClientSecrets } from './internals.js';
+import { mtlsFeature } from './mtls.js';
+import { createResourcePolicy, resourceIndicatorsFeature, type ResourcePolicy } from './resource-servers.js';
+import { accessPolicies } from './token-policies.js';
+
+/** Everything the provider needs, passed from the composition root. */
+export interface ProviderDeps {
+  issuer: string;
+  adapter: AdapterConstructor;
+  files: ConfigFiles;
+  keys: SigningKeySet;
+  cookieKeys: string[];
+  verifySecret: (hash: string, secret: string) => Promise<boolean>;
+  /** Validates client certificate chains against the configured CA bundle (RFC 8705 §2.1). */
+  chain: ChainValidator;
+  /** Called with the built provider before it serves (register grants, listeners). */
+  extend?: (provider: Provider, policy: ResourcePolicy) => void;
+}
+
+const ASYMMETRIC_ONLY = ['ES256', 'PS256', 'EdDSA'] as const;
+
+/**
+ * Builds the oidc-provider instance: RFC 9068 ES256 JWT access tokens, RFC 8707 resource
+ * indicators, client credentials, RFC 7662 introspection and RFC 7009 revocation.
+ */
+export function createProvider(deps: ProviderDeps): Provider {
+  const policy = createResourcePolicy(deps.files.resource_servers, deps.files.clients, () => deps.keys.current.kid);
+  const scopes = [...new Set(['openid', 'offline_access', ...deps.files.resource_servers.flatMap((rs) => rs.scopes)])];
+  const access = accessPolicies(deps.files.clients, policy);
+
+  const configuration: Configuration = {
+    adapter: deps.adapter,
+    clients: deps.files.clients.map(toClientMetadata),
+    jwks: providerJwks(deps.keys) as Configuration['jwks'],
+    cookies: { keys: deps.cookieKeys },
+    scopes,
+    claims: { openid: ['sub'] },
+    responseTypes: ['code'],
+    clientAuthMethods: [
+      'client_secret_basic',
+      'client_secret_post',
+      'private_key_jwt',
+      'tls_client_auth',
+      'self_signed_tls_client_auth',
+      'none',
+    ],
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      id_token_signed_response_alg: 'ES256',
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: ['ES256'],
+      userinfoSigningAlgValues: ['ES256'],
+      introspectionSigningAlgValues: ['ES256'],
+      authorizationSigningAlgValues: ['ES256'],
+      requestObjectSigningAlgValues: [...ASYMMETRIC_ONLY],
+      clientAuthSigningAlgValues: [...ASYMMETRIC_ONLY],
+    },
+    pkce: { required: () => true },
+    ttl: {
+      AuthorizationCode: 60,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 300,
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 300,
+      IdToken: 3600,
+      Interaction: 3600,
+      Grant: 14 * 24 * 3600,
+      Session: 14 * 24 * 3600,
+      RefreshToken: 14 * 24 * 3600,
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    // The @types union for `features` cannot express these combinations; the shapes follow docs/README.md.
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true, allowedPolicy: access.introspection },
+      revocation: { enabled: true, allowedPolicy: access.revocation },
+      resourceIndicators: resourceIndicatorsFeature(policy),
+      mTLS: mtlsFeature(deps.chain),
+    } as Configuration['features'],
+    renderError: async (ctx: KoaContextWithOIDC, out) => {
+      ctx.type = 'html';
+      const escape = (value: unknown) => String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+      ctx.body = `<!doctype html><meta charset="utf-8"><title>Error</title><h1>${escape(out.error)}</h1>${
+        out.error_description ? `<p>${escape(out.error_description)}</p>` : ''
+      }`;
+    },
+  };
+
+  const provider = new Provider(deps.issuer, configuration);
+  useHashedClientSecrets(provider, deps.verifySecret);
+  deps.extend?.(provider, policy);
+  return provider;
+}

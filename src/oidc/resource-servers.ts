@@ -1,0 +1,55 @@
+import { errors, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
+import type { ClientConfig, ResourceServerConfig } from '../config/files.js';
+
+/** Resource indicator policy (RFC 8707): which client may get tokens for which API, and how. */
+export interface ResourcePolicy {
+  defaultResource(clientId: string | undefined): string | undefined;
+  resourceServerInfo(resource: string, clientId: string): ResourceServer;
+  resourceServer(resource: string): ResourceServerConfig | undefined;
+  /** Resources whose tokens `clientId` receives as an API (the `serves` list). */
+  serves(clientId: string): readonly string[];
+}
+
+/** Builds the resource policy from config; tokens are always ES256 RFC 9068 JWTs signed with `kid`. */
+export function createResourcePolicy(
+  resourceServers: readonly ResourceServerConfig[],
+  clients: readonly ClientConfig[],
+  signingKid: () => string,
+): ResourcePolicy {
+  const servers = new Map(resourceServers.map((rs) => [rs.identifier, rs]));
+  const byClient = new Map(clients.map((client) => [client.client_id, client]));
+  return {
+    defaultResource: (clientId) => (clientId ? byClient.get(clientId)?.default_resource : undefined),
+    resourceServer: (resource) => servers.get(resource),
+    serves: (clientId) => byClient.get(clientId)?.serves ?? [],
+    resourceServerInfo(resource, clientId) {
+      const server = servers.get(resource);
+      const client = byClient.get(clientId);
+      if (!server || !client?.resources.includes(resource)) {
+        throw new errors.InvalidTarget('the requested resource is unknown or not allowed for this client');
+      }
+      return {
+        scope: server.scopes.join(' '),
+        audience: server.audience ?? server.identifier,
+        accessTokenTTL: server.accessTokenTTL,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'ES256', kid: signingKid() } },
+      };
+    },
+  };
+}
+
+/** oidc-provider `features.resourceIndicators` hooks over a {@link ResourcePolicy}. */
+export function resourceIndicatorsFeature(policy: ResourcePolicy) {
+  return {
+    enabled: true,
+    defaultResource: async (ctx: KoaContextWithOIDC, _client: unknown, oneOf?: readonly string[]) => {
+      const fallback = policy.defaultResource(ctx.oidc.client?.clientId);
+      if (oneOf && oneOf.length > 0) return fallback && oneOf.includes(fallback) ? fallback : oneOf[0];
+      return fallback;
+    },
+    useGrantedResource: async () => true,
+    getResourceServerInfo: async (_ctx: KoaContextWithOIDC, resource: string, client: { clientId: string }) =>
+      policy.resourceServerInfo(resource, client.clientId),
+  };
+}

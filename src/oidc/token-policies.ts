@@ -1,0 +1,36 @@
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ClientConfig } from '../config/files.js';
+import type { ResourcePolicy } from './resource-servers.js';
+
+interface TokenLike {
+  clientId?: string;
+  aud?: string | string[];
+}
+
+interface ClientLike {
+  clientId: string;
+}
+
+/**
+ * Who may introspect or revoke which token:
+ * - introspection (RFC 7662 §2.1 "authorized protected resources"): the client the token was
+ *   issued to, a client that serves one of the token's audiences, or a client configured
+ *   with `introspection: true`;
+ * - revocation (RFC 7009 §2.1): only the client the token was issued to.
+ */
+export function accessPolicies(clients: readonly ClientConfig[], policy: ResourcePolicy) {
+  const introspectors = new Set(clients.filter((client) => client.introspection).map((client) => client.client_id));
+  return {
+    introspection: async (_ctx: KoaContextWithOIDC, client: ClientLike, token: TokenLike) => {
+      if (token.clientId === client.clientId || introspectors.has(client.clientId)) return true;
+      const audiences = Array.isArray(token.aud) ? token.aud : token.aud ? [token.aud] : [];
+      return policy.serves(client.clientId).some((resource) => audiences.includes(resource));
+    },
+    revocation: async (_ctx: KoaContextWithOIDC, client: ClientLike, token: TokenLike) => {
+      if (token.clientId !== client.clientId) {
+        throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+      }
+      return true;
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import { certificateThumbprint, type ClientCertificateInput } from './certificate-thumbprint.js';
+import { checkCommonClaims, isResumeScope, type ActorClaim, type ConfirmationClaim } from './claims.js';
+import { VerifyError } from './errors.js';
+import { createKeyResolver, timingSafeEqualAscii, verifyJwt, type KeySourceOptions } from './jwt-core.js';
+
+/** Claims of a verified access token (RFC 9068 §2.2), `scope` parsed into a list. */
+export interface AccessTokenClaims {
+  iss: string;
+  sub?: string;
+  aud: string | string[];
+  exp: number;
+  iat: number;
+  nbf?: number;
+  jti?: string;
+  client_id: string;
+  /** The `scope` claim split on spaces (RFC 6749 §3.3); `[]` when absent. */
+  scope: string[];
+  cnf?: ConfirmationClaim;
+  act?: ActorClaim;
+  [claim: string]: unknown;
+}
+
+/** Options of {@link createAccessTokenVerifier}. */
+export interface AccessTokenVerifierOptions extends KeySourceOptions {
+  /** Expected `iss` (the Custos issuer URL), RFC 9068 §4 step 3. */
+  issuer: string;
+  /** This resource server's identifier(s); the token's `aud` must contain one (RFC 9068 §4 step 4). */
+  audience: string | readonly string[];
+  /** Require an RFC 8705 certificate binding (`cnf.x5t#S256`). Default `true`. */
+  requireBinding?: boolean;
+  /** Leeway for `exp`/`nbf`/`iat`, in seconds. Default 5. */
+  clockToleranceSec?: number;
+  /** Scopes every accepted token must carry (else `insufficient_scope`, RFC 6750 §3.1). */
+  requiredScopes?: readonly string[];
+}
+
+/** Per-request input of {@link AccessTokenVerifier.verify}. */
+export interface VerifyAccessTokenOptions {
+  /** The client certificate of the mutual-TLS connection the token arrived on (RFC 8705 §3). */
+  clientCertificate?: ClientCertificateInput;
+}
+
+/** Verifier returned by {@link createAccessTokenVerifier}. */
+export interface AccessTokenVerifier {
+  /** Verifies `token` and returns its claims, or throws a {@link VerifyError}. */
+  verify(token: string, options?: VerifyAccessTokenOptions): Promise<AccessTokenClaims>;
+}
+
+const X5T_S256_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Creates a verifier for Custos access tokens at a resource server.
+ *
+ * Checks, in order: the JWT (RFC 9068 §4: ES256 only, `typ` `at+jwt`, `iss`,
+ * `aud`, `exp`/`nbf`/`iat` with leeway, signature against the issuer's JWKS);
+ * claim types; that it is not an event token (no `event_payload_hash`, and a
+ * non-empty scope made only of `resume_*` scopes is refused with
+ * `resume_only_token`); the certificate binding (RFC 8705 §3: `cnf.x5t#S256`
+ * equals the SHA-256 thumbprint of the presented certificate, compared in
+ * constant time); finally `requiredScopes`.
+ */
+export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): AccessTokenVerifier {
+  const getKey = createKeyResolver(options);
+  const audience = typeof options.audience === 'string' ? options.audience : [...options.audience];
+  if (audience.length === 0) throw new TypeError('custos/verify: "audience" must not be empty');
+  const requireBinding = options.requireBinding ?? true;
+  const clockToleranceSec = options.clockToleranceSec ?? 5;
+  const requiredScopes = [...(options.requiredScopes ?? [])];
+  const jwtOptions = { issuer: options.issuer, audience, clockToleranceSec };
+
+  return {
+    async verify(token, verifyOptions = {}) {
+      const payload = await verifyJwt(token, getKey, jwtOptions);
+      const { scope } = checkCommonClaims(payload);
+      if (typeof payload['client_id'] !== 'string') {
+        throw new VerifyError('invalid_token', '"client_id" claim is required (RFC 9068 §2.2)');
+      }
+      if (payload['event_payload_hash'] !== undefined) {
+        throw new VerifyError('resume_only_token', 'event tokens (with "event_payload_hash") are not access tokens');
+      }
+      if (scope.length > 0 && scope.every(isResumeScope)) {
+        throw new VerifyError('resume_only_token', `token carries only resume scopes: ${scope.join(' ')}`);
+      }
+      checkBinding(payload['cnf'], verifyOptions.clientCertificate, requireBinding);
+      const missing = requiredScopes.filter((required) => !scope.includes(required));
+      if (missing.length > 0) {
+        throw new VerifyError('insufficient_scope', `missing scope(s): ${missing.join(' ')}`, { requiredScopes });
+      }
+      return { ...payload, scope } as AccessTokenClaims;
+    },
+  };
+}
+
+/** RFC 8705 §3: the token's `cnf.x5t#S256` must be the presented certificate's thumbprint. */
+function checkBinding(cnf: unknown, certificate: ClientCertificateInput | undefined, requireBinding: boolean): void {
+  if (cnf === undefined) {
+    if (requireBinding) throw new VerifyError('binding_missing', 'token has no "cnf" claim');
+    return;
+  }
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) {
+    throw new VerifyError('invalid_token', '"cnf" claim must be an object');
+  }
+  const expected = (cnf as ConfirmationClaim)['x5t#S256'];
+  if (expected === undefined) {
+    // A token bound by a method we cannot check (e.g. DPoP `jkt`) must not be accepted as a bearer token.
+    throw new VerifyError('invalid_token', '"cnf" claim has no "x5t#S256" (unsupported confirmation method)');
+  }
+  if (typeof expected !== 'string' || !X5T_S256_PATTERN.test(expected)) {
+    throw new VerifyError('invalid_token', '"cnf.x5t#S256" must be a base64url SHA-256 digest');
+  }
+  if (certificate === undefined) {
+    throw new VerifyError('certificate_required', 'token is certificate-bound but no client certificate was presented');
+  }
+  let actual: string;
+  try {
+    actual = certificateThumbprint(certificate);
+  } catch (cause) {
+    throw new VerifyError('certificate_required', 'the presented client certificate could not be parsed', { cause });
+  }
+  if (!timingSafeEqualAscii(actual, expected)) {
+    throw new VerifyError('binding_mismatch', 'token is bound to a different client certificate');
+  }
+}

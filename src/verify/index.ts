@@ -1,0 +1,29 @@
+/**
+ * `custos/verify`: verification library for resource servers and event
+ * consumers of a Custos authorization server.
+ *
+ * - {@link createAccessTokenVerifier}: RFC 9068 JWT access tokens, certificate-bound per RFC 8705.
+ * - {@link createEventTokenVerifier} / {@link verifyEventToken}: RFC 8693 exchanged event tokens
+ *   bound to an event payload by `event_payload_hash`.
+ * - {@link eventPayloadHash}: RFC 8785 (JCS) + SHA-256 payload hash, for publishers and consumers.
+ */
+export {
+  createAccessTokenVerifier,
+  type AccessTokenClaims,
+  type AccessTokenVerifier,
+  type AccessTokenVerifierOptions,
+  type VerifyAccessTokenOptions,
+} from './access-token-verifier.js';
+export { certificateThumbprint, type ClientCertificateInput } from './certificate-thumbprint.js';
+export { isResumeScope, RESUME_SCOPE_PREFIX, type ActorClaim, type ConfirmationClaim } from './claims.js';
+export { VERIFY_ERROR_CODES, VerifyError, type VerifyErrorCode, type VerifyErrorOptions } from './errors.js';
+export {
+  createEventTokenVerifier,
+  verifyEventToken,
+  type EventTokenClaims,
+  type EventTokenVerifier,
+  type EventTokenVerifierOptions,
+  type VerifyEventTokenOptions,
+} from './event-token-verifier.js';
+export type { KeySourceOptions } from './jwt-core.js';
+export { eventPayloadHash, isPayloadHash } from './payload-hash.js';
