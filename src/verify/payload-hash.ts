@@ -18,7 +18,7 @@ const PAYLOAD_HASH_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
  * @see RFC 8785 §3.2 (canonical JSON), RFC 8693 token exchange profile in DESIGN.md
  */
 export function eventPayloadHash(payload: unknown): string {
-
+  assertJsonValue(payload, '$', new Set());
   let canonical: string | undefined;
   try {
     canonical = canonicalize(payload);

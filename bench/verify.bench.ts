@@ -1,0 +1,127 @@
+/**
+ * Micro-benchmark of `custos/verify` access-token verification against raw
+ * `node:crypto` ES256 verification. Run: `npx tsx bench/verify.bench.ts`
+ * (optional env BENCH_SECONDS, default 3). Not a vitest test.
+ */
+import 'reflect-metadata';
+import { X509Certificate, createPublicKey, verify as cryptoVerify, webcrypto } from 'node:crypto';
+import { availableParallelism, cpus } from 'node:os';
+import * as x509 from '@peculiar/x509';
+import { SignJWT, exportJWK, generateKeyPair, jwtVerify, createLocalJWKSet } from 'jose';
+import { certificateThumbprint, createAccessTokenVerifier } from '../src/verify/index.js';
+
+x509.cryptoProvider.set(webcrypto);
+
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
+const ISSUER = 'https://localhost:8443';
+const AUDIENCE = 'https://orders.api.test';
+
+interface Result {
+  name: string;
+  ops: number;
+  seconds: number;
+}
+
+/** Runs `fn` synchronously in batches until `seconds` have passed. */
+function measureSync(name: string, seconds: number, fn: () => void): Result {
+  const deadline = performance.now() + seconds * 1000;
+  const start = performance.now();
+  let ops = 0;
+  while (performance.now() < deadline) {
+    for (let i = 0; i < 256; i++) fn();
+    ops += 256;
+  }
+  return { name, ops, seconds: (performance.now() - start) / 1000 };
+}
+
+/** Runs `concurrency` loops of awaited `fn` calls until `seconds` have passed. */
+async function measureAsync(name: string, seconds: number, concurrency: number, fn: () => Promise<unknown>): Promise<Result> {
+  const deadline = performance.now() + seconds * 1000;
+  const start = performance.now();
+  let ops = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        await fn();
+        ops += 1;
+      }
+    }),
+  );
+  return { name, ops, seconds: (performance.now() - start) / 1000 };
+}
+
+async function main(): Promise<void> {
+  // Issuer key (ES256) and a local JWKS.
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const publicJwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'ES256', use: 'sig' };
+  const jwks = { keys: [publicJwk] };
+
+  // A client certificate and a token bound to it (RFC 8705 cnf.x5t#S256).
+  const certKeys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+  const generated = await x509.X509CertificateGenerator.createSelfSigned({
+    name: 'CN=bench-client',
+    keys: certKeys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+  });
+  const certificate = new X509Certificate(generated.toString('pem'));
+  const now = Math.floor(Date.now() / 1000);
+  const token = await new SignJWT({
+    iss: ISSUER,
+    sub: 'user-123',
+    aud: AUDIENCE,
+    iat: now,
+    exp: now + 3600,
+    jti: 'bench-jti',
+    client_id: 'web-bff',
+    scope: 'openid orders',
+    cnf: { 'x5t#S256': certificateThumbprint(certificate) },
+  })
+    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'bench-1' })
+    .sign(privateKey);
+
+  // (a) raw node:crypto over the prepared JWS signing input.
+  const [header, payload, signature] = token.split('.') as [string, string, string];
+  const signingInput = Buffer.from(`${header}.${payload}`);
+  const signatureBytes = Buffer.from(signature, 'base64url');
+  const keyObject = createPublicKey({ key: publicJwk, format: 'jwk' });
+  const rawVerify = () => {
+    if (!cryptoVerify('sha256', signingInput, { key: keyObject, dsaEncoding: 'ieee-p1363' }, signatureBytes)) {
+      throw new Error('raw verify failed');
+    }
+  };
+
+  const verifier = createAccessTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwks });
+  const verifyBound = () => verifier.verify(token, { clientCertificate: certificate });
+  const localSet = createLocalJWKSet(jwks);
+  const joseOnly = () => jwtVerify(token, localSet, { algorithms: ['ES256'] });
+
+  // Sanity + warm-up (JIT, jose's CryptoKey import cache).
+  rawVerify();
+  await verifyBound();
+  measureSync('warm-up', 0.3, rawVerify);
+  await measureAsync('warm-up', 0.3, 1, verifyBound);
+  await measureAsync('warm-up', 0.3, 32, verifyBound);
+
+  const results: Result[] = [];
+  results.push(measureSync('(a) node:crypto ES256 verify (sync, raw)', SECONDS, rawVerify));
+  results.push(await measureAsync('(b) verifier.verify(), bound token, sequential', SECONDS, 1, verifyBound));
+  results.push(await measureAsync('(c) verifier.verify(), bound token, 32 in flight', SECONDS, 32, verifyBound));
+  results.push(await measureAsync('(d) jose jwtVerify only, sequential (reference)', SECONDS, 1, joseOnly));
+
+  const raw = results[0]!.ops / results[0]!.seconds;
+  const nameWidth = Math.max(...results.map((r) => r.name.length));
+  console.log(
+    `Node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), ` +
+      `UV_THREADPOOL_SIZE=${process.env['UV_THREADPOOL_SIZE'] ?? '4 (default)'}, ${SECONDS}s per case`,
+  );
+  console.log(`${'case'.padEnd(nameWidth)} | ${'ops/s'.padStart(9)} | ${'vs raw'.padStart(6)}`);
+  console.log(`${'-'.repeat(nameWidth)}-|-${'-'.repeat(9)}-|-${'-'.repeat(6)}`);
+  for (const result of results) {
+    const perSecond = result.ops / result.seconds;
+    console.log(
+      `${result.name.padEnd(nameWidth)} | ${Math.round(perSecond).toString().padStart(9)} | ${(perSecond / raw).toFixed(2).padStart(6)}`,
+    );
+  }
+}
+
+await main();
