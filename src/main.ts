@@ -17,11 +17,24 @@ import { createMetrics, type Metrics } from './http/metrics.js';
 import { trustedProxies } from './http/client-certificate.js';
 import { createPublicApp } from './http/public-app.js';
 import { verifySecret } from './iam/secret-hash.js';
-import { loadSigningKeys, type SigningKeySet } from './keys/signing-keys.js';
+import { registerTokenExchange } from './grants/token-exchange/token-exchange.grant.js';
+import { loadSigningKeys, publicJwks, type SigningKeySet } from './keys/signing-keys.js';
 import { createKyselyAdapter } from './oidc/kysely-adapter.js';
 import { createProvider } from './oidc/provider-factory.js';
 import { createChainValidator } from './pki/chain.js';
 import { ensureDevPki, type DevPki } from './pki/dev-pki.js';
+
+const GRANT_TYPES = new Set(['client_credentials', 'authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:token-exchange']);
+const OAUTH_ERRORS = new Set([
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+  'invalid_target',
+  'server_error',
+]);
 
 export interface CustosOptions {
   env?: NodeJS.ProcessEnv;
@@ -126,15 +139,36 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const proxies = config.env.TRUST_PROXY ? trustedProxies(config.env.TRUST_PROXY) : undefined;
     const adapter = createKyselyAdapter(db);
     const build = (signingKeys: SigningKeySet) => {
-      const provider = createProvider({ issuer, adapter, files: config.files, keys: signingKeys, cookieKeys, verifySecret, chain });
+      const provider = createProvider({
+        issuer,
+        adapter,
+        files: config.files,
+        keys: signingKeys,
+        cookieKeys,
+        verifySecret,
+        chain,
+        extend: (built, policy) =>
+          registerTokenExchange({
+            provider: built,
+            db,
+            issuer,
+            jwks: () => publicJwks(signingKeys),
+            signingKid: () => signingKeys.current.kid,
+            policies: config.files.token_exchange.policies,
+            serves: policy.serves,
+          }),
+      });
       provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) =>
         (ctx.state as { log?: Logger }).log?.error({ err: error }, 'provider server_error'),
       );
-      provider.on('grant.success', (ctx: KoaContextWithOIDC) =>
-        metrics.tokensIssued.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? 'unknown') }),
-      );
+      // Label values come from a closed set: client-chosen strings never become label values.
+      const grantLabel = (ctx: KoaContextWithOIDC) => {
+        const value = ctx.oidc?.params?.grant_type;
+        return typeof value === 'string' && GRANT_TYPES.has(value) ? value : 'other';
+      };
+      provider.on('grant.success', (ctx: KoaContextWithOIDC) => metrics.tokensIssued.inc({ grant_type: grantLabel(ctx) }));
       provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) =>
-        metrics.tokenErrors.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? 'unknown').slice(0, 80), error: error.error ?? 'server_error' }),
+        metrics.tokenErrors.inc({ grant_type: grantLabel(ctx), error: OAUTH_ERRORS.has(error.error ?? '') ? error.error! : 'other' }),
       );
       return provider;
     };

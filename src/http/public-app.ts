@@ -3,6 +3,7 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { BlockList } from 'node:net';
+import { unauthorizedClientForDisallowedGrant } from '../oidc/internals.js';
 import { clientCertificate } from './client-certificate.js';
 import { accessLog, bodyLimit, errorHandler, requestId, type AppState } from './middleware.js';
 import type { Metrics } from './metrics.js';
@@ -41,6 +42,7 @@ export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
   app.use(clientCertificate({ proxies: deps.trustedProxies }));
   app.use(opsRoutes({ metrics: deps.metrics, ready: deps.ready }));
   for (const route of deps.routes ?? []) app.use(route);
+  app.use(unauthorizedClientForDisallowedGrant());
   app.use(async function oidcProvider(ctx, next) {
     await mounted(deps.provider())(ctx, next);
   });

@@ -19,3 +19,23 @@ export function useHashedClientSecrets(provider: Provider, verify: (hash: string
     return verify(this.clientSecret, actual);
   };
 }
+
+const GRANT_NOT_ALLOWED = 'requested grant type is not allowed for this client';
+
+/**
+ * oidc-provider answers a grant type the client is not registered for with `invalid_request`
+ * (lib/actions/token.js); RFC 6749 §5.2 (and RFC 8693 §2.2.2) call that `unauthorized_client`.
+ * Rewrites that one response after the provider has run.
+ */
+export function unauthorizedClientForDisallowedGrant() {
+  return async function rewriteDisallowedGrant(
+    ctx: { path: string; status: number; body: unknown },
+    next: () => Promise<unknown>,
+  ): Promise<void> {
+    await next();
+    const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+    if (ctx.path === '/token' && ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === GRANT_NOT_ALLOWED) {
+      ctx.body = { ...body, error: 'unauthorized_client' };
+    }
+  };
+}

@@ -76,6 +76,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       RefreshToken: 14 * 24 * 3600,
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // Custom grants put their claims (act, event_payload_hash) in token.extra; keep them.
+    extraTokenClaims: async (_ctx, token) => (token as { extra?: Record<string, unknown> }).extra,
     findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
     // The @types union for `features` cannot express these combinations; the shapes follow docs/README.md.
     features: {

@@ -53,7 +53,6 @@ describe('eventPayloadHash', () => {
       { a: undefined },
       { a: () => 1 },
       [1, undefined],
-      // eslint-disable-next-line no-sparse-arrays
       [1, , 3],
       { n: Number.NEGATIVE_INFINITY },
       cyclic,

@@ -1,0 +1,47 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../../db/database.js';
+import type { ActClaim } from './subject-token.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** One audited token exchange. */
+export interface ExchangeRecord {
+  jti: string;
+  clientId: string;
+  subject: string;
+  subjectTokenJti?: string;
+  actor: ActClaim;
+  scopes: string[];
+  audiences: string[];
+  eventPayloadHash: string;
+  expiresAt: Date;
+}
+
+/** Records an issued resume token (who, for whom, which event) for audit. */
+export async function insertExchangeRecord(db: Db, record: ExchangeRecord): Promise<void> {
+  await db
+    .insertInto('token_exchange')
+    .values({
+      jti: record.jti,
+      client_id: record.clientId,
+      subject: record.subject,
+      subject_token_jti: record.subjectTokenJti ?? null,
+      actor_chain: JSON.stringify(record.actor),
+      scopes: record.scopes,
+      audiences: record.audiences,
+      event_payload_hash: record.eventPayloadHash,
+      expires_at: record.expiresAt,
+    })
+    .execute();
+}
+
+/** Exchanges recorded for a subject, newest first. */
+export async function listExchangesBySubject(db: Db, subject: string, limit = 100) {
+  return db
+    .selectFrom('token_exchange')
+    .selectAll()
+    .where('subject', '=', subject)
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+}

@@ -1,0 +1,149 @@
+import type { Kysely } from 'kysely';
+import type Provider from 'oidc-provider';
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { JSONWebKeySet } from 'jose';
+import type { ExchangePolicy } from '../../config/files.js';
+import type { Database } from '../../db/database.js';
+import { isPayloadHash } from '../../verify/payload-hash.js';
+import { decideExchange } from './exchange-policy.js';
+import { insertExchangeRecord } from './exchange-record.repository.js';
+import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, validateSubjectToken, type ActClaim } from './subject-token.js';
+
+/** RFC 8693 §2.1 grant type. */
+export const grantType = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
+/** Request parameters (RFC 8693 §2.1) plus the profile's `event_payload_hash`. */
+export const parameters = [
+  'subject_token',
+  'subject_token_type',
+  'requested_token_type',
+  'scope',
+  'resource',
+  'audience',
+  'actor_token',
+  'actor_token_type',
+  'event_payload_hash',
+] as const;
+
+/** RFC 8693 §2.1 allows several `resource` and `audience` values; every other parameter once. */
+export const allowedDuplicateParameters = ['resource', 'audience'] as const;
+
+export interface TokenExchangeDeps {
+  provider: Provider;
+  db: Kysely<Database>;
+  issuer: string;
+  /** Public JWKS of this server, for verifying subject tokens. */
+  jwks: () => JSONWebKeySet;
+  /** kid of the current signing key. */
+  signingKid: () => string;
+  policies: readonly ExchangePolicy[];
+  serves: (clientId: string) => readonly string[];
+}
+
+type Params = Partial<Record<(typeof parameters)[number], string | string[]>> & { resource?: string | string[] };
+
+function single(params: Params, name: keyof Params): string | undefined {
+  const value = params[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function list(params: Params, name: 'resource' | 'audience'): string[] {
+  const value = params[name];
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+/**
+ * The token exchange handler: a user's access token (or a resume token, chained) plus the
+ * hash of one event payload becomes a long-lived, resume-only token bound to that payload.
+ */
+export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
+  const policies = new Map(deps.policies.map((policy) => [policy.client_id, policy]));
+
+  return async function tokenExchangeHandler(ctx: KoaContextWithOIDC): Promise<void> {
+    const params = ctx.oidc.params as Params;
+    const client = ctx.oidc.client!;
+
+    const subjectToken = single(params, 'subject_token');
+    const subjectTokenType = single(params, 'subject_token_type');
+    if (!subjectToken) throw new errors.InvalidRequest('missing required parameter subject_token');
+    if (subjectTokenType !== ACCESS_TOKEN_TYPE && subjectTokenType !== JWT_TOKEN_TYPE) {
+      throw new errors.InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE}`);
+    }
+    const requestedType = single(params, 'requested_token_type');
+    if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE) {
+      throw new errors.InvalidRequest(`requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
+    }
+    if (single(params, 'actor_token') !== undefined || single(params, 'actor_token_type') !== undefined) {
+      throw new errors.InvalidRequest('actor_token is not supported: the authenticated client is the actor');
+    }
+    const eventPayloadHash = single(params, 'event_payload_hash');
+    if (!eventPayloadHash) throw new errors.InvalidRequest('missing required parameter event_payload_hash');
+    if (!isPayloadHash(eventPayloadHash)) {
+      throw new errors.InvalidRequest('event_payload_hash must be the base64url SHA-256 of the JCS-canonical event payload');
+    }
+
+    const policy = policies.get(client.clientId);
+    if (!policy) throw new errors.UnauthorizedClient('no token exchange policy allows this client to mint resume tokens');
+
+    const subject = await validateSubjectToken(subjectToken, { provider: deps.provider, issuer: deps.issuer, jwks: deps.jwks() });
+    const scopeParam = single(params, 'scope');
+    const now = Math.floor(Date.now() / 1000);
+    const decision = decideExchange(policy, {
+      clientId: client.clientId,
+      serves: deps.serves(client.clientId),
+      requestedScopes: scopeParam?.split(' ').filter(Boolean),
+      requestedAudiences: [...list(params, 'resource'), ...list(params, 'audience')],
+      subject,
+      now,
+    });
+
+    const act: ActClaim = subject.act ? { sub: client.clientId, act: subject.act } : { sub: client.clientId };
+    const token = new deps.provider.AccessToken({
+      accountId: subject.sub,
+      client,
+      scope: decision.scopes.join(' '),
+      gty: 'token_exchange',
+      extra: { act, event_payload_hash: eventPayloadHash },
+    } as unknown as ConstructorParameters<Provider['AccessToken']>[0]);
+    token.resourceServer = new deps.provider.ResourceServer(decision.audiences[0]!, {
+      scope: decision.scopes.join(' '),
+      audience: decision.audiences.length === 1 ? decision.audiences[0] : (decision.audiences as unknown as string),
+      accessTokenTTL: decision.lifetime,
+      accessTokenFormat: 'jwt',
+      jwt: { sign: { alg: 'ES256', kid: deps.signingKid() } },
+    });
+    ctx.oidc.entity('AccessToken', token);
+    const value = await token.save();
+
+    await insertExchangeRecord(deps.db, {
+      jti: token.jti,
+      clientId: client.clientId,
+      subject: subject.sub,
+      subjectTokenJti: subject.jti,
+      actor: act,
+      scopes: decision.scopes,
+      audiences: decision.audiences,
+      eventPayloadHash,
+      expiresAt: new Date((now + decision.lifetime) * 1000),
+    });
+
+    ctx.body = {
+      access_token: value,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: token.expiration,
+      scope: decision.scopes.join(' '),
+    };
+  };
+}
+
+/** Registers the grant with oidc-provider (`registerGrantType`). */
+export function registerTokenExchange(deps: TokenExchangeDeps): void {
+  deps.provider.registerGrantType(
+    grantType,
+    createTokenExchangeHandler(deps) as never,
+    [...parameters],
+    [...allowedDuplicateParameters],
+  );
+}
