@@ -20,7 +20,11 @@ import { verifySecret } from './iam/secret-hash.js';
 import { registerTokenExchange } from './grants/token-exchange/token-exchange.grant.js';
 import { loadSigningKeys, publicJwks, type SigningKeySet } from './keys/signing-keys.js';
 import { createKyselyAdapter } from './oidc/kysely-adapter.js';
+import { structuredTokenEndpoints } from './oidc/internals.js';
 import { createProvider } from './oidc/provider-factory.js';
+import { createResourcePolicy } from './oidc/resource-servers.js';
+import { createStructuredTokens } from './oidc/structured-tokens.js';
+import { accessPolicies } from './oidc/token-policies.js';
 import { createChainValidator } from './pki/chain.js';
 import { ensureDevPki, type DevPki } from './pki/dev-pki.js';
 
@@ -156,6 +160,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
             signingKid: () => signingKeys.current.kid,
             policies: config.files.token_exchange.policies,
             serves: policy.serves,
+            isRevoked: (jti) => structuredTokens.isRevoked(jti),
           }),
       });
       provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) =>
@@ -173,6 +178,15 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       return provider;
     };
     let provider = build(keys);
+    const structuredTokens = createStructuredTokens({
+      db,
+      issuer,
+      jwks: () => publicJwks(keys),
+      allowedToIntrospect: accessPolicies(
+        config.files.clients,
+        createResourcePolicy(config.files.resource_servers, config.files.clients, () => keys.current.kid),
+      ).introspection,
+    });
     const app = createPublicApp({
       logger,
       metrics,
@@ -180,6 +194,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       ready: () => pingDb(db),
       provider: () => provider,
       trustedProxies: proxies,
+      routes: [structuredTokenEndpoints(structuredTokens) as never],
     });
     handler = app.callback();
 

@@ -3,6 +3,7 @@
  * oidc-provider's documented configuration lives here, so upgrades have one place to check.
  */
 import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 
 /**
  * Client secrets are stored as argon2id hashes in the client's `client_secret` metadata;
@@ -36,6 +37,41 @@ export function unauthorizedClientForDisallowedGrant() {
     const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
     if (ctx.path === '/token' && ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === GRANT_NOT_ALLOWED) {
       ctx.body = { ...body, error: 'unauthorized_client' };
+    }
+  };
+}
+
+interface StructuredTokenHandlers {
+  introspect(ctx: KoaContextWithOIDC, caller: { clientId: string }, token: string): Promise<Record<string, unknown>>;
+  revoke(caller: { clientId: string }, token: string): Promise<boolean>;
+}
+
+/**
+ * oidc-provider refuses JWT access tokens at its introspection and revocation endpoints
+ * (lib/shared/reject_structured_tokens.js, `unsupported_token_type`) after it has
+ * authenticated the client. For those responses only, answer with Custos's own handling
+ * of its JWT access tokens, keeping oidc-provider's client authentication.
+ */
+export function structuredTokenEndpoints(handlers: StructuredTokenHandlers) {
+  return async function answerStructuredTokens(ctx: KoaContextWithOIDC, next: () => Promise<unknown>): Promise<void> {
+    await next();
+    const body = ctx.body as { error?: unknown } | undefined;
+    if (ctx.status !== 400 || body?.error !== 'unsupported_token_type') return;
+    const route = ctx.oidc?.route;
+    const client = ctx.oidc?.client;
+    const token = ctx.oidc?.params?.token;
+    if (!client || typeof token !== 'string' || (route !== 'introspection' && route !== 'revocation')) return;
+    ctx.status = 200;
+    ctx.set('Cache-Control', 'no-store');
+    if (route === 'introspection') {
+      ctx.body = await handlers.introspect(ctx, { clientId: client.clientId }, token);
+      return;
+    }
+    if (await handlers.revoke({ clientId: client.clientId }, token)) {
+      ctx.body = '';
+    } else {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'client is not authorized to revoke the presented token' };
     }
   };
 }

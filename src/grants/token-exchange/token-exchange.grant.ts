@@ -38,6 +38,8 @@ export interface TokenExchangeDeps {
   signingKid: () => string;
   policies: readonly ExchangePolicy[];
   serves: (clientId: string) => readonly string[];
+  /** Whether a JWT access token was revoked (RFC 7009) before its expiry. */
+  isRevoked: (jti: string | undefined) => Promise<boolean>;
 }
 
 type Params = Partial<Record<(typeof parameters)[number], string | string[]>> & { resource?: string | string[] };
@@ -87,6 +89,7 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
     if (!policy) throw new errors.UnauthorizedClient('no token exchange policy allows this client to mint resume tokens');
 
     const subject = await validateSubjectToken(subjectToken, { provider: deps.provider, issuer: deps.issuer, jwks: deps.jwks() });
+    if (await deps.isRevoked(subject.jti)) throw new errors.InvalidRequest('subject_token was revoked');
     const scopeParam = single(params, 'scope');
     const now = Math.floor(Date.now() / 1000);
     const decision = decideExchange(policy, {

@@ -1,0 +1,66 @@
+import type { Kysely } from 'kysely';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Database } from '../db/database.js';
+import { findModel, upsertModel } from '../db/oidc-model.repository.js';
+
+const REVOKED_MODEL = 'RevokedAccessToken';
+
+interface IntrospectionCaller {
+  clientId: string;
+}
+
+/**
+ * RFC 7662 introspection and RFC 7009 revocation for this server's own RFC 9068 JWT access
+ * tokens, which oidc-provider does not store. Revoked `jti`s are kept (until the token's
+ * `exp`) so introspection and token exchange refuse them; resource servers that verify
+ * offline see a revocation only through introspection or the token's short lifetime.
+ */
+export interface StructuredTokens {
+  introspect(ctx: KoaContextWithOIDC, caller: IntrospectionCaller, token: string): Promise<Record<string, unknown>>;
+  /** Returns false when the caller may not revoke this token (it was issued to another client). */
+  revoke(caller: IntrospectionCaller, token: string): Promise<boolean>;
+  isRevoked(jti: string | undefined): Promise<boolean>;
+}
+
+export function createStructuredTokens(deps: {
+  db: Kysely<Database>;
+  issuer: string;
+  jwks: () => JSONWebKeySet;
+  allowedToIntrospect: (ctx: KoaContextWithOIDC, caller: IntrospectionCaller, token: { clientId?: string; aud?: string | string[] }) => Promise<boolean>;
+}): StructuredTokens {
+  async function verify(token: string): Promise<JWTPayload | undefined> {
+    try {
+      const { payload } = await jwtVerify(token, createLocalJWKSet(deps.jwks()), {
+        issuer: deps.issuer,
+        algorithms: ['ES256'],
+        typ: 'at+jwt',
+        requiredClaims: ['exp', 'client_id', 'jti'],
+      });
+      return payload;
+    } catch {
+      return undefined;
+    }
+  }
+  async function isRevoked(jti: string | undefined): Promise<boolean> {
+    return jti !== undefined && (await findModel(deps.db, REVOKED_MODEL, { id: jti })) !== undefined;
+  }
+  return {
+    isRevoked,
+    async introspect(ctx, caller, token) {
+      const claims = await verify(token);
+      if (!claims || (await isRevoked(claims.jti))) return { active: false };
+      const clientId = String(claims.client_id);
+      if (!(await deps.allowedToIntrospect(ctx, caller, { clientId, aud: claims.aud }))) return { active: false };
+      return { ...claims, active: true, token_type: 'Bearer' };
+    },
+    async revoke(caller, token) {
+      const claims = await verify(token);
+      if (!claims) return true; // RFC 7009 §2.2: an invalid token is not an error
+      if (claims.client_id !== caller.clientId) return false;
+      const ttl = Math.max(1, claims.exp! - Math.floor(Date.now() / 1000));
+      await upsertModel(deps.db, REVOKED_MODEL, claims.jti!, { jti: claims.jti, clientId: caller.clientId }, ttl);
+      return true;
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventPayloadHash } from '../../../src/verify/index.js';
+import { DEMO, formBody, startTestApp, type TestApp } from '../../helpers/app.js';
+import { mintUserAccessToken } from '../../helpers/tokens.js';
+
+let app: TestApp;
+beforeAll(async () => {
+  app = await startTestApp();
+});
+afterAll(async () => {
+  await app?.stop();
+});
+
+async function post(path: '/token/introspection' | '/token/revocation', form: Record<string, string>, auth: { basic?: [string, string]; client?: string }) {
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (auth.basic) headers.authorization = `Basic ${Buffer.from(auth.basic.join(':')).toString('base64')}`;
+  const response = await request(`${app.issuer}${path}`, {
+    method: 'POST',
+    headers,
+    body: formBody(auth.client ? { client_id: auth.client, ...form } : form),
+    dispatcher: auth.client ? app.clientAgent(auth.client) : app.agent(),
+  });
+  const text = await response.body.text();
+  return { status: response.statusCode, body: text ? JSON.parse(text) : undefined };
+}
+
+describe('introspection (RFC 7662) and revocation (RFC 7009) of JWT access tokens', () => {
+  it('introspects a certificate-bound token for its client, with cnf', async () => {
+    const issued = await app.token({ grant_type: 'client_credentials', client_id: 'orders-api', scope: 'orders:read' }, { agent: app.clientAgent('orders-api') });
+    expect(issued.status).toBe(200);
+    const { status, body } = await post('/token/introspection', { token: issued.body.access_token }, { client: 'orders-api' });
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      active: true,
+      client_id: 'orders-api',
+      scope: 'orders:read',
+      aud: DEMO.ordersResource,
+      iss: app.issuer,
+      token_type: 'Bearer',
+      cnf: { 'x5t#S256': app.custos.devPki!.clients['orders-api']!.x5tS256 },
+    });
+  });
+
+  it('lets the API that serves the audience introspect, and nobody else', async () => {
+    const user = await mintUserAccessToken(app, { sub: 'carol' });
+    const byApi = await post('/token/introspection', { token: user }, { client: 'orders-api' });
+    expect(byApi.body).toMatchObject({ active: true, sub: 'carol', client_id: 'web-bff' });
+    const byOther = await post('/token/introspection', { token: user }, { basic: DEMO.reportingJob });
+    expect(byOther.body).toEqual({ active: false });
+  });
+
+  it('answers active: false for tampered and foreign tokens', async () => {
+    const user = await mintUserAccessToken(app);
+    const tampered = `${user.slice(0, -2)}AA`;
+    expect((await post('/token/introspection', { token: tampered }, { client: 'orders-api' })).body).toEqual({ active: false });
+    expect((await post('/token/introspection', { token: 'opaque-unknown' }, { client: 'orders-api' })).body).toEqual({ active: false });
+  });
+
+  it('requires client authentication', async () => {
+    const user = await mintUserAccessToken(app);
+    const { status, body } = await post('/token/introspection', { token: user }, { basic: ['reporting-job', 'wrong-secret-value'] });
+    expect(status).toBe(401);
+    expect(body.error).toBe('invalid_client');
+  });
+
+  it('revokes a token for its own client only; revoked tokens are inactive and cannot be exchanged', async () => {
+    const issued = await app.token({ grant_type: 'client_credentials', scope: 'orders:read' }, { basic: DEMO.reportingJob });
+    const token = issued.body.access_token;
+    const foreign = await post('/token/revocation', { token }, { client: 'orders-api' });
+    expect([foreign.status, foreign.body?.error]).toEqual([400, 'invalid_request']);
+    const own = await post('/token/revocation', { token }, { basic: DEMO.reportingJob });
+    expect(own.status).toBe(200);
+    expect((await post('/token/introspection', { token }, { basic: DEMO.reportingJob })).body).toEqual({ active: false });
+    // An invalid token is not an error (RFC 7009 §2.2).
+    expect((await post('/token/revocation', { token: 'garbage' }, { basic: DEMO.reportingJob })).status).toBe(200);
+
+    const user = await mintUserAccessToken(app, { sub: 'dave' });
+    expect((await post('/token/revocation', { token: user }, { basic: DEMO.webBff })).status).toBe(200);
+    const exchanged = await app.token(
+      {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        client_id: 'orders-api',
+        subject_token: user,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        event_payload_hash: eventPayloadHash({ a: 1 }),
+      },
+      { agent: app.clientAgent('orders-api') },
+    );
+    expect([exchanged.status, exchanged.body.error]).toEqual([400, 'invalid_request']);
+  });
+});
