@@ -1,0 +1,25 @@
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const CONFIG = path.resolve(import.meta.dirname, '../../config');
+
+/** A temporary copy of the demo `config/` directory, with extra clients. */
+export interface TempConfigDir {
+  dir: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * Copies `config/` into a temp directory and appends `clients` to `clients.json`
+ * (for `startTestApp({ configDir })`, which leaves a given directory in place: call `remove()`).
+ */
+export async function configDirWithClients(clients: Record<string, unknown>[]): Promise<TempConfigDir> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'custos-config-'));
+  await cp(CONFIG, dir, { recursive: true });
+  const file = path.join(dir, 'clients.json');
+  const parsed = JSON.parse(await readFile(file, 'utf8')) as { clients: Record<string, unknown>[] };
+  parsed.clients.push(...clients);
+  await writeFile(file, JSON.stringify(parsed, null, 2));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}

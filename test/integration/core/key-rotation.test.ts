@@ -1,0 +1,108 @@
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rotateSigningKeys } from '../../../src/keys/signing-keys.js';
+import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
+
+let app: TestApp;
+beforeAll(async () => {
+  app = await startTestApp();
+});
+afterAll(async () => {
+  await app?.stop();
+});
+
+async function servedJwks(): Promise<JSONWebKeySet> {
+  const response = await request(`${app.issuer}/jwks`, { dispatcher: app.agent() });
+  expect(response.statusCode).toBe(200);
+  return (await response.body.json()) as JSONWebKeySet;
+}
+
+const kids = (set: JSONWebKeySet) => set.keys.map((key) => key.kid);
+
+async function issueToken(): Promise<string> {
+  const { status, body } = await app.token({ grant_type: 'client_credentials', scope: 'orders:read' }, { basic: DEMO.reportingJob });
+  expect(status).toBe(200);
+  return body.access_token as string;
+}
+
+async function verifyWith(token: string, set: JSONWebKeySet) {
+  return jwtVerify(token, createLocalJWKSet(set), {
+    issuer: app.issuer,
+    audience: DEMO.ordersResource,
+    typ: 'at+jwt',
+    algorithms: ['ES256'],
+  });
+}
+
+describe('signing-key rotation (next → current → previous)', () => {
+  it('after rotation and reload (SIGHUP), old tokens still verify and the old next key signs', async () => {
+    const before = await servedJwks();
+    const oldToken = await issueToken();
+    const [oldCurrent, oldNext] = kids(before);
+    expect(before.keys).toHaveLength(2);
+    expect(decodeProtectedHeader(oldToken).kid).toBe(oldCurrent);
+
+    const rotated = await rotateSigningKeys(app.keysDir);
+    expect(rotated.previous?.kid).toBe(oldCurrent);
+    expect(rotated.current.kid).toBe(oldNext);
+    // Rotation on disk alone changes nothing until reload.
+    expect(decodeProtectedHeader(await issueToken()).kid).toBe(oldCurrent);
+
+    await app.custos.reload();
+
+    const after = await servedJwks();
+    expect(kids(after)).toEqual([rotated.current.kid, rotated.next.kid, rotated.previous!.kid]);
+    expect(new Set(kids(after)).size).toBe(3);
+    for (const key of after.keys) {
+      expect(key).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' });
+      expect(key).not.toHaveProperty('d');
+    }
+
+    // A token signed before the rotation still verifies against the JWKS served after it.
+    const old = await verifyWith(oldToken, after);
+    expect(old.protectedHeader.kid).toBe(oldCurrent);
+
+    // The new current key (the old next) signs now ...
+    const newToken = await issueToken();
+    expect(decodeProtectedHeader(newToken).kid).toBe(oldNext);
+    expect(app.custos.keys().current.kid).toBe(oldNext);
+    await verifyWith(newToken, after);
+    // ... and resource servers that cached the JWKS from before the rotation already know it.
+    expect(kids(before)).toContain(decodeProtectedHeader(newToken).kid);
+    await verifyWith(newToken, before);
+  });
+
+  it('a restart picks up a rotation too; a key two rotations old is no longer served', async () => {
+    const before = await servedJwks();
+    const tokenBefore = await issueToken();
+    const [current, next, previous] = kids(before);
+    expect(previous).toBeDefined();
+
+    const rotated = await rotateSigningKeys(app.keysDir);
+    await app.restart();
+
+    const after = await servedJwks();
+    expect(kids(after)).toEqual([next, rotated.next.kid, current]);
+    expect(kids(after)).not.toContain(previous);
+
+    await verifyWith(tokenBefore, after);
+    const tokenAfter = await issueToken();
+    expect(decodeProtectedHeader(tokenAfter).kid).toBe(next);
+    await verifyWith(tokenAfter, before);
+    await verifyWith(tokenAfter, after);
+    // Sanity: a set holding only the dropped key does not verify the new token.
+    const dropped = { keys: before.keys.filter((key) => key.kid === previous) };
+    await expect(verifyWith(tokenAfter, dropped)).rejects.toThrow();
+  });
+
+  it('a failed reload (missing key files) keeps serving with the previous keys', async () => {
+    const kidBefore = app.custos.keys().current.kid;
+    await rm(path.join(app.keysDir, 'signing', 'next.jwk.json'));
+    await expect(app.custos.reload()).rejects.toThrow(/signing keys missing/);
+    expect(app.custos.keys().current.kid).toBe(kidBefore);
+    expect(decodeProtectedHeader(await issueToken()).kid).toBe(kidBefore);
+  });
+});
