@@ -12,14 +12,16 @@ export const resourceServerSchema = z.strictObject({
   accessTokenTTL: ttl.default(300),
 });
 
-const clientAuthMethod = z.enum([
+/** Client authentication methods Custos accepts (no shared-secret JWTs: secrets are stored hashed). */
+export const CLIENT_AUTH_METHODS = [
   'client_secret_basic',
   'client_secret_post',
   'private_key_jwt',
   'tls_client_auth',
   'self_signed_tls_client_auth',
   'none',
-]);
+] as const;
+const clientAuthMethod = z.enum(CLIENT_AUTH_METHODS);
 
 /** A registered client (RFC 7591 metadata names), with the secret only as an argon2id hash. */
 export const clientSchema = z

@@ -1,6 +1,6 @@
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AdapterConstructor } from 'oidc-provider';
-import type { ConfigFiles } from '../config/files.js';
+import { CLIENT_AUTH_METHODS, type ConfigFiles } from '../config/files.js';
 import { providerJwks, type SigningKeySet } from '../keys/signing-keys.js';
 import type { ChainValidator } from '../pki/chain.js';
 import { toClientMetadata } from './clients.js';
@@ -42,14 +42,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     scopes,
     claims: { openid: ['sub'] },
     responseTypes: ['code'],
-    clientAuthMethods: [
-      'client_secret_basic',
-      'client_secret_post',
-      'private_key_jwt',
-      'tls_client_auth',
-      'self_signed_tls_client_auth',
-      'none',
-    ],
+    clientAuthMethods: [...CLIENT_AUTH_METHODS],
     clientDefaults: {
       grant_types: ['authorization_code'],
       id_token_signed_response_alg: 'ES256',

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parameters } from '../../../src/grants/token-exchange/token-exchange.grant.js';
 import { eventPayloadHash } from '../../../src/verify/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { mintUserAccessToken } from '../../helpers/tokens.js';
@@ -31,18 +32,7 @@ describe('token exchange under generated input', () => {
       ),
       fc.constant('__subject__'),
     );
-    const field = fc.constantFrom(
-      'subject_token',
-      'subject_token_type',
-      'requested_token_type',
-      'scope',
-      'resource',
-      'audience',
-      'actor_token',
-      'actor_token_type',
-      'event_payload_hash',
-      'client_id',
-    );
+    const field = fc.constantFrom(...parameters, 'client_id');
     const agent = app.clientAgent('orders-api');
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(field, value), { maxLength: 10 }), async (pairs) => {
