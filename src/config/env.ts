@@ -26,7 +26,7 @@ export const envSchema = z.object({
   TRUST_PROXY: csv.optional(),
   COOKIE_KEYS: csv.pipe(z.array(z.string().min(32, 'each cookie key needs at least 32 characters')).min(1)).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(56 * 1024),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
   PURGE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
 });

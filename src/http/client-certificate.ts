@@ -71,7 +71,8 @@ export function parseClientCertChainHeader(value: string): X509Certificate[] {
 
 /**
  * Resolves the request's client certificate (RFC 8705 §2): the TLS peer certificate, or,
- * only from a configured proxy address, the RFC 9440 `Client-Cert` header. From any other
+ * only from a configured proxy address, the RFC 9440 `Client-Cert` header (a trusted proxy
+ * that sends none may still connect with its own TLS client certificate). From any other
  * address the header is ignored (and logged): nothing is trusted for where it comes from.
  */
 export function clientCertificate(options: { proxies?: BlockList }): Middleware<AppState & ClientCertificateState> {
@@ -79,13 +80,11 @@ export function clientCertificate(options: { proxies?: BlockList }): Middleware<
     const header = ctx.get('client-cert');
     const remote = normalizeAddress(ctx.req.socket.remoteAddress);
     const fromProxy = options.proxies !== undefined && remote !== undefined && options.proxies.check(remote.address, remote.type);
-    if (fromProxy) {
-      if (header) {
-        ctx.state.clientCertificate = parseClientCertHeader(header);
-        const chain = ctx.get('client-cert-chain');
-        ctx.state.clientCertificateChain = chain ? parseClientCertChainHeader(chain) : [];
-        ctx.state.clientCertificateSource = 'proxy';
-      }
+    if (fromProxy && header) {
+      ctx.state.clientCertificate = parseClientCertHeader(header);
+      const chain = ctx.get('client-cert-chain');
+      ctx.state.clientCertificateChain = chain ? parseClientCertChainHeader(chain) : [];
+      ctx.state.clientCertificateSource = 'proxy';
     } else {
       if (header) ctx.state.log.warn({ remoteAddress: remote?.address }, 'Client-Cert header from an untrusted address ignored');
       const socket = ctx.req.socket as TLSSocket;

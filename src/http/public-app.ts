@@ -39,8 +39,8 @@ export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
   app.use(accessLog(deps.metrics));
   app.use(errorHandler());
   app.use(bodyLimit(deps.bodyLimitBytes));
-  app.use(clientCertificate({ proxies: deps.trustedProxies }));
   app.use(opsRoutes({ metrics: deps.metrics, ready: deps.ready }));
+  app.use(clientCertificate({ proxies: deps.trustedProxies }));
   for (const route of deps.routes ?? []) app.use(route);
   app.use(unauthorizedClientForDisallowedGrant());
   app.use(async function oidcProvider(ctx, next) {

@@ -3,7 +3,9 @@
  * oidc-provider's documented configuration lives here, so upgrades have one place to check.
  */
 import type Provider from 'oidc-provider';
-import type { KoaContextWithOIDC } from 'oidc-provider';
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+// @ts-expect-error -- untyped internal module: the per-provider private state (grant handlers).
+import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 
 /**
  * Client secrets are stored as argon2id hashes in the client's `client_secret` metadata;
@@ -74,4 +76,23 @@ export function structuredTokenEndpoints(handlers: StructuredTokenHandlers) {
       ctx.body = { error: 'invalid_request', error_description: 'client is not authorized to revoke the presented token' };
     }
   };
+}
+
+/**
+ * oidc-provider silently drops requested scopes it does not know at the client credentials
+ * grant (lib/helpers/grant_authorization.js); RFC 6749 §5.2 expects `invalid_scope`. Wraps the
+ * registered `client_credentials` handler with that check.
+ */
+export function rejectUnknownClientCredentialsScopes(provider: Provider, knownScopes: ReadonlySet<string>): void {
+  const { grantTypeHandlers } = instance(provider) as { grantTypeHandlers: Map<string, (ctx: KoaContextWithOIDC) => Promise<void>> };
+  const original = grantTypeHandlers.get('client_credentials');
+  if (!original) return;
+  grantTypeHandlers.set('client_credentials', async function clientCredentialsKnownScopes(ctx) {
+    const scope = ctx.oidc.params?.scope;
+    if (typeof scope === 'string') {
+      const unknown = scope.split(' ').find((value) => value && !knownScopes.has(value));
+      if (unknown !== undefined) throw new errors.InvalidScope(`requested scope ${unknown} is not recognised`, undefined as never);
+    }
+    return original(ctx);
+  });
 }

@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { ChainValidator } from '../pki/chain.js';
 import { certificateSubjectMatches } from '../pki/subject-match.js';
@@ -22,8 +23,13 @@ export function mtlsFeature(chain: ChainValidator) {
     selfSignedTlsClientAuth: true,
     getCertificate: (ctx: KoaContextWithOIDC): X509Certificate | undefined => stateOf(ctx).clientCertificate,
     certificateAuthorized: (ctx: KoaContextWithOIDC): boolean => {
-      const { clientCertificate, clientCertificateChain } = stateOf(ctx);
-      return clientCertificate !== undefined && chain.isTrusted(clientCertificate, clientCertificateChain);
+      const { clientCertificate, clientCertificateChain, clientCertificateSource } = stateOf(ctx);
+      if (clientCertificate === undefined) return false;
+      // Over direct TLS, OpenSSL already verified the path the client sent (intermediates
+      // included, also on resumed sessions where Node no longer exposes them) against the same
+      // CA bundle; certificates from a trusted proxy are validated here.
+      if (clientCertificateSource === 'tls' && (ctx.req.socket as TLSSocket).authorized) return true;
+      return chain.isTrusted(clientCertificate, clientCertificateChain);
     },
     certificateSubjectMatches: (ctx: KoaContextWithOIDC, property: string, expected: string): boolean => {
       const cert = stateOf(ctx).clientCertificate;

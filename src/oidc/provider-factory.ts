@@ -4,7 +4,7 @@ import { CLIENT_AUTH_METHODS, type ConfigFiles } from '../config/files.js';
 import { providerJwks, type SigningKeySet } from '../keys/signing-keys.js';
 import type { ChainValidator } from '../pki/chain.js';
 import { toClientMetadata } from './clients.js';
-import { useHashedClientSecrets } from './internals.js';
+import { rejectUnknownClientCredentialsScopes, useHashedClientSecrets } from './internals.js';
 import { mtlsFeature } from './mtls.js';
 import { createResourcePolicy, resourceIndicatorsFeature, type ResourcePolicy } from './resource-servers.js';
 import { accessPolicies } from './token-policies.js';
@@ -22,6 +22,16 @@ export interface ProviderDeps {
   /** Called with the built provider before it serves (register grants, listeners). */
   extend?: (provider: Provider, policy: ResourcePolicy) => void;
 }
+
+const BROWSER_ROUTES = new Set([
+  'authorization',
+  'resume',
+  'end_session',
+  'end_session_confirm',
+  'end_session_success',
+  'code_verification',
+  'device_resume',
+]);
 
 const ASYMMETRIC_ONLY = ['ES256', 'PS256', 'EdDSA'] as const;
 
@@ -81,7 +91,14 @@ export function createProvider(deps: ProviderDeps): Provider {
       resourceIndicators: resourceIndicatorsFeature(policy),
       mTLS: mtlsFeature(deps.chain),
     } as Configuration['features'],
+    // HTML only where a browser is the user agent; token, introspection, revocation and the
+    // other back-channel endpoints always answer JSON (RFC 6749 §5.2).
     renderError: async (ctx: KoaContextWithOIDC, out) => {
+      if (!BROWSER_ROUTES.has(ctx.oidc?.route ?? '')) {
+        ctx.type = 'json';
+        ctx.body = out;
+        return;
+      }
       ctx.type = 'html';
       const escape = (value: unknown) => String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
       ctx.body = `<!doctype html><meta charset="utf-8"><title>Error</title><h1>${escape(out.error)}</h1>${
@@ -92,6 +109,7 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(deps.issuer, configuration);
   useHashedClientSecrets(provider, deps.verifySecret);
+  rejectUnknownClientCredentialsScopes(provider, new Set(scopes));
   deps.extend?.(provider, policy);
   return provider;
 }

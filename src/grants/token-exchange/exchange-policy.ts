@@ -4,6 +4,11 @@ import type { SubjectToken } from './subject-token.js';
 
 export const RESUME_PREFIX = 'resume_';
 
+/** `invalid_scope` whose body carries only the description (no echoed `scope` member). */
+function invalidScope(description: string) {
+  return new errors.InvalidScope(description, undefined as never);
+}
+
 /** Whether every scope of a non-empty list is a resume scope: the token is for events only. */
 export function isResumeOnly(scopes: readonly string[]): boolean {
   return scopes.length > 0 && scopes.every((scope) => scope.startsWith(RESUME_PREFIX));
@@ -58,21 +63,20 @@ export function decideExchange(policy: ExchangePolicy | undefined, request: Exch
     scopes = [...new Set(request.requestedScopes)];
     for (const scope of scopes) {
       if (!scope.startsWith(RESUME_PREFIX) || scope.length === RESUME_PREFIX.length) {
-        throw new errors.InvalidScope(`only resume_* scopes can be requested (got ${scope})`, scope);
+        throw invalidScope(`only resume_* scopes can be requested (got ${scope})`);
       }
-      if (!policy.scopes[scope]) throw new errors.InvalidScope(`this client may not mint ${scope}`, scope);
+      if (!policy.scopes[scope]) throw invalidScope(`this client may not mint ${scope}`);
       if (!eligible(scope)) {
-        throw new errors.InvalidScope(
+        throw invalidScope(
           chained
             ? `${scope} is not in the subject token (a chained exchange can only narrow its scopes)`
             : `${scope} requires scope ${scope.slice(RESUME_PREFIX.length)} in the subject token`,
-          scope,
         );
       }
     }
   } else {
     scopes = Object.keys(policy.scopes).filter(eligible);
-    if (scopes.length === 0) throw new errors.InvalidScope('the subject token carries no scope this client may resume', '');
+    if (scopes.length === 0) throw invalidScope('the subject token carries no scope this client may resume');
   }
 
   const audiences = request.requestedAudiences.length > 0 ? [...new Set(request.requestedAudiences)] : policy.default_audience ? [policy.default_audience] : [];
