@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { ConfigError } from '../config/config-error.js';
 import { loadConfig, loadEnv, resolveKeysDir } from '../config/load-config.js';
 import { registerKeysCommands } from './keys.command.js';
+import { registerPayloadHashCommand } from './payload-hash.command.js';
 import { registerPkiCommands } from './pki.command.js';
 import { registerClientsCommands } from './clients.command.js';
 import { migrateCommand, serveCommand } from './serve.command.js';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerKeysCommands(program, { keysDir });
   registerPkiCommands(program, { keysDir: resolveKeysDir(safeEnv(), process.cwd()) });
   registerClientsCommands(program);
+  registerPayloadHashCommand(program);
   return program;
 }
 
