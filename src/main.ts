@@ -14,11 +14,12 @@ import { purgeExpiredModels } from './db/oidc-model.repository.js';
 import { closeServer, listenHttps, type TlsMaterial } from './http/https-server.js';
 import { createLogger } from './http/logger.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
-import { trustedProxies } from './http/client-certificate.js';
+import { toBlockList } from './http/address-allow.js';
 import { createPublicApp } from './http/public-app.js';
-import { verifySecret } from './iam/secret-hash.js';
+import { createSecretVerifier } from './iam/secret-verifier.js';
 import { registerTokenExchange } from './grants/token-exchange/token-exchange.grant.js';
 import { loadSigningKeys, publicJwks, type SigningKeySet } from './keys/signing-keys.js';
+import { assertClientsValid } from './oidc/clients.js';
 import { createKyselyAdapter } from './oidc/kysely-adapter.js';
 import { structuredTokenEndpoints } from './oidc/internals.js';
 import { createProvider } from './oidc/provider-factory.js';
@@ -96,14 +97,23 @@ async function loadTls(config: AppConfig, cwd: string): Promise<{ tls: TlsMateri
 async function loadCookieKeys(config: AppConfig): Promise<string[]> {
   if (config.env.COOKIE_KEYS) return config.env.COOKIE_KEYS;
   const file = path.join(config.keysDir, 'cookie-keys.json');
+  let text: string | undefined;
   try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as string[];
-  } catch {
-    const keys = [randomBytes(32).toString('base64url')];
-    await fs.mkdir(config.keysDir, { recursive: true, mode: 0o700 });
-    await fs.writeFile(file, JSON.stringify(keys), { mode: 0o600 });
-    return keys;
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
+  if (text !== undefined) {
+    const keys: unknown = JSON.parse(text);
+    if (!Array.isArray(keys) || keys.length === 0 || !keys.every((key) => typeof key === 'string' && key.length >= 32)) {
+      throw new Error(`${file}: expected a JSON array of cookie keys of at least 32 characters`);
+    }
+    return keys as string[];
+  }
+  const keys = [randomBytes(32).toString('base64url')];
+  await fs.mkdir(config.keysDir, { recursive: true, mode: 0o700 });
+  await fs.writeFile(file, JSON.stringify(keys), { mode: 0o600 });
+  return keys;
 }
 
 /** Composition root: config → database → migrations → keys → provider → listener. */
@@ -140,7 +150,9 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const issuer = config.issuer ?? `https://localhost:${port}`;
 
     const chain = createChainValidator(tls.clientCaPem);
-    const proxies = config.env.TRUST_PROXY ? trustedProxies(config.env.TRUST_PROXY) : undefined;
+    const proxies = config.env.TRUST_PROXY ? toBlockList(config.env.TRUST_PROXY) : undefined;
+    const secrets = createSecretVerifier();
+    const verifySecret = secrets.verify;
     const adapter = createKyselyAdapter(db);
     const build = (signingKeys: SigningKeySet) => {
       const provider = createProvider({
@@ -178,6 +190,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       return provider;
     };
     let provider = build(keys);
+    await assertClientsValid(provider, config.files.clients, config.sources.clients ?? config.configDir);
     const structuredTokens = createStructuredTokens({
       db,
       issuer,
@@ -194,6 +207,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       ready: () => pingDb(db),
       provider: () => provider,
       trustedProxies: proxies,
+      metricsAllow: toBlockList(config.env.METRICS_ALLOW),
       routes: [structuredTokenEndpoints(structuredTokens) as never],
     });
     handler = app.callback();

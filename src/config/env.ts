@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { addressListSchema } from './address-list.js';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const csv = z
@@ -23,10 +24,12 @@ export const envSchema = z.object({
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
   TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
-  TRUST_PROXY: csv.optional(),
+  TRUST_PROXY: addressListSchema.optional(),
+  METRICS_ALLOW: addressListSchema.prefault('127.0.0.1,::1'),
   COOKIE_KEYS: csv.pipe(z.array(z.string().min(32, 'each cookie key needs at least 32 characters')).min(1)).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(56 * 1024),
+  // oidc-provider caps its own endpoints at 56 KiB; a larger limit would never answer 413 there.
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(56 * 1024).default(56 * 1024),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
   PURGE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
 });

@@ -4,10 +4,9 @@ const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope toke
 const ttl = z.number().int().min(1).max(366 * 24 * 3600);
 const absoluteUri = z.string().refine((value) => URL.canParse(value), 'an absolute URI');
 
-/** A protected API: the resource indicator (RFC 8707) clients ask tokens for. */
+/** A protected API: the resource indicator (RFC 8707) clients ask tokens for; also the tokens' `aud`. */
 export const resourceServerSchema = z.strictObject({
   identifier: absoluteUri,
-  audience: absoluteUri.optional(),
   scopes: z.array(scopeToken).default([]),
   accessTokenTTL: ttl.default(300),
 });
@@ -42,7 +41,8 @@ export const clientSchema = z
     tls_client_auth_san_dns: z.string().optional(),
     tls_client_auth_san_uri: z.string().optional(),
     tls_client_auth_subject_dn: z.string().optional(),
-    tls_client_certificate_bound_access_tokens: z.boolean().default(false),
+    /** Defaults to true for tls_client_auth and self_signed_tls_client_auth (RFC 8705 §3). */
+    tls_client_certificate_bound_access_tokens: z.boolean().optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
   })
   .superRefine((client, ctx) => {
@@ -50,12 +50,10 @@ export const clientSchema = z
     if (secretMethods.includes(client.token_endpoint_auth_method) && !client.client_secret_hash) {
       ctx.addIssue({ code: 'custom', path: ['client_secret_hash'], message: `required for ${client.token_endpoint_auth_method}` });
     }
-    if (
-      client.token_endpoint_auth_method === 'tls_client_auth' &&
-      !client.tls_client_auth_san_dns &&
-      !client.tls_client_auth_san_uri &&
-      !client.tls_client_auth_subject_dn
-    ) {
+    const subjects = [client.tls_client_auth_san_dns, client.tls_client_auth_san_uri, client.tls_client_auth_subject_dn].filter(
+      (value) => value !== undefined,
+    );
+    if (client.token_endpoint_auth_method === 'tls_client_auth' && subjects.length !== 1) {
       ctx.addIssue({ code: 'custom', path: ['tls_client_auth_san_dns'], message: 'tls_client_auth needs exactly one tls_client_auth_* subject (RFC 8705 §2.1.2)' });
     }
     if (client.token_endpoint_auth_method === 'self_signed_tls_client_auth' && !client.jwks) {

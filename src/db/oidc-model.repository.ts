@@ -3,6 +3,14 @@ import type { Database } from './database.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+/**
+ * PostgreSQL text cannot hold NUL; a key containing one (only ever client input, e.g. a forged
+ * token) cannot match a stored row, so lookups answer "not found" instead of a driver error.
+ */
+function storable(value: string): boolean {
+  return !value.includes('\u0000');
+}
+
 /** A stored oidc-provider model payload. */
 export type ModelPayload = Record<string, unknown>;
 
@@ -40,6 +48,7 @@ export async function findModel(
   key: { id: string } | { uid: string } | { user_code: string },
 ): Promise<ModelPayload | undefined> {
   const [column, value] = Object.entries(key)[0] as ['id' | 'uid' | 'user_code', string];
+  if (!storable(value)) return undefined;
   const row = await db
     .selectFrom('oidc_model')
     .select(['payload', 'consumed_at'])
@@ -55,15 +64,18 @@ export async function findModel(
 
 /** Marks a model instance consumed (authorization codes, refresh tokens after rotation). */
 export async function consumeModel(db: Db, model: string, id: string): Promise<void> {
+  if (!storable(id)) return;
   await db.updateTable('oidc_model').set({ consumed_at: sql<Date>`now()` }).where('model', '=', model).where('id', '=', id).execute();
 }
 
 export async function destroyModel(db: Db, model: string, id: string): Promise<void> {
+  if (!storable(id)) return;
   await db.deleteFrom('oidc_model').where('model', '=', model).where('id', '=', id).execute();
 }
 
 /** Deletes every token and code of a grant (RFC 7009 §2.1 cascading revocation). */
 export async function revokeModelsByGrantId(db: Db, grantId: string): Promise<number> {
+  if (!storable(grantId)) return 0;
   const result = await db.deleteFrom('oidc_model').where('grant_id', '=', grantId).executeTakeFirst();
   return Number(result.numDeletedRows);
 }

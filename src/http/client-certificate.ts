@@ -1,8 +1,9 @@
 import { X509Certificate } from 'node:crypto';
-import { BlockList, isIP } from 'node:net';
+import type { BlockList } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import { parseItem, parseList, type Item } from 'structured-headers';
+import { addressAllowed } from './address-allow.js';
 import { AppError } from './app-error.js';
 import type { AppState } from './middleware.js';
 
@@ -11,27 +12,6 @@ export interface ClientCertificateState {
   clientCertificate?: X509Certificate;
   clientCertificateChain?: X509Certificate[];
   clientCertificateSource?: 'tls' | 'proxy';
-}
-
-/** Builds the set of proxy addresses (IPs or CIDR ranges) allowed to send `Client-Cert`. */
-export function trustedProxies(entries: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const entry of entries) {
-    const [address, prefix] = entry.split('/');
-    const family = isIP(address ?? '');
-    if (!address || family === 0) throw new Error(`TRUST_PROXY: "${entry}" is not an IP address or CIDR range`);
-    const type = family === 6 ? 'ipv6' : 'ipv4';
-    if (prefix === undefined) list.addAddress(address, type);
-    else list.addSubnet(address, Number(prefix), type);
-  }
-  return list;
-}
-
-function normalizeAddress(address: string | undefined): { address: string; type: 'ipv4' | 'ipv6' } | undefined {
-  if (!address) return undefined;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped?.[1]) return { address: mapped[1], type: 'ipv4' };
-  return { address, type: isIP(address) === 6 ? 'ipv6' : 'ipv4' };
 }
 
 function certificateFromItem(item: Item, header: string): X509Certificate {
@@ -78,15 +58,15 @@ export function parseClientCertChainHeader(value: string): X509Certificate[] {
 export function clientCertificate(options: { proxies?: BlockList }): Middleware<AppState & ClientCertificateState> {
   return async function clientCertificateMiddleware(ctx, next) {
     const header = ctx.get('client-cert');
-    const remote = normalizeAddress(ctx.req.socket.remoteAddress);
-    const fromProxy = options.proxies !== undefined && remote !== undefined && options.proxies.check(remote.address, remote.type);
+    const remoteAddress = ctx.req.socket.remoteAddress;
+    const fromProxy = addressAllowed(options.proxies, remoteAddress);
     if (fromProxy && header) {
       ctx.state.clientCertificate = parseClientCertHeader(header);
       const chain = ctx.get('client-cert-chain');
       ctx.state.clientCertificateChain = chain ? parseClientCertChainHeader(chain) : [];
       ctx.state.clientCertificateSource = 'proxy';
     } else {
-      if (header) ctx.state.log.warn({ remoteAddress: remote?.address }, 'Client-Cert header from an untrusted address ignored');
+      if (header) ctx.state.log.warn({ remoteAddress }, 'Client-Cert header from an untrusted address ignored');
       const socket = ctx.req.socket as TLSSocket;
       const peer = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
       if (peer) {

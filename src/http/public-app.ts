@@ -20,6 +20,8 @@ export interface PublicAppDeps {
   routes?: Koa.Middleware<AppState>[];
   /** Addresses allowed to pass the client certificate in `Client-Cert` (RFC 9440). */
   trustedProxies?: BlockList;
+  /** Addresses allowed to read `/metrics`. */
+  metricsAllow: BlockList;
 }
 
 /** The public listener's Koa app: ops endpoints, then oidc-provider mounted at the issuer root. */
@@ -39,7 +41,7 @@ export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
   app.use(accessLog(deps.metrics));
   app.use(errorHandler());
   app.use(bodyLimit(deps.bodyLimitBytes));
-  app.use(opsRoutes({ metrics: deps.metrics, ready: deps.ready }));
+  app.use(opsRoutes({ metrics: deps.metrics, ready: deps.ready, metricsAllow: deps.metricsAllow }));
   app.use(clientCertificate({ proxies: deps.trustedProxies }));
   for (const route of deps.routes ?? []) app.use(route);
   app.use(unauthorizedClientForDisallowedGrant());

@@ -1,9 +1,13 @@
 import type { ClientMetadata } from 'oidc-provider';
+import { ConfigError } from '../config/config-error.js';
 import type { ClientConfig } from '../config/files.js';
+
+const MTLS_METHODS = new Set(['tls_client_auth', 'self_signed_tls_client_auth']);
 
 /**
  * Maps a configured client to oidc-provider metadata (RFC 7591 names). The argon2id hash is
- * handed over as `client_secret`; internals.ts makes oidc-provider verify against it.
+ * handed over as `client_secret`; internals.ts makes oidc-provider verify against it. Clients that
+ * authenticate with mTLS get certificate-bound tokens unless their config says otherwise.
  */
 export function toClientMetadata(client: ClientConfig): ClientMetadata {
   const metadata: ClientMetadata = {
@@ -14,7 +18,8 @@ export function toClientMetadata(client: ClientConfig): ClientMetadata {
     response_types: client.response_types as ClientMetadata['response_types'],
     redirect_uris: client.redirect_uris,
     post_logout_redirect_uris: client.post_logout_redirect_uris,
-    tls_client_certificate_bound_access_tokens: client.tls_client_certificate_bound_access_tokens,
+    tls_client_certificate_bound_access_tokens:
+      client.tls_client_certificate_bound_access_tokens ?? MTLS_METHODS.has(client.token_endpoint_auth_method),
   };
   if (client.scope) metadata.scope = client.scope;
   if (client.client_secret_hash) metadata.client_secret = client.client_secret_hash;
@@ -23,4 +28,25 @@ export function toClientMetadata(client: ClientConfig): ClientMetadata {
   if (client.tls_client_auth_subject_dn) metadata.tls_client_auth_subject_dn = client.tls_client_auth_subject_dn;
   if (client.jwks) metadata.jwks = client.jwks as unknown as ClientMetadata['jwks'];
   return metadata;
+}
+
+/**
+ * Loads every configured client through oidc-provider's own metadata validation, so invalid
+ * client metadata stops start-up instead of failing each request with `invalid_client_metadata`.
+ */
+export async function assertClientsValid(
+  provider: { Client: { find(id: string): Promise<unknown> } },
+  clients: readonly ClientConfig[],
+  source: string,
+): Promise<void> {
+  const problems: string[] = [];
+  for (const client of clients) {
+    try {
+      await provider.Client.find(client.client_id);
+    } catch (error) {
+      const detail = (error as { error_description?: string }).error_description ?? (error as Error).message;
+      problems.push(`${source}: client ${client.client_id}: ${detail}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
 }

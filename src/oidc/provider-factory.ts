@@ -5,6 +5,7 @@ import { providerJwks, type SigningKeySet } from '../keys/signing-keys.js';
 import type { ChainValidator } from '../pki/chain.js';
 import { toClientMetadata } from './clients.js';
 import { rejectUnknownClientCredentialsScopes, useHashedClientSecrets } from './internals.js';
+import { multiAudienceCustomizer } from './jwt-audiences.js';
 import { mtlsFeature } from './mtls.js';
 import { createResourcePolicy, resourceIndicatorsFeature, type ResourcePolicy } from './resource-servers.js';
 import { accessPolicies } from './token-policies.js';
@@ -79,6 +80,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       RefreshToken: 14 * 24 * 3600,
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    formats: { customizers: { jwt: multiAudienceCustomizer } } as Configuration['formats'],
     // Custom grants put their claims (act, event_payload_hash) in token.extra; keep them.
     extraTokenClaims: async (_ctx, token) => (token as { extra?: Record<string, unknown> }).extra,
     findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),

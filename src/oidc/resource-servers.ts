@@ -30,7 +30,7 @@ export function createResourcePolicy(
       }
       return {
         scope: server.scopes.join(' '),
-        audience: server.audience ?? server.identifier,
+        audience: server.identifier,
         accessTokenTTL: server.accessTokenTTL,
         accessTokenFormat: 'jwt',
         jwt: { sign: { alg: 'ES256', kid: signingKid() } },

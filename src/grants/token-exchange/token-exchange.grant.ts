@@ -4,6 +4,7 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { JSONWebKeySet } from 'jose';
 import type { ExchangePolicy } from '../../config/files.js';
 import type { Database } from '../../db/database.js';
+import { AUDIENCES_EXTRA } from '../../oidc/jwt-audiences.js';
 import { isPayloadHash } from '../../verify/payload-hash.js';
 import { decideExchange } from './exchange-policy.js';
 import { insertExchangeRecord } from './exchange-record.repository.js';
@@ -107,11 +108,11 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
       client,
       scope: decision.scopes.join(' '),
       gty: 'token_exchange',
-      extra: { act, event_payload_hash: eventPayloadHash },
+      extra: { act, event_payload_hash: eventPayloadHash, [AUDIENCES_EXTRA]: decision.audiences },
     } as unknown as ConstructorParameters<Provider['AccessToken']>[0]);
     token.resourceServer = new deps.provider.ResourceServer(decision.audiences[0]!, {
       scope: decision.scopes.join(' '),
-      audience: decision.audiences.length === 1 ? decision.audiences[0] : (decision.audiences as unknown as string),
+      audience: decision.audiences[0],
       accessTokenTTL: decision.lifetime,
       accessTokenFormat: 'jwt',
       jwt: { sign: { alg: 'ES256', kid: deps.signingKid() } },

@@ -90,3 +90,26 @@ describe('introspection (RFC 7662) and revocation (RFC 7009) of JWT access token
     expect([exchanged.status, exchanged.body.error]).toEqual([400, 'invalid_request']);
   });
 });
+
+describe('NUL bytes in token parameters', () => {
+  it('are answered as unknown tokens (4xx or inactive), never 5xx', async () => {
+    const nul = 'x\u0000y';
+    expect((await post('/token/introspection', { token: nul }, { client: 'orders-api' })).body).toEqual({ active: false });
+    expect((await post('/token/revocation', { token: nul }, { client: 'orders-api' })).status).toBe(200);
+    const refresh = await app.token({ grant_type: 'refresh_token', refresh_token: nul }, { basic: DEMO.webBff });
+    expect([refresh.status, refresh.body.error]).toEqual([400, 'invalid_grant']);
+    const code = await app.token({ grant_type: 'authorization_code', code: nul, redirect_uri: 'http://localhost:3000/callback', code_verifier: 'a'.repeat(43) }, { basic: DEMO.webBff });
+    expect([code.status, code.body.error]).toEqual([400, 'invalid_grant']);
+    const exchanged = await app.token(
+      {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        client_id: 'orders-api',
+        subject_token: nul,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        event_payload_hash: eventPayloadHash({ a: 1 }),
+      },
+      { agent: app.clientAgent('orders-api') },
+    );
+    expect([exchanged.status, exchanged.body.error]).toEqual([400, 'invalid_request']);
+  });
+});

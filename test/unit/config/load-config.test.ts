@@ -232,3 +232,25 @@ describe('custos CLI start-up with a bad configuration', () => {
     expect(code, 'exit code of a start-up that failed on configuration').toBe(1);
   });
 });
+
+describe('loadConfig: address lists (TRUST_PROXY, METRICS_ALLOW)', () => {
+  it.each(['10.9.9.9/', '10.0.0.0/0', '::/0', '10.0.0.0/33', 'proxy.example', '10.0.0.1/abc', '/8'])(
+    'refuses TRUST_PROXY=%s, naming the variable',
+    (value) => {
+      expect(configError({ CONFIG_DIR: DEMO_CONFIG, TRUST_PROXY: value }).message).toMatch(/TRUST_PROXY: .*not an IP address or a CIDR range/);
+    },
+  );
+
+  it('parses addresses and ranges, and defaults METRICS_ALLOW to loopback', () => {
+    const config = loadConfig({ CONFIG_DIR: DEMO_CONFIG, TRUST_PROXY: '10.0.0.0/8, 192.0.2.7,fd00::/8' }, ROOT);
+    expect(config.env.TRUST_PROXY).toEqual([
+      { address: '10.0.0.0', prefix: 8, type: 'ipv4' },
+      { address: '192.0.2.7', prefix: 32, type: 'ipv4' },
+      { address: 'fd00::', prefix: 8, type: 'ipv6' },
+    ]);
+    expect(config.env.METRICS_ALLOW).toEqual([
+      { address: '127.0.0.1', prefix: 32, type: 'ipv4' },
+      { address: '::1', prefix: 128, type: 'ipv6' },
+    ]);
+  });
+});

@@ -1,0 +1,69 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { verifySecret } from './secret-hash.js';
+
+export interface SecretVerifierOptions {
+  /** argon2 verifications running at once (each holds a libuv thread and ~19 MiB). */
+  maxConcurrent?: number;
+  /** Verifications allowed to wait; beyond that a request fails at once instead of queueing. */
+  maxQueued?: number;
+  /** How long a successful verification is remembered. */
+  cacheTtlMs?: number;
+  maxCacheEntries?: number;
+}
+
+/**
+ * argon2id verification that cannot be turned into a denial of service: at most
+ * `maxConcurrent` run at once (the rest of libuv's pool stays free for TLS and JOSE work), at
+ * most `maxQueued` wait, and a correct secret is remembered briefly under an HMAC with a
+ * per-process key, so a legitimate client pays for argon2 once per `cacheTtlMs`, not per token.
+ */
+export function createSecretVerifier(options: SecretVerifierOptions = {}) {
+  const maxConcurrent = options.maxConcurrent ?? 2;
+  const maxQueued = options.maxQueued ?? 32;
+  const ttl = options.cacheTtlMs ?? 5 * 60_000;
+  const maxEntries = options.maxCacheEntries ?? 10_000;
+  const cacheKey = randomBytes(32);
+  const verified = new Map<string, number>();
+  const waiting: Array<() => void> = [];
+  let running = 0;
+
+  const fingerprint = (hash: string, secret: string) =>
+    createHmac('sha256', cacheKey).update(hash).update('\0').update(secret).digest('base64url');
+
+  async function slot(): Promise<boolean> {
+    if (running < maxConcurrent) {
+      running++;
+      return true;
+    }
+    if (waiting.length >= maxQueued) return false;
+    await new Promise<void>((resolve) => waiting.push(resolve));
+    return true;
+  }
+
+  function release(): void {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+
+  return {
+    /** Verifies `secret` against an argon2id `hash`; false when wrong or when overloaded. */
+    async verify(hash: string, secret: string): Promise<boolean> {
+      const key = fingerprint(hash, secret);
+      const until = verified.get(key);
+      if (until !== undefined && until > Date.now()) return true;
+      if (!(await slot())) return false;
+      try {
+        const ok = await verifySecret(hash, secret);
+        if (ok) {
+          verified.delete(key);
+          verified.set(key, Date.now() + ttl);
+          if (verified.size > maxEntries) verified.delete(verified.keys().next().value!);
+        }
+        return ok;
+      } finally {
+        release();
+      }
+    },
+  };
+}

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { hashSecret } from '../../../src/iam/secret-hash.js';
+import { createSecretVerifier } from '../../../src/iam/secret-verifier.js';
+
+describe('createSecretVerifier', () => {
+  it('verifies argon2id hashes and refuses wrong secrets and non-argon2id hashes', async () => {
+    const hash = await hashSecret('correct horse battery staple');
+    const verifier = createSecretVerifier();
+    expect(await verifier.verify(hash, 'correct horse battery staple')).toBe(true);
+    expect(await verifier.verify(hash, 'correct horse battery stapl')).toBe(false);
+    expect(await verifier.verify('plaintext-secret', 'plaintext-secret')).toBe(false);
+    expect(await verifier.verify('$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$abc', 'x')).toBe(false);
+  });
+
+  it('remembers a correct secret, never a wrong one', async () => {
+    const hash = await hashSecret('s3cret-value-for-cache');
+    const verifier = createSecretVerifier({ cacheTtlMs: 60_000 });
+    expect(await verifier.verify(hash, 's3cret-value-for-cache')).toBe(true);
+    // The cached answer needs no argon2 slot: it succeeds even with the pool and queue full.
+    const busy = createSecretVerifier({ maxConcurrent: 1, maxQueued: 0, cacheTtlMs: 60_000 });
+    expect(await busy.verify(hash, 's3cret-value-for-cache')).toBe(true);
+    const pending = Array.from({ length: 3 }, () => busy.verify(hash, 'wrong'));
+    expect(await busy.verify(hash, 's3cret-value-for-cache')).toBe(true);
+    expect(await Promise.all(pending)).toEqual([false, false, false]);
+  });
+
+  it('bounds concurrent work: beyond the queue, attempts fail at once', async () => {
+    const hash = await hashSecret('another-secret-value');
+    const verifier = createSecretVerifier({ maxConcurrent: 1, maxQueued: 1 });
+    const results = await Promise.all(Array.from({ length: 6 }, () => verifier.verify(hash, 'another-secret-value')));
+    // One runs, one waits, four are refused immediately; afterwards the correct secret is cached.
+    expect(results.filter(Boolean).length).toBe(2);
+    expect(await verifier.verify(hash, 'another-secret-value')).toBe(true);
+  });
+});
