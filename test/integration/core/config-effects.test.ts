@@ -65,3 +65,21 @@ describe('configuration effects at run time', () => {
     }
   });
 });
+
+describe('readiness', () => {
+  it('answers 503 on /readyz once the database is unreachable, while /healthz stays 200', async () => {
+    const app = await startTestApp();
+    try {
+      const ready = await request(`${app.issuer}/readyz`, { dispatcher: app.agent() });
+      expect([ready.statusCode, await ready.body.json()]).toEqual([200, { status: 'ready' }]);
+      await app.custos.db.destroy();
+      const down = await request(`${app.issuer}/readyz`, { dispatcher: app.agent() });
+      expect([down.statusCode, await down.body.json()]).toEqual([503, { status: 'unavailable' }]);
+      const health = await request(`${app.issuer}/healthz`, { dispatcher: app.agent() });
+      expect(health.statusCode).toBe(200);
+      await health.body.dump();
+    } finally {
+      await app.stop();
+    }
+  });
+});
