@@ -25,6 +25,19 @@ async function post(path: '/token/introspection' | '/token/revocation', form: Re
   return { status: response.statusCode, body: text ? JSON.parse(text) : undefined };
 }
 
+function exchangeAsOrdersApi(subjectToken: string) {
+  return app.token(
+    {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      client_id: 'orders-api',
+      subject_token: subjectToken,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      event_payload_hash: eventPayloadHash({ a: 1 }),
+    },
+    { agent: app.clientAgent('orders-api') },
+  );
+}
+
 describe('introspection (RFC 7662) and revocation (RFC 7009) of JWT access tokens', () => {
   it('introspects a certificate-bound token for its client, with cnf', async () => {
     const issued = await app.token({ grant_type: 'client_credentials', client_id: 'orders-api', scope: 'orders:read' }, { agent: app.clientAgent('orders-api') });
@@ -77,16 +90,7 @@ describe('introspection (RFC 7662) and revocation (RFC 7009) of JWT access token
 
     const user = await mintUserAccessToken(app, { sub: 'dave' });
     expect((await post('/token/revocation', { token: user }, { basic: DEMO.webBff })).status).toBe(200);
-    const exchanged = await app.token(
-      {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        client_id: 'orders-api',
-        subject_token: user,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        event_payload_hash: eventPayloadHash({ a: 1 }),
-      },
-      { agent: app.clientAgent('orders-api') },
-    );
+    const exchanged = await exchangeAsOrdersApi(user);
     expect([exchanged.status, exchanged.body.error]).toEqual([400, 'invalid_request']);
   });
 });
@@ -100,16 +104,7 @@ describe('NUL bytes in token parameters', () => {
     expect([refresh.status, refresh.body.error]).toEqual([400, 'invalid_grant']);
     const code = await app.token({ grant_type: 'authorization_code', code: nul, redirect_uri: 'http://localhost:3000/callback', code_verifier: 'a'.repeat(43) }, { basic: DEMO.webBff });
     expect([code.status, code.body.error]).toEqual([400, 'invalid_grant']);
-    const exchanged = await app.token(
-      {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        client_id: 'orders-api',
-        subject_token: nul,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        event_payload_hash: eventPayloadHash({ a: 1 }),
-      },
-      { agent: app.clientAgent('orders-api') },
-    );
+    const exchanged = await exchangeAsOrdersApi(nul);
     expect([exchanged.status, exchanged.body.error]).toEqual([400, 'invalid_request']);
   });
 });
