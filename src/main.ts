@@ -6,10 +6,10 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { DestinationStream, Logger } from 'pino';
 import { loadConfig, type AppConfig } from './config/load-config.js';
-import { createDb, pingDb } from './db/create-db.js';
+import { pingDb } from './db/create-db.js';
 import type { Database } from './db/database.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
 import { migrateToLatest } from './db/migrator.js';
+import { openDatabase } from './db/open-database.js';
 import { purgeExpiredModels } from './db/oidc-model.repository.js';
 import { closeServer, listenHttps, type TlsMaterial } from './http/https-server.js';
 import { createLogger } from './http/logger.js';
@@ -18,7 +18,7 @@ import { toBlockList } from './http/address-allow.js';
 import { createPublicApp } from './http/public-app.js';
 import { createSecretVerifier } from './iam/secret-verifier.js';
 import { registerTokenExchange } from './grants/token-exchange/token-exchange.grant.js';
-import { loadSigningKeys, publicJwks, type SigningKeySet } from './keys/signing-keys.js';
+import { loadSigningKeys, verificationKeys, type SigningKeySet } from './keys/signing-keys.js';
 import { assertClientsValid } from './oidc/clients.js';
 import { createKyselyAdapter } from './oidc/kysely-adapter.js';
 import { structuredTokenEndpoints } from './oidc/internals.js';
@@ -40,6 +40,12 @@ const OAUTH_ERRORS = new Set([
   'invalid_target',
   'server_error',
 ]);
+
+/** Metric label for a request's grant type: client-chosen strings never become label values. */
+function grantLabel(ctx: KoaContextWithOIDC): string {
+  const value = ctx.oidc?.params?.grant_type;
+  return typeof value === 'string' && GRANT_TYPES.has(value) ? value : 'other';
+}
 
 export interface CustosOptions {
   env?: NodeJS.ProcessEnv;
@@ -63,21 +69,6 @@ export interface RunningCustos {
   reload(): Promise<void>;
   /** Graceful shutdown: stop accepting, drain, close the pool, stop embedded PostgreSQL. */
   stop(): Promise<void>;
-}
-
-async function openDatabase(config: AppConfig, cwd: string, logger: Logger) {
-  let embedded: EmbeddedDatabase | undefined;
-  let url = config.env.DATABASE_URL;
-  if (!url) {
-    logger.info({ dataDir: config.env.DATA_DIR }, 'starting embedded PostgreSQL');
-    embedded = await startEmbeddedPostgres({
-      dataDir: path.resolve(cwd, config.env.DATA_DIR),
-      port: config.env.EMBEDDED_PG_PORT,
-      log: (message) => logger.debug({ component: 'postgres' }, message),
-    });
-    url = embedded.connectionString;
-  }
-  return { db: createDb(url, { max: config.env.DATABASE_POOL_MAX }), embedded };
 }
 
 async function loadTls(config: AppConfig, cwd: string): Promise<{ tls: TlsMaterial; devPki?: DevPki }> {
@@ -127,9 +118,11 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     for (const fn of cleanups.reverse()) await fn().catch((error) => logger.error({ err: error }, 'shutdown step failed'));
   };
   try {
-    const { db, embedded } = await openDatabase(config, cwd, logger);
-    if (embedded) cleanups.push(() => embedded.stop());
-    cleanups.push(() => db.destroy());
+    const { db, close } = await openDatabase(config, cwd, {
+      info: (message) => logger.info(message),
+      debug: (message) => logger.debug({ component: 'postgres' }, message),
+    });
+    cleanups.push(close);
     const migrations = await migrateToLatest(db);
     const applied = migrations.results?.map((result) => result.migrationName) ?? [];
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
@@ -154,6 +147,16 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const secrets = createSecretVerifier();
     const verifySecret = secrets.verify;
     const adapter = createKyselyAdapter(db);
+    // Built once; they read the signing keys of the moment, which reload() swaps.
+    const policy = createResourcePolicy(config.files.resource_servers, config.files.clients, () => keys.current.kid);
+    const access = accessPolicies(config.files.clients, policy);
+    let publicKeys = verificationKeys(keys);
+    const structuredTokens = createStructuredTokens({
+      db,
+      issuer,
+      verificationKeys: () => publicKeys,
+      allowedToIntrospect: access.introspection,
+    });
     const build = (signingKeys: SigningKeySet) => {
       const provider = createProvider({
         issuer,
@@ -163,13 +166,15 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         cookieKeys,
         verifySecret,
         chain,
-        extend: (built, policy) =>
+        policy,
+        access,
+        extend: (built) =>
           registerTokenExchange({
             provider: built,
             db,
             issuer,
-            jwks: () => publicJwks(signingKeys),
-            signingKid: () => signingKeys.current.kid,
+            verificationKeys: () => publicKeys,
+            signingKid: () => keys.current.kid,
             policies: config.files.token_exchange.policies,
             serves: policy.serves,
             isRevoked: (jti) => structuredTokens.isRevoked(jti),
@@ -178,11 +183,6 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) =>
         (ctx.state as { log?: Logger }).log?.error({ err: error }, 'provider server_error'),
       );
-      // Label values come from a closed set: client-chosen strings never become label values.
-      const grantLabel = (ctx: KoaContextWithOIDC) => {
-        const value = ctx.oidc?.params?.grant_type;
-        return typeof value === 'string' && GRANT_TYPES.has(value) ? value : 'other';
-      };
       provider.on('grant.success', (ctx: KoaContextWithOIDC) => metrics.tokensIssued.inc({ grant_type: grantLabel(ctx) }));
       provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) =>
         metrics.tokenErrors.inc({ grant_type: grantLabel(ctx), error: OAUTH_ERRORS.has(error.error ?? '') ? error.error! : 'other' }),
@@ -191,15 +191,6 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     };
     let provider = build(keys);
     await assertClientsValid(provider, config.files.clients, config.sources.clients ?? config.configDir);
-    const structuredTokens = createStructuredTokens({
-      db,
-      issuer,
-      jwks: () => publicJwks(keys),
-      allowedToIntrospect: accessPolicies(
-        config.files.clients,
-        createResourcePolicy(config.files.resource_servers, config.files.clients, () => keys.current.kid),
-      ).introspection,
-    });
     const app = createPublicApp({
       logger,
       metrics,
@@ -234,8 +225,11 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       keys: () => keys,
       async reload() {
         const next = await loadSigningKeys(config.keysDir, { generate: false });
-        provider = build(next);
+        const rebuilt = build(next);
+        // Swapped together, with no await in between: no token is signed or checked with a mix.
+        provider = rebuilt;
         keys = next;
+        publicKeys = verificationKeys(next);
         logger.info({ kid: next.current.kid }, 'signing keys reloaded');
       },
       stop: cleanup,

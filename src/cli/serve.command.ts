@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { loadConfig } from '../config/load-config.js';
-import { createDb } from '../db/create-db.js';
-import { startEmbeddedPostgres } from '../db/embedded-postgres.js';
 import { migrateToLatest } from '../db/migrator.js';
+import { openDatabase } from '../db/open-database.js';
 import { startCustos, type RunningCustos } from '../main.js';
 
 function banner(custos: RunningCustos): string {
@@ -52,17 +51,12 @@ export async function serveCommand(): Promise<void> {
 
 /** `custos migrate`: apply pending migrations and exit. */
 export async function migrateCommand(): Promise<void> {
-  const config = loadConfig();
-  const embedded = config.env.DATABASE_URL
-    ? undefined
-    : await startEmbeddedPostgres({ dataDir: path.resolve(config.env.DATA_DIR), port: config.env.EMBEDDED_PG_PORT });
-  const db = createDb(config.env.DATABASE_URL ?? embedded!.connectionString);
+  const { db, close } = await openDatabase(loadConfig(), process.cwd());
   try {
     const result = await migrateToLatest(db);
     const applied = result.results?.map((r) => r.migrationName) ?? [];
     console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
   } finally {
-    await db.destroy();
-    await embedded?.stop();
+    await close();
   }
 }

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, type JWK, type JWTVerifyGetKey } from 'jose';
 
 /** An ES256 private signing key as a JWK with explicit `kid` (RFC 7517, RFC 7638 thumbprint). */
 export type SigningJwk = JWK & { kid: string; kty: 'EC'; crv: 'P-256'; d: string; alg: 'ES256'; use: 'sig' };
@@ -101,4 +101,9 @@ export function publicJwks(set: SigningKeySet): { keys: JWK[] } {
   return {
     keys: providerJwks(set).keys.map(({ kty, crv, x, y, kid, alg, use }) => ({ kty, crv, x, y, kid, alg, use })),
   };
+}
+
+/** A jose key resolver over the public JWKS; build it once per key set (it caches imported keys). */
+export function verificationKeys(set: SigningKeySet): JWTVerifyGetKey {
+  return createLocalJWKSet(publicJwks(set));
 }

@@ -7,8 +7,8 @@ import { toClientMetadata } from './clients.js';
 import { rejectUnknownClientCredentialsScopes, useHashedClientSecrets } from './internals.js';
 import { multiAudienceCustomizer } from './jwt-audiences.js';
 import { mtlsFeature } from './mtls.js';
-import { createResourcePolicy, resourceIndicatorsFeature, type ResourcePolicy } from './resource-servers.js';
-import { accessPolicies } from './token-policies.js';
+import { resourceIndicatorsFeature, type ResourcePolicy } from './resource-servers.js';
+import type { AccessPolicies } from './token-policies.js';
 
 /** Everything the provider needs, passed from the composition root. */
 export interface ProviderDeps {
@@ -20,8 +20,12 @@ export interface ProviderDeps {
   verifySecret: (hash: string, secret: string) => Promise<boolean>;
   /** Validates client certificate chains against the configured CA bundle (RFC 8705 §2.1). */
   chain: ChainValidator;
+  /** Which client may get tokens for which resource (RFC 8707), built once by the composition root. */
+  policy: ResourcePolicy;
+  /** Who may introspect and revoke which token. */
+  access: AccessPolicies;
   /** Called with the built provider before it serves (register grants, listeners). */
-  extend?: (provider: Provider, policy: ResourcePolicy) => void;
+  extend?: (provider: Provider) => void;
 }
 
 const BROWSER_ROUTES = new Set([
@@ -41,9 +45,8 @@ const ASYMMETRIC_ONLY = ['ES256', 'PS256', 'EdDSA'] as const;
  * indicators, client credentials, RFC 7662 introspection and RFC 7009 revocation.
  */
 export function createProvider(deps: ProviderDeps): Provider {
-  const policy = createResourcePolicy(deps.files.resource_servers, deps.files.clients, () => deps.keys.current.kid);
+  const { policy, access } = deps;
   const scopes = [...new Set(['openid', 'offline_access', ...deps.files.resource_servers.flatMap((rs) => rs.scopes)])];
-  const access = accessPolicies(deps.files.clients, policy);
 
   const configuration: Configuration = {
     adapter: deps.adapter,
@@ -112,6 +115,6 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(deps.issuer, configuration);
   useHashedClientSecrets(provider, deps.verifySecret);
   rejectUnknownClientCredentialsScopes(provider, new Set(scopes));
-  deps.extend?.(provider, policy);
+  deps.extend?.(provider);
   return provider;
 }

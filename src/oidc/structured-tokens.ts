@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import { jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Database } from '../db/database.js';
 import { findModel, upsertModel } from '../db/oidc-model.repository.js';
@@ -26,12 +26,13 @@ export interface StructuredTokens {
 export function createStructuredTokens(deps: {
   db: Kysely<Database>;
   issuer: string;
-  jwks: () => JSONWebKeySet;
+  /** This server's current public keys. */
+  verificationKeys: () => JWTVerifyGetKey;
   allowedToIntrospect: (ctx: KoaContextWithOIDC, caller: IntrospectionCaller, token: { clientId?: string; aud?: string | string[] }) => Promise<boolean>;
 }): StructuredTokens {
   async function verify(token: string): Promise<JWTPayload | undefined> {
     try {
-      const { payload } = await jwtVerify(token, createLocalJWKSet(deps.jwks()), {
+      const { payload } = await jwtVerify(token, deps.verificationKeys(), {
         issuer: deps.issuer,
         algorithms: ['ES256'],
         typ: 'at+jwt',

@@ -34,3 +34,6 @@ export function accessPolicies(clients: readonly ClientConfig[], policy: Resourc
     },
   };
 }
+
+/** The introspection and revocation policies of {@link accessPolicies}. */
+export type AccessPolicies = ReturnType<typeof accessPolicies>;

@@ -1,6 +1,6 @@
 import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
-import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet } from 'jose';
+import { errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 
 /** RFC 8693 §3 token type identifiers accepted as subject tokens. */
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -50,12 +50,12 @@ function toAct(value: unknown, depth = 0): ActClaim | undefined {
  */
 export async function validateSubjectToken(
   value: string,
-  deps: { provider: Provider; issuer: string; jwks: JSONWebKeySet },
+  deps: { provider: Provider; issuer: string; verificationKeys: JWTVerifyGetKey },
 ): Promise<SubjectToken> {
   if (value.length > 16_384) invalid('subject_token is too large');
   if (value.split('.').length === 3) {
     try {
-      const { payload } = await jwtVerify(value, createLocalJWKSet(deps.jwks), {
+      const { payload } = await jwtVerify(value, deps.verificationKeys, {
         issuer: deps.issuer,
         algorithms: ['ES256'],
         typ: 'at+jwt',

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import type { JSONWebKeySet } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
 import type { ExchangePolicy } from '../../config/files.js';
 import type { Database } from '../../db/database.js';
 import { AUDIENCES_EXTRA } from '../../oidc/jwt-audiences.js';
@@ -33,8 +33,8 @@ export interface TokenExchangeDeps {
   provider: Provider;
   db: Kysely<Database>;
   issuer: string;
-  /** Public JWKS of this server, for verifying subject tokens. */
-  jwks: () => JSONWebKeySet;
+  /** This server's current public keys, for verifying subject tokens. */
+  verificationKeys: () => JWTVerifyGetKey;
   /** kid of the current signing key. */
   signingKid: () => string;
   policies: readonly ExchangePolicy[];
@@ -89,7 +89,7 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
     const policy = policies.get(client.clientId);
     if (!policy) throw new errors.UnauthorizedClient('no token exchange policy allows this client to mint resume tokens');
 
-    const subject = await validateSubjectToken(subjectToken, { provider: deps.provider, issuer: deps.issuer, jwks: deps.jwks() });
+    const subject = await validateSubjectToken(subjectToken, { provider: deps.provider, issuer: deps.issuer, verificationKeys: deps.verificationKeys() });
     if (await deps.isRevoked(subject.jti)) throw new errors.InvalidRequest('subject_token was revoked');
     const scopeParam = single(params, 'scope');
     const now = Math.floor(Date.now() / 1000);

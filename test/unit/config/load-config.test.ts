@@ -37,6 +37,15 @@ function configError(env: NodeJS.ProcessEnv): ConfigError {
   return thrown as ConfigError;
 }
 
+/** Production settings every production case shares (some still missing). */
+const PRODUCTION_BASE = {
+  NODE_ENV: 'production',
+  CONFIG_DIR: DEMO_CONFIG,
+  KEYS_DIR: '/etc/custos/keys',
+  ISSUER: 'https://auth.example.com',
+  DATABASE_URL: 'postgres://custos@db/custos',
+};
+
 const resourceServers = { resource_servers: [{ identifier: ORDERS, scopes: ['orders:read'] }] };
 const goodClient = {
   client_id: 'svc',
@@ -96,11 +105,7 @@ describe('loadConfig: environment variables', () => {
 
   it('production with only some settings names just the missing ones', () => {
     const error = configError({
-      NODE_ENV: 'production',
-      CONFIG_DIR: DEMO_CONFIG,
-      KEYS_DIR: '/etc/custos/keys',
-      ISSUER: 'https://auth.example.com',
-      DATABASE_URL: 'postgres://custos@db/custos',
+      ...PRODUCTION_BASE,
     });
     expect(error.message).toContain('COOKIE_KEYS');
     expect(error.message).toContain('TLS_CERT_FILE');
@@ -171,11 +176,7 @@ describe('loadConfig: config files', () => {
 
   it('the demo configuration is refused in production, naming the file with demo: true', () => {
     const error = configError({
-      NODE_ENV: 'production',
-      CONFIG_DIR: DEMO_CONFIG,
-      KEYS_DIR: '/etc/custos/keys',
-      ISSUER: 'https://auth.example.com',
-      DATABASE_URL: 'postgres://custos@db/custos',
+      ...PRODUCTION_BASE,
       COOKIE_KEYS: 'a'.repeat(32),
       TLS_CERT_FILE: '/etc/custos/tls/cert.pem',
       TLS_KEY_FILE: '/etc/custos/tls/key.pem',
