@@ -1,7 +1,9 @@
-import type { ColumnType, Generated } from 'kysely';
+import type { ColumnType, Generated, Kysely, Transaction } from 'kysely';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type Json = ColumnType<Record<string, unknown>, string, string>;
+/** A timestamp the database fills in by default. */
+type DefaultedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
 /** One row per oidc-provider model instance (sessions, grants, codes, tokens, ...). */
 export interface OidcModelTable {
@@ -31,8 +33,71 @@ export interface TokenExchangeTable {
   created_at: Generated<Timestamp>;
 }
 
+/** A person who can log in (issue 7). `username` is unique case-insensitively. */
+export interface IamUserTable {
+  id: Generated<string>;
+  username: string;
+  email: string | null;
+  /** argon2id hash; null: the account cannot log in with a password. */
+  password_hash: string | null;
+  disabled: Generated<boolean>;
+  password_changed_at: Timestamp | null;
+  created_at: DefaultedTimestamp;
+  updated_at: DefaultedTimestamp;
+}
+
+export interface IamRoleTable {
+  name: string;
+  description: string | null;
+  created_at: DefaultedTimestamp;
+}
+
+export interface IamUserRoleTable {
+  user_id: string;
+  role: string;
+  created_at: DefaultedTimestamp;
+}
+
+/** Who did what to whom, with which outcome: every authentication event and admin action. */
+export interface AuditLogTable {
+  id: Generated<string>;
+  at: DefaultedTimestamp;
+  /** `user:<id>`, `client:<client_id>`, `cli`, `system` or `anonymous`. */
+  actor: string;
+  /** Dotted action name, e.g. `login.failure`, `user.create`, `sessions.revoke`. */
+  action: string;
+  /** `user:<id>`, `role:<name>`, ... */
+  target: string | null;
+  outcome: 'success' | 'failure' | 'denied';
+  client_address: string | null;
+  request_id: string | null;
+  details: ColumnType<Record<string, unknown>, string | undefined, string>;
+}
+
+/** Transactional outbox of IAM events, published by the relay (issue 9). */
+export interface EventOutboxTable {
+  id: Generated<string>;
+  event_id: string;
+  type: string;
+  /** Subject id (the user's id): the Pulsar message key, so events of one user stay ordered. */
+  subject: string;
+  payload: Json;
+  txid: Generated<string>;
+  occurred_at: DefaultedTimestamp;
+  sequence_id: string | null;
+  published_at: Timestamp | null;
+}
+
 /** The kysely schema of the Custos database. */
 export interface Database {
   oidc_model: OidcModelTable;
   token_exchange: TokenExchangeTable;
+  iam_user: IamUserTable;
+  iam_role: IamRoleTable;
+  iam_user_role: IamUserRoleTable;
+  audit_log: AuditLogTable;
+  event_outbox: EventOutboxTable;
 }
+
+/** What repositories take first: the database, or the caller's transaction. */
+export type DbExecutor = Kysely<Database> | Transaction<Database>;

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { createConcurrencyLimit } from './concurrency-limit.js';
 import { verifySecret } from './secret-hash.js';
 
 export interface SecretVerifierOptions {
@@ -24,27 +25,10 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
   const maxEntries = options.maxCacheEntries ?? 10_000;
   const cacheKey = randomBytes(32);
   const verified = new Map<string, number>();
-  const waiting: Array<() => void> = [];
-  let running = 0;
+  const limit = createConcurrencyLimit(maxConcurrent, maxQueued);
 
   const fingerprint = (hash: string, secret: string) =>
     createHmac('sha256', cacheKey).update(hash).update('\0').update(secret).digest('base64url');
-
-  async function slot(): Promise<boolean> {
-    if (running < maxConcurrent) {
-      running++;
-      return true;
-    }
-    if (waiting.length >= maxQueued) return false;
-    await new Promise<void>((resolve) => waiting.push(resolve));
-    return true;
-  }
-
-  function release(): void {
-    const next = waiting.shift();
-    if (next) next();
-    else running--;
-  }
 
   return {
     /** Verifies `secret` against an argon2id `hash`; false when wrong or when overloaded. */
@@ -52,18 +36,13 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
       const key = fingerprint(hash, secret);
       const until = verified.get(key);
       if (until !== undefined && until > Date.now()) return true;
-      if (!(await slot())) return false;
-      try {
-        const ok = await verifySecret(hash, secret);
-        if (ok) {
-          verified.delete(key);
-          verified.set(key, Date.now() + ttl);
-          if (verified.size > maxEntries) verified.delete(verified.keys().next().value!);
-        }
-        return ok;
-      } finally {
-        release();
+      const ok = (await limit.run(() => verifySecret(hash, secret))) ?? false;
+      if (ok) {
+        verified.delete(key);
+        verified.set(key, Date.now() + ttl);
+        if (verified.size > maxEntries) verified.delete(verified.keys().next().value!);
       }
+      return ok;
     },
   };
 }

@@ -1,0 +1,53 @@
+/**
+ * IAM events as Custos records them in the outbox (issue 9). The relay turns each into a
+ * Security Event Token (RFC 8417) carrying one OpenID CAEP 1.0 event.
+ */
+
+/** Who caused the change (CAEP `initiating_entity`). */
+export type InitiatingEntity = 'admin' | 'user' | 'policy' | 'system';
+
+interface EventBase {
+  /** The user the event is about (RFC 9493 subject; the Pulsar message key). */
+  userId: string;
+  initiatingEntity: InitiatingEntity;
+  /** Free text for administrators (CAEP `reason_admin`); never secrets. */
+  reasonAdmin?: string;
+  /** Who did it, as in the audit log (`client:admin-cli`, `cli`, ...). */
+  actor?: string;
+}
+
+/** CAEP `session-revoked`: the user's sessions (and what hangs off them) are gone. */
+export interface SessionRevokedEvent extends EventBase {
+  type: 'session-revoked';
+  /** Ids of the revoked sessions (may be empty: "all, whatever they were"). */
+  sessionIds: string[];
+}
+
+/** CAEP `token-claims-change` with `claims.roles`: the user's new role list. */
+export interface RolesChangedEvent extends EventBase {
+  type: 'roles-changed';
+  roles: string[];
+}
+
+/** CAEP `credential-change`. */
+export interface CredentialChangedEvent extends EventBase {
+  type: 'credential-changed';
+  credentialType: 'password' | 'x509';
+  changeType: 'create' | 'update' | 'revoke' | 'delete';
+}
+
+/** Custos events (no CAEP equivalent): the account was disabled or enabled. */
+export interface AccountStatusEvent extends EventBase {
+  type: 'account-disabled' | 'account-enabled';
+}
+
+export type IamEvent = SessionRevokedEvent | RolesChangedEvent | CredentialChangedEvent | AccountStatusEvent;
+export type IamEventType = IamEvent['type'];
+
+export const IAM_EVENT_TYPES: readonly IamEventType[] = [
+  'session-revoked',
+  'roles-changed',
+  'credential-changed',
+  'account-disabled',
+  'account-enabled',
+];
