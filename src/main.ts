@@ -16,10 +16,17 @@ import { createLogger } from './http/logger.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { toBlockList } from './http/address-allow.js';
 import { createPublicApp } from './http/public-app.js';
+import { ensureDemoUser } from './iam/demo-user.js';
+import { createLoginThrottle } from './iam/login-throttle.repository.js';
+import { createPasswordHasher } from './iam/password-hasher.js';
 import { createSecretVerifier } from './iam/secret-verifier.js';
+import { createUsersService } from './iam/users.service.js';
 import { registerTokenExchange } from './grants/token-exchange/token-exchange.grant.js';
 import { loadSigningKeys, verificationKeys, type SigningKeySet } from './keys/signing-keys.js';
+import { createFindAccount } from './oidc/accounts.js';
 import { assertClientsValid } from './oidc/clients.js';
+import { interactionRoutes } from './oidc/interactions.routes.js';
+import { auditProviderEvents } from './oidc/logout.js';
 import { createKyselyAdapter } from './oidc/kysely-adapter.js';
 import { structuredTokenEndpoints } from './oidc/internals.js';
 import { createProvider } from './oidc/provider-factory.js';
@@ -63,6 +70,8 @@ export interface RunningCustos {
   db: Kysely<Database>;
   tls: TlsMaterial;
   devPki?: DevPki;
+  /** Development with the demo config and no users: the demo user created at this start. */
+  demoUser?: { username: string; password: string };
   provider(): Provider;
   keys(): SigningKeySet;
   /** Re-reads signing keys and rebuilds the provider (SIGHUP). */
@@ -147,6 +156,19 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const secrets = createSecretVerifier();
     const verifySecret = secrets.verify;
     const adapter = createKyselyAdapter(db);
+    const { env } = config;
+    const hasher = createPasswordHasher({
+      cost: { memoryCost: env.ARGON2_MEMORY_KIB, timeCost: env.ARGON2_TIME_COST, parallelism: env.ARGON2_PARALLELISM },
+    });
+    const throttle = createLoginThrottle(db, {
+      maxFailuresPerAccount: env.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+      maxFailuresPerAddress: env.LOGIN_MAX_FAILURES_PER_ADDRESS,
+      windowSeconds: env.LOGIN_FAILURE_WINDOW_SECONDS,
+      lockSeconds: env.LOGIN_LOCK_SECONDS,
+      delayMs: env.LOGIN_DELAY_MS,
+    });
+    const findAccount = createFindAccount(db);
+    const firstParty = new Set(config.files.clients.filter((client) => client.first_party).map((client) => client.client_id));
     // Built once; they read the signing keys of the moment, which reload() swaps.
     const policy = createResourcePolicy(config.files.resource_servers, config.files.clients, () => keys.current.kid);
     const access = accessPolicies(config.files.clients, policy);
@@ -168,7 +190,9 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         chain,
         policy,
         access,
-        extend: (built) =>
+        findAccount,
+        extend: (built) => {
+          auditProviderEvents(built, db, logger);
           registerTokenExchange({
             provider: built,
             db,
@@ -178,7 +202,8 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
             policies: config.files.token_exchange.policies,
             serves: policy.serves,
             isRevoked: (jti) => structuredTokens.isRevoked(jti),
-          }),
+          });
+        },
       });
       provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) =>
         (ctx.state as { log?: Logger }).log?.error({ err: error }, 'provider server_error'),
@@ -199,7 +224,19 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       provider: () => provider,
       trustedProxies: proxies,
       metricsAllow: toBlockList(config.env.METRICS_ALLOW),
-      routes: [structuredTokenEndpoints(structuredTokens) as never],
+      cookieKeys,
+      routes: [
+        interactionRoutes({
+          provider: () => provider,
+          db,
+          hasher,
+          throttle,
+          cookieKeys,
+          firstParty: (clientId) => firstParty.has(clientId),
+          maxBodyBytes: env.BODY_LIMIT_BYTES,
+        }) as never,
+        structuredTokenEndpoints(structuredTokens) as never,
+      ],
     });
     handler = app.callback();
 
@@ -211,6 +248,10 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     purge.unref();
     cleanups.push(async () => clearInterval(purge));
 
+    // Development with the demo config only: production and tests never get a generated user.
+    const demoUser =
+      env.NODE_ENV === 'development' && config.files.demo ? await ensureDemoUser(db, createUsersService({ db, hasher })) : undefined;
+
     logger.info({ issuer, port }, 'custos listening');
     return {
       config,
@@ -221,6 +262,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       db,
       tls,
       devPki,
+      demoUser,
       provider: () => provider,
       keys: () => keys,
       async reload() {

@@ -32,6 +32,16 @@ export const envSchema = z.object({
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(56 * 1024).default(56 * 1024),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
   PURGE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
+  // argon2id cost of user passwords (RFC 9106; OWASP baseline 19 MiB, t=2, p=1).
+  ARGON2_MEMORY_KIB: z.coerce.number().int().min(1024).max(4 * 1024 * 1024).default(19_456),
+  ARGON2_TIME_COST: z.coerce.number().int().min(1).max(20).default(2),
+  ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
+  // Brute-force protection of the login page (counted in PostgreSQL, across instances).
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).max(1000).default(5),
+  LOGIN_MAX_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(50),
+  LOGIN_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(900),
+  LOGIN_LOCK_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(900),
+  LOGIN_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(250),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -38,6 +38,11 @@ export const clientSchema = z
     resources: z.array(absoluteUri).default([]),
     serves: z.array(absoluteUri).default([]),
     introspection: z.boolean().default(false),
+    /** A client of the same operator: the user is not asked to consent (issue 7). */
+    first_party: z.boolean().default(false),
+    /** OpenID Connect Back-Channel Logout 1.0: where logout tokens are POSTed. */
+    backchannel_logout_uri: absoluteUri.optional(),
+    backchannel_logout_session_required: z.boolean().default(true),
     tls_client_auth_san_dns: z.string().optional(),
     tls_client_auth_san_uri: z.string().optional(),
     tls_client_auth_subject_dn: z.string().optional(),

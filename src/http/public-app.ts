@@ -22,12 +22,18 @@ export interface PublicAppDeps {
   trustedProxies?: BlockList;
   /** Addresses allowed to read `/metrics`. */
   metricsAllow: BlockList;
+  /**
+   * Keys signing cookies (the provider's `cookies.keys`). oidc-provider sets its cookies through
+   * this app's context, so the app must hold the same keys for them to be signed.
+   */
+  cookieKeys?: string[];
 }
 
 /** The public listener's Koa app: ops endpoints, then oidc-provider mounted at the issuer root. */
 export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
   const app = new Koa<AppState>();
   app.silent = true;
+  if (deps.cookieKeys) app.keys = deps.cookieKeys;
   const providerMiddleware = new WeakMap<Provider, Koa.Middleware>();
   const mounted = (provider: Provider): Koa.Middleware => {
     let middleware = providerMiddleware.get(provider);

@@ -1,7 +1,14 @@
 import { AppError } from '../http/app-error.js';
 
 /** Stable error codes of the IAM room (admin API bodies and CLI messages use them). */
-export type IamErrorCode = 'user_not_found' | 'username_taken' | 'role_not_found' | 'role_exists' | 'invalid_username' | 'invalid_role';
+export type IamErrorCode =
+  | 'user_not_found'
+  | 'username_taken'
+  | 'role_not_found'
+  | 'role_exists'
+  | 'invalid_username'
+  | 'invalid_role'
+  | 'weak_password';
 
 const STATUS: Record<IamErrorCode, number> = {
   user_not_found: 404,
@@ -10,6 +17,7 @@ const STATUS: Record<IamErrorCode, number> = {
   role_exists: 409,
   invalid_username: 400,
   invalid_role: 400,
+  weak_password: 400,
 };
 
 /** A domain error of users and roles; the repositories map PostgreSQL errors to these. */

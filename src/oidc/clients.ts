@@ -26,6 +26,10 @@ export function toClientMetadata(client: ClientConfig): ClientMetadata {
   if (client.tls_client_auth_san_dns) metadata.tls_client_auth_san_dns = client.tls_client_auth_san_dns;
   if (client.tls_client_auth_san_uri) metadata.tls_client_auth_san_uri = client.tls_client_auth_san_uri;
   if (client.tls_client_auth_subject_dn) metadata.tls_client_auth_subject_dn = client.tls_client_auth_subject_dn;
+  if (client.backchannel_logout_uri) {
+    metadata.backchannel_logout_uri = client.backchannel_logout_uri;
+    metadata.backchannel_logout_session_required = client.backchannel_logout_session_required;
+  }
   if (client.jwks) metadata.jwks = client.jwks as unknown as ClientMetadata['jwks'];
   return metadata;
 }

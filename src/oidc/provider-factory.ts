@@ -3,7 +3,10 @@ import type { AdapterConstructor } from 'oidc-provider';
 import { CLIENT_AUTH_METHODS, type ConfigFiles } from '../config/files.js';
 import { providerJwks, type SigningKeySet } from '../keys/signing-keys.js';
 import type { ChainValidator } from '../pki/chain.js';
+import { SCOPE_CLAIMS } from './accounts.js';
 import { toClientMetadata } from './clients.js';
+import { loadExistingGrant } from './first-party.js';
+import { outboundFetch, rpInitiatedLogoutFeature } from './logout.js';
 import { rejectUnknownClientCredentialsScopes, useHashedClientSecrets } from './internals.js';
 import { multiAudienceCustomizer } from './jwt-audiences.js';
 import { mtlsFeature } from './mtls.js';
@@ -24,6 +27,8 @@ export interface ProviderDeps {
   policy: ResourcePolicy;
   /** Who may introspect and revoke which token. */
   access: AccessPolicies;
+  /** oidc-provider `findAccount`: users from the database (src/oidc/accounts.ts). */
+  findAccount: NonNullable<Configuration['findAccount']>;
   /** Called with the built provider before it serves (register grants, listeners). */
   extend?: (provider: Provider) => void;
 }
@@ -46,7 +51,8 @@ const ASYMMETRIC_ONLY = ['ES256', 'PS256', 'EdDSA'] as const;
  */
 export function createProvider(deps: ProviderDeps): Provider {
   const { policy, access } = deps;
-  const scopes = [...new Set(['openid', 'offline_access', ...deps.files.resource_servers.flatMap((rs) => rs.scopes)])];
+  const scopes = [...new Set(['openid', 'offline_access', 'email', 'profile', ...deps.files.resource_servers.flatMap((rs) => rs.scopes)])];
+  const firstParty = new Set(deps.files.clients.filter((client) => client.first_party).map((client) => client.client_id));
 
   const configuration: Configuration = {
     adapter: deps.adapter,
@@ -54,7 +60,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     jwks: providerJwks(deps.keys) as Configuration['jwks'],
     cookies: { keys: deps.cookieKeys },
     scopes,
-    claims: { openid: ['sub'] },
+    claims: { openid: [...SCOPE_CLAIMS.openid], email: [...SCOPE_CLAIMS.email], profile: [...SCOPE_CLAIMS.profile] },
+    // ID tokens carry the scopes' claims (roles, email) even when an access token is issued too.
+    conformIdTokenClaims: false,
     responseTypes: ['code'],
     clientAuthMethods: [...CLIENT_AUTH_METHODS],
     clientDefaults: {
@@ -86,7 +94,14 @@ export function createProvider(deps: ProviderDeps): Provider {
     formats: { customizers: { jwt: multiAudienceCustomizer } } as Configuration['formats'],
     // Custom grants put their claims (act, event_payload_hash) in token.extra; keep them.
     extraTokenClaims: async (_ctx, token) => (token as { extra?: Record<string, unknown> }).extra,
-    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    findAccount: deps.findAccount,
+    loadExistingGrant: loadExistingGrant((clientId) => firstParty.has(clientId)),
+    // Confidential clients allowed the refresh_token grant get a refresh token (bound to the
+    // session unless offline_access was granted); every use rotates it, and presenting a
+    // rotated one again revokes the whole grant (oidc-provider's reuse detection).
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token') && client.clientAuthMethod !== 'none',
+    rotateRefreshToken: true,
+    fetch: outboundFetch(deps.files.clients) as Configuration['fetch'],
     // The @types union for `features` cannot express these combinations; the shapes follow docs/README.md.
     features: {
       devInteractions: { enabled: false },
@@ -95,6 +110,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       revocation: { enabled: true, allowedPolicy: access.revocation },
       resourceIndicators: resourceIndicatorsFeature(policy),
       mTLS: mtlsFeature(deps.chain),
+      rpInitiatedLogout: rpInitiatedLogoutFeature(),
+      backchannelLogout: { enabled: true },
     } as Configuration['features'],
     // HTML only where a browser is the user agent; token, introspection, revocation and the
     // other back-channel endpoints always answer JSON (RFC 6749 §5.2).

@@ -39,6 +39,9 @@ export function createResourcePolicy(
   };
 }
 
+/** OpenID Connect scopes that address the user's identity, not an API. */
+export const IDENTITY_SCOPES: ReadonlySet<string> = new Set(['openid', 'offline_access', 'email', 'profile']);
+
 /** oidc-provider `features.resourceIndicators` hooks over a {@link ResourcePolicy}. */
 export function resourceIndicatorsFeature(policy: ResourcePolicy) {
   return {
@@ -48,7 +51,13 @@ export function resourceIndicatorsFeature(policy: ResourcePolicy) {
       if (oneOf && oneOf.length > 0) return fallback && oneOf.includes(fallback) ? fallback : oneOf[0];
       return fallback;
     },
-    useGrantedResource: async () => true,
+    // Token requests without `resource` get a token for the granted resource (RFC 9068 JWT), except
+    // a refresh that narrows `scope` to identity scopes only: that yields the opaque token the
+    // userinfo endpoint takes (resource tokens are refused there).
+    useGrantedResource: async (ctx: KoaContextWithOIDC) => {
+      const scope = ctx.oidc.params?.scope;
+      return !(typeof scope === 'string' && scope.split(' ').every((value) => IDENTITY_SCOPES.has(value)));
+    },
     getResourceServerInfo: async (_ctx: KoaContextWithOIDC, resource: string, client: { clientId: string }) =>
       policy.resourceServerInfo(resource, client.clientId),
   };

@@ -1,6 +1,7 @@
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertUser } from '../../../src/iam/user.repository.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
 
 let app: TestApp;
@@ -10,6 +11,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.stop();
 });
+
+/** A real user (refresh reads the account from the database); returns its id. */
+async function newUser(username: string): Promise<string> {
+  return (await insertUser(app.custos.db, { username })).id;
+}
 
 /** Creates a Grant and a RefreshToken for web-bff through the running provider's models. */
 async function issueRefreshToken(accountId: string): Promise<{ grantId: string; refreshToken: string }> {
@@ -47,7 +53,7 @@ async function storedModels(grantId: string) {
 
 describe('persistence across a restart', () => {
   it('a grant and its refresh token survive app.restart() and the refresh token still works', async () => {
-    const accountId = `user-${Date.now()}`;
+    const accountId = await newUser(`user-${Date.now()}`);
     const { grantId, refreshToken } = await issueRefreshToken(accountId);
     const firstProvider = app.custos.provider();
     expect((await storedModels(grantId)).map((row) => row.model).sort()).toEqual(['Grant', 'RefreshToken']);
@@ -76,8 +82,8 @@ describe('persistence across a restart', () => {
   });
 
   it('a revoked grant is gone after restart, with its refresh token', async () => {
-    const accountId = `user-revoked-${Date.now()}`;
-    const kept = await issueRefreshToken(`user-kept-${Date.now()}`);
+    const accountId = await newUser(`user-revoked-${Date.now()}`);
+    const kept = await issueRefreshToken(await newUser(`user-kept-${Date.now()}`));
     const { grantId, refreshToken } = await issueRefreshToken(accountId);
     expect((await refresh(refreshToken)).status).toBe(200);
 
@@ -109,7 +115,7 @@ describe('persistence across a restart', () => {
   });
 
   it('a grant destroyed through the model is gone after restart', async () => {
-    const { grantId } = await issueRefreshToken(`user-destroyed-${Date.now()}`);
+    const { grantId } = await issueRefreshToken(await newUser(`user-destroyed-${Date.now()}`));
     const grant = await app.custos.provider().Grant.find(grantId);
     await grant!.destroy();
     await app.restart();

@@ -1,0 +1,23 @@
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/database.js';
+import { roleExists } from './role.repository.js';
+import { countUsers } from './user.repository.js';
+import type { UsersService } from './users.service.js';
+
+export const DEMO_USERNAME = 'alice';
+export const DEMO_ROLE = 'orders-reader';
+
+/**
+ * Development only (the caller checks): when no user exists, creates `alice` with a random
+ * password and the role `orders-reader`, and returns the credentials for the start banner.
+ * Returns undefined when users exist already.
+ */
+export async function ensureDemoUser(db: Kysely<Database>, users: UsersService): Promise<{ username: string; password: string } | undefined> {
+  if ((await countUsers(db)) > 0) return undefined;
+  const by = { actor: 'system', initiatingEntity: 'system' as const };
+  if (!(await roleExists(db, DEMO_ROLE))) await users.createRole(DEMO_ROLE, 'Demo: may read orders', by);
+  const password = randomBytes(12).toString('base64url');
+  await users.createUser({ username: DEMO_USERNAME, email: 'alice@example.test', password, roles: [DEMO_ROLE] }, by);
+  return { username: DEMO_USERNAME, password };
+}

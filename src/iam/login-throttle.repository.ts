@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { CompiledQuery, type Kysely } from 'kysely';
+import { RateLimiterPostgres, type RateLimiterRes } from 'rate-limiter-flexible';
+import type { Database } from '../db/database.js';
+
+/** Brute-force thresholds of the login page (environment `LOGIN_*`). */
+export interface LoginThrottleOptions {
+  maxFailuresPerAccount: number;
+  maxFailuresPerAddress: number;
+  /** Failures older than this are forgotten. */
+  windowSeconds: number;
+  /** How long a key stays locked once it reached its maximum. */
+  lockSeconds: number;
+  /** First delay of the growing delay (doubles per failure, capped at {@link MAX_DELAY_MS}). */
+  delayMs: number;
+}
+
+export type ThrottleState = { locked: false } | { locked: true; retryAfterSeconds: number };
+
+export interface FailureOutcome {
+  /** How long to hold the failed answer back (growing with the account's failures). */
+  delayMs: number;
+  /** Failures of the account (or address) within the window, after this one. */
+  failures: number;
+  /** This failure locked the account or the address. */
+  locked: ThrottleState;
+}
+
+/**
+ * Failed-login counters per account and per client address, held in PostgreSQL
+ * (`login_throttle`, through rate-limiter-flexible's PostgreSQL store) so every instance sees
+ * the same counts. Usernames are counted whether they exist or not, and case-insensitively, so a
+ * lock says nothing about which accounts exist.
+ */
+export interface LoginThrottle {
+  /** Whether the account or the address is locked now. */
+  check(username: string, address: string | undefined): Promise<ThrottleState>;
+  recordFailure(username: string, address: string | undefined): Promise<FailureOutcome>;
+  /** A successful login clears the account's counter (not the address's). */
+  recordSuccess(username: string): Promise<void>;
+}
+
+export const MAX_DELAY_MS = 4000;
+const TABLE = 'login_throttle';
+
+/**
+ * The store client rate-limiter-flexible queries: its SQL goes through the application's own
+ * kysely pool (one pool, one place that owns connections).
+ */
+function kyselyStoreClient(db: Kysely<Database>) {
+  return {
+    async query(query: { text: string; values?: unknown[] }) {
+      const result = await db.executeQuery(CompiledQuery.raw(query.text, query.values ?? []));
+      const affected = result.numAffectedRows === undefined ? result.rows.length : Number(result.numAffectedRows);
+      return { rows: result.rows, rowCount: Math.max(affected, result.rows.length) };
+    },
+  };
+}
+
+/** Account key: a digest of the case-folded username (bounded length, no NUL reaches SQL). */
+function accountKey(username: string): string {
+  return createHash('sha256').update(username.normalize('NFKC').toLowerCase()).digest('base64url');
+}
+
+/** Address key: IPv4-mapped IPv6 addresses count as their IPv4 address. */
+function addressKey(address: string | undefined): string | undefined {
+  if (!address) return undefined;
+  return (address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address).slice(0, 64);
+}
+
+function lockState(res: RateLimiterRes | null, max: number): ThrottleState {
+  if (!res || res.consumedPoints <= max) return { locked: false };
+  return { locked: true, retryAfterSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)) };
+}
+
+export function createLoginThrottle(db: Kysely<Database>, options: LoginThrottleOptions): LoginThrottle {
+  const storeClient = kyselyStoreClient(db);
+  const common = { storeClient, storeType: 'pool', tableName: TABLE, tableCreated: true, clearExpiredByTimeout: false, duration: options.windowSeconds };
+  // `points` is the number of failures tolerated; the failure that reaches it blocks the key.
+  const accounts = new RateLimiterPostgres({ ...common, keyPrefix: 'account', points: options.maxFailuresPerAccount });
+  const addresses = new RateLimiterPostgres({ ...common, keyPrefix: 'address', points: options.maxFailuresPerAddress });
+
+  async function failure(limiter: RateLimiterPostgres, key: string, max: number): Promise<{ failures: number; locked: ThrottleState }> {
+    const res = await limiter.penalty(key, 1);
+    if (res.consumedPoints < max) return { failures: res.consumedPoints, locked: { locked: false } };
+    await limiter.block(key, options.lockSeconds);
+    return { failures: res.consumedPoints, locked: { locked: true, retryAfterSeconds: options.lockSeconds } };
+  }
+
+  return {
+    async check(username, address) {
+      const ip = addressKey(address);
+      const [account, client] = await Promise.all([
+        accounts.get(accountKey(username)),
+        ip ? addresses.get(ip) : Promise.resolve(null),
+      ]);
+      const byAccount = lockState(account, options.maxFailuresPerAccount);
+      const byAddress = lockState(client, options.maxFailuresPerAddress);
+      if (byAccount.locked && byAddress.locked) {
+        return { locked: true, retryAfterSeconds: Math.max(byAccount.retryAfterSeconds, byAddress.retryAfterSeconds) };
+      }
+      return byAccount.locked ? byAccount : byAddress;
+    },
+    async recordFailure(username, address) {
+      const ip = addressKey(address);
+      const [account, client] = await Promise.all([
+        failure(accounts, accountKey(username), options.maxFailuresPerAccount),
+        ip ? failure(addresses, ip, options.maxFailuresPerAddress) : Promise.resolve(undefined),
+      ]);
+      const locked = account.locked.locked ? account.locked : (client?.locked ?? { locked: false as const });
+      const delayMs = options.delayMs === 0 ? 0 : Math.min(MAX_DELAY_MS, options.delayMs * 2 ** Math.min(10, account.failures - 1));
+      return { delayMs, failures: account.failures, locked };
+    },
+    async recordSuccess(username) {
+      await accounts.delete(accountKey(username));
+    },
+  };
+}

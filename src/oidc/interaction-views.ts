@@ -1,0 +1,179 @@
+/**
+ * Server-rendered pages of the login, consent and logout flows. Every interpolated value is
+ * HTML-escaped by {@link html}; only {@link SafeHtml} (built here) is inserted as is. The pages
+ * carry no script at all, so the Content-Security-Policy forbids every script.
+ */
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
+
+/** Escapes text for HTML element content and quoted attribute values. */
+export function escapeHtml(value: unknown): string {
+  return String(value).replace(/[&<>"'`]/g, (c) => ESCAPES[c]!);
+}
+
+/** Markup that is already safe (produced by {@link html}). */
+export class SafeHtml {
+  constructor(readonly value: string) {}
+  toString(): string {
+    return this.value;
+  }
+}
+
+type Part = string | number | SafeHtml | undefined | null | false | readonly Part[];
+
+function render(part: Part): string {
+  if (part === undefined || part === null || part === false) return '';
+  if (part instanceof SafeHtml) return part.value;
+  if (Array.isArray(part)) return part.map(render).join('');
+  return escapeHtml(part);
+}
+
+/** Tagged template: literal parts as written, interpolations escaped (arrays joined). */
+export function html(strings: TemplateStringsArray, ...values: Part[]): SafeHtml {
+  let out = strings[0]!;
+  values.forEach((value, i) => {
+    out += render(value) + strings[i + 1]!;
+  });
+  return new SafeHtml(out);
+}
+
+/** Path of the one stylesheet the pages load (served by the interaction routes). */
+export const STYLESHEET_PATH = '/assets/custos.css';
+
+export const STYLESHEET = `*{box-sizing:border-box}body{font:16px/1.5 system-ui,sans-serif;background:#f3f4f6;color:#111827;margin:0}
+main{max-width:24rem;margin:4rem auto;background:#fff;padding:2rem;border-radius:.5rem;box-shadow:0 1px 3px rgba(0,0,0,.15)}
+h1{font-size:1.4rem;margin:0 0 1rem}label{display:block;margin:.75rem 0 .25rem;font-weight:600}
+input[type=text],input[type=password]{width:100%;padding:.5rem;border:1px solid #9ca3af;border-radius:.25rem;font:inherit}
+button{margin-top:1rem;width:100%;padding:.6rem;border:0;border-radius:.25rem;background:#1d4ed8;color:#fff;font:inherit;cursor:pointer}
+button.secondary{background:#e5e7eb;color:#111827}.error{background:#fee2e2;color:#991b1b;padding:.5rem .75rem;border-radius:.25rem}
+.client{color:#4b5563}ul{padding-left:1.25rem}
+`;
+
+function page(title: string, body: SafeHtml): string {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${title}</title>
+<link rel="stylesheet" href="${STYLESHEET_PATH}">
+</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>
+`.value;
+}
+
+export interface LoginView {
+  action: string;
+  abortAction: string;
+  csrfToken: string;
+  clientName: string;
+  username?: string;
+  error?: string;
+}
+
+/** The login form: fields `username` and `password` with autocomplete hints, and a cancel button. */
+export function loginPage(view: LoginView): string {
+  return page(
+    'Sign in',
+    html`<h1>Sign in</h1>
+<p class="client">to continue to ${view.clientName}</p>
+${view.error ? html`<p class="error" role="alert">${view.error}</p>` : ''}
+<form method="post" action="${view.action}" autocomplete="on">
+<input type="hidden" name="csrf" value="${view.csrfToken}">
+<label for="username">Username</label>
+<input id="username" type="text" name="username" value="${view.username ?? ''}" autocomplete="username" autocapitalize="none" spellcheck="false" maxlength="128" required autofocus>
+<label for="password">Password</label>
+<input id="password" type="password" name="password" autocomplete="current-password" maxlength="256" required>
+<button type="submit">Sign in</button>
+</form>
+<form method="post" action="${view.abortAction}">
+<input type="hidden" name="csrf" value="${view.csrfToken}">
+<button type="submit" class="secondary">Cancel</button>
+</form>`,
+  );
+}
+
+export interface ConsentView {
+  action: string;
+  abortAction: string;
+  csrfToken: string;
+  clientName: string;
+  scopes: string[];
+  resources: Array<{ resource: string; scopes: string[] }>;
+}
+
+/** Consent for a client that is not first-party: what it asks for, allow or deny. */
+export function consentPage(view: ConsentView): string {
+  return page(
+    'Allow access',
+    html`<h1>Allow access?</h1>
+<p><strong>${view.clientName}</strong> asks to:</p>
+<ul>
+${view.scopes.map((scope) => html`<li>use your identity (<code>${scope}</code>)</li>`)}
+${view.resources.map((rs) => html`<li>call <code>${rs.resource}</code>${rs.scopes.length ? html` with <code>${rs.scopes.join(' ')}</code>` : ''}</li>`)}
+</ul>
+<form method="post" action="${view.action}">
+<input type="hidden" name="csrf" value="${view.csrfToken}">
+<button type="submit">Allow</button>
+</form>
+<form method="post" action="${view.abortAction}">
+<input type="hidden" name="csrf" value="${view.csrfToken}">
+<button type="submit" class="secondary">Deny</button>
+</form>`,
+  );
+}
+
+/**
+ * RP-initiated logout confirmation. `form` is oidc-provider's own hidden form (its action and
+ * `xsrf` value, which oidc-provider builds from its own escaped values); the buttons submit it.
+ */
+export function logoutPage(view: { form: string; clientName?: string }): string {
+  return page(
+    'Sign out',
+    html`<h1>Sign out${view.clientName ? html` of ${view.clientName}` : ''}?</h1>
+${new SafeHtml(view.form)}
+<button type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Sign out</button>
+<button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button>`,
+  );
+}
+
+export function loggedOutPage(view: { clientName?: string }): string {
+  return page('Signed out', html`<h1>You are signed out</h1><p>${view.clientName ? `You have signed out of ${view.clientName}.` : 'You have signed out.'}</p>`);
+}
+
+export function messagePage(title: string, message: string): string {
+  return page(title, html`<h1>${title}</h1><p>${message}</p>`);
+}
+
+/**
+ * Response headers of every page: a CSP with no script at all, no framing, forms posting only
+ * to us and to `formTargets` (the client's redirect origins: browsers apply `form-action` to
+ * the redirects that follow a form post), no caching, no referrer.
+ */
+export function pageHeaders(formTargets: readonly string[] = []): Record<string, string> {
+  const targets = [...new Set(formTargets)].join(' ');
+  return {
+    'Content-Security-Policy': `default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'${targets ? ` ${targets}` : ''}; frame-ancestors 'none'; base-uri 'none'`,
+    'X-Frame-Options': 'DENY',
+    'X-Content-Type-Options': 'nosniff',
+    'Cache-Control': 'no-store',
+    'Referrer-Policy': 'no-referrer',
+  };
+}
+
+/** Origins of a list of absolute URIs (for `form-action`); unparsable entries are skipped. */
+export function originsOf(uris: readonly string[]): string[] {
+  const origins: string[] = [];
+  for (const uri of uris) {
+    if (!URL.canParse(uri)) continue;
+    const { origin } = new URL(uri);
+    if (origin !== 'null' && /^[A-Za-z0-9+.:/\[\]-]+$/.test(origin)) origins.push(origin);
+  }
+  return origins;
+}

@@ -1,0 +1,260 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Middleware, ParameterizedContext } from 'koa';
+import type { Kysely } from 'kysely';
+import type Provider from 'oidc-provider';
+import type { Database } from '../db/database.js';
+import { AppError } from '../http/app-error.js';
+import type { AppState } from '../http/middleware.js';
+import { writeAudit, type AuditRecord } from '../iam/audit.repository.js';
+import type { LoginThrottle, ThrottleState } from '../iam/login-throttle.repository.js';
+import type { PasswordHasher } from '../iam/password-hasher.js';
+import { MAX_PASSWORD_LENGTH } from '../iam/password-policy.js';
+import { findLoginCandidate } from '../iam/user.repository.js';
+import { grantRequested } from './first-party.js';
+import { consentPage, loginPage, messagePage, originsOf, pageHeaders, STYLESHEET, STYLESHEET_PATH } from './interaction-views.js';
+
+/** What the interaction pages need, passed from the composition root. */
+export interface InteractionDeps {
+  /** The provider currently serving (swapped on key reload). */
+  provider: () => Provider;
+  db: Kysely<Database>;
+  hasher: PasswordHasher;
+  throttle: LoginThrottle;
+  /** Cookie keys: the CSRF key is derived from the first. */
+  cookieKeys: readonly string[];
+  /** Clients configured `first_party: true` (no consent page). */
+  firstParty: (clientId: string) => boolean;
+  /** Largest accepted form body, in bytes. */
+  maxBodyBytes: number;
+}
+
+/** The one message for an unknown user, a wrong password and a disabled account. */
+export const LOGIN_FAILED = 'Incorrect username or password.';
+const EXPIRED = 'This sign-in request has expired or is not valid. Go back to the application and start again.';
+
+const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|abort))?$/;
+
+type Ctx = ParameterizedContext<AppState>;
+type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+function retryHint(state: Extract<ThrottleState, { locked: true }>): string {
+  const minutes = Math.ceil(state.retryAfterSeconds / 60);
+  return state.retryAfterSeconds < 90
+    ? `Too many failed attempts: try again in ${state.retryAfterSeconds} seconds.`
+    : `Too many failed attempts: try again in ${minutes} minutes.`;
+}
+
+/**
+ * Login, consent and cancel for oidc-provider interactions (`/interaction/:uid`), plus the
+ * pages' stylesheet. Forms carry a CSRF token bound to the interaction (HMAC of its uid under a
+ * key derived from the cookie keys, compared in constant time); the interaction itself is bound
+ * to the browser by oidc-provider's signed `_interaction` cookie.
+ */
+export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
+  const csrfKey = createHmac('sha256', deps.cookieKeys[0]!).update('custos interaction csrf v1').digest();
+  const csrfToken = (uid: string) => createHmac('sha256', csrfKey).update(uid).digest('base64url');
+  const csrfValid = (uid: string, token: string | null) => {
+    if (!token) return false;
+    const expected = Buffer.from(csrfToken(uid));
+    const actual = Buffer.from(token);
+    return actual.length === expected.length && timingSafeEqual(actual, expected);
+  };
+
+  async function formTargets(clientId: string | undefined): Promise<string[]> {
+    if (!clientId) return [];
+    const client = await deps.provider().Client.find(clientId).catch(() => undefined);
+    return originsOf(client?.redirectUris ?? []);
+  }
+
+  async function send(ctx: Ctx, status: number, body: string, clientId?: string): Promise<void> {
+    ctx.set(pageHeaders(await formTargets(clientId)));
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.body = body;
+  }
+
+  function audit(ctx: Ctx, record: Omit<AuditRecord, 'clientAddress' | 'requestId'>) {
+    return writeAudit(deps.db, { ...record, clientAddress: ctx.ip, requestId: ctx.state.requestId });
+  }
+
+  async function readForm(ctx: Ctx): Promise<URLSearchParams> {
+    if (!ctx.is('application/x-www-form-urlencoded')) throw new AppError('invalid_request', 'expected an HTML form post', { status: 415 });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > deps.maxBodyBytes) throw new AppError('invalid_request', 'the form is too large', { status: 413 });
+      chunks.push(chunk);
+    }
+    return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  }
+
+  /** The interaction of this browser (signed cookie), which must be the one in the URL. */
+  async function load(ctx: Ctx, uid: string): Promise<Interaction> {
+    let interaction: Interaction;
+    try {
+      interaction = await deps.provider().interactionDetails(ctx.req, ctx.res);
+    } catch (error) {
+      ctx.state.log.debug({ reason: (error as { error_description?: string }).error_description ?? (error as Error).message }, 'interaction not found');
+      throw new AppError('invalid_request', EXPIRED, { cause: error });
+    }
+    if (interaction.uid !== uid) throw new AppError('invalid_request', EXPIRED);
+    return interaction;
+  }
+
+  async function finish(ctx: Ctx, result: Record<string, unknown>, merge = true): Promise<void> {
+    const returnTo = await deps.provider().interactionResult(ctx.req, ctx.res, result as never, { mergeWithLastSubmission: merge });
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  }
+
+  async function clientName(interaction: Interaction): Promise<string> {
+    const clientId = String(interaction.params.client_id ?? '');
+    const client = await deps.provider().Client.find(clientId).catch(() => undefined);
+    return client?.clientName ?? clientId;
+  }
+
+  async function renderLogin(ctx: Ctx, interaction: Interaction, status: number, extra: { username?: string; error?: string } = {}) {
+    const base = `/interaction/${interaction.uid}`;
+    await send(
+      ctx,
+      status,
+      loginPage({ action: `${base}/login`, abortAction: `${base}/abort`, csrfToken: csrfToken(interaction.uid), clientName: await clientName(interaction), ...extra }),
+      String(interaction.params.client_id),
+    );
+  }
+
+  /** Consent: the requested OpenID scopes and resource scopes become the grant. */
+  async function grantConsent(ctx: Ctx, interaction: Interaction): Promise<void> {
+    const provider = deps.provider();
+    const accountId = interaction.session!.accountId;
+    const clientId = String(interaction.params.client_id);
+    const grant = (interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined) ?? new provider.Grant({ accountId, clientId });
+    grantRequested(grant, interaction.prompt.details as Record<string, unknown>);
+    const grantId = await grant.save();
+    await audit(ctx, { actor: `user:${accountId}`, action: 'consent.grant', target: `client:${clientId}`, outcome: 'success', details: { scopes: interaction.prompt.details.missingOIDCScope ?? [] } });
+    await finish(ctx, { consent: { grantId } });
+  }
+
+  async function show(ctx: Ctx, uid: string): Promise<void> {
+    const interaction = await load(ctx, uid);
+    const clientId = String(interaction.params.client_id);
+    if (interaction.prompt.name === 'login') return renderLogin(ctx, interaction, 200);
+    if (interaction.prompt.name === 'consent' && interaction.session) {
+      if (deps.firstParty(clientId)) return grantConsent(ctx, interaction);
+      const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
+      return send(
+        ctx,
+        200,
+        consentPage({
+          action: `/interaction/${uid}/confirm`,
+          abortAction: `/interaction/${uid}/abort`,
+          csrfToken: csrfToken(uid),
+          clientName: await clientName(interaction),
+          scopes: details.missingOIDCScope ?? [],
+          resources: Object.entries(details.missingResourceScopes ?? {}).map(([resource, scopes]) => ({ resource, scopes })),
+        }),
+        clientId,
+      );
+    }
+    throw new AppError('invalid_request', EXPIRED);
+  }
+
+  async function login(ctx: Ctx, uid: string, form: URLSearchParams): Promise<void> {
+    const interaction = await load(ctx, uid);
+    if (interaction.prompt.name !== 'login') throw new AppError('invalid_request', EXPIRED);
+    const clientId = String(interaction.params.client_id);
+    const username = (form.get('username') ?? '').trim();
+    const password = form.get('password') ?? '';
+    if (!username || !password) return renderLogin(ctx, interaction, 400, { username, error: 'Enter your username and password.' });
+
+    const shownUsername = username.slice(0, 128);
+    const locked = await deps.throttle.check(username, ctx.ip);
+    if (locked.locked) {
+      await audit(ctx, { actor: 'anonymous', action: 'login.locked', outcome: 'denied', details: { username: shownUsername, client_id: clientId } });
+      ctx.set('Retry-After', String(locked.retryAfterSeconds));
+      return renderLogin(ctx, interaction, 429, { username: shownUsername, error: `${LOGIN_FAILED} ${retryHint(locked)}` });
+    }
+
+    const candidate = username.length <= 128 ? await findLoginCandidate(deps.db, username) : undefined;
+    // An unknown user is verified against a dummy hash: same work, same time.
+    const check = await deps.hasher.verify(candidate?.passwordHash ?? null, password.length <= MAX_PASSWORD_LENGTH * 4 ? password : '');
+    if (check === 'busy') {
+      ctx.set('Retry-After', '5');
+      return renderLogin(ctx, interaction, 429, { username: shownUsername, error: 'Too many sign-ins at this moment: try again in a few seconds.' });
+    }
+    if (check === 'ok' && candidate && !candidate.disabled) {
+      await deps.throttle.recordSuccess(username);
+      await audit(ctx, { actor: `user:${candidate.id}`, action: 'login.success', target: `user:${candidate.id}`, outcome: 'success', details: { client_id: clientId } });
+      return finish(ctx, { login: { accountId: candidate.id, amr: ['pwd'] } });
+    }
+
+    const reason = !candidate ? 'unknown_user' : check === 'ok' ? 'disabled' : 'wrong_password';
+    const outcome = await deps.throttle.recordFailure(username, ctx.ip);
+    const target = candidate ? `user:${candidate.id}` : null;
+    await audit(ctx, { actor: 'anonymous', action: 'login.failure', target, outcome: 'failure', details: { username: shownUsername, reason, client_id: clientId, failures: outcome.failures } });
+    if (outcome.locked.locked) {
+      await audit(ctx, { actor: 'system', action: 'login.lock', target, outcome: 'denied', details: { username: shownUsername, lock_seconds: outcome.locked.retryAfterSeconds } });
+    }
+    if (outcome.delayMs > 0) await sleep(outcome.delayMs);
+    if (outcome.locked.locked) {
+      ctx.set('Retry-After', String(outcome.locked.retryAfterSeconds));
+      return renderLogin(ctx, interaction, 429, { username: shownUsername, error: `${LOGIN_FAILED} ${retryHint(outcome.locked)}` });
+    }
+    return renderLogin(ctx, interaction, 400, { username: shownUsername, error: LOGIN_FAILED });
+  }
+
+  async function confirm(ctx: Ctx, uid: string): Promise<void> {
+    const interaction = await load(ctx, uid);
+    if (interaction.prompt.name !== 'consent' || !interaction.session) throw new AppError('invalid_request', EXPIRED);
+    return grantConsent(ctx, interaction);
+  }
+
+  async function abort(ctx: Ctx, uid: string): Promise<void> {
+    const interaction = await load(ctx, uid);
+    const accountId = interaction.session?.accountId;
+    await audit(ctx, {
+      actor: accountId ? `user:${accountId}` : 'anonymous',
+      action: interaction.prompt.name === 'consent' ? 'consent.deny' : 'login.cancel',
+      target: `client:${String(interaction.params.client_id)}`,
+      outcome: 'denied',
+    });
+    return finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+  }
+
+  return async function interactions(ctx, next) {
+    if (ctx.path === STYLESHEET_PATH && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      ctx.set('X-Content-Type-Options', 'nosniff');
+      ctx.type = 'text/css';
+      ctx.body = STYLESHEET;
+      return;
+    }
+    if (!ctx.path.startsWith('/interaction/')) return next();
+    const match = ROUTE.exec(ctx.path);
+    try {
+      if (!match) throw new AppError('not_found', 'There is no such page.', { status: 404 });
+      const [, uid, action] = match as unknown as [string, string, string | undefined];
+      if (!action) {
+        if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw new AppError('invalid_request', 'method not allowed', { status: 405 });
+        return await show(ctx, uid);
+      }
+      if (ctx.method !== 'POST') throw new AppError('invalid_request', 'method not allowed', { status: 405 });
+      const form = await readForm(ctx);
+      if (!csrfValid(uid, form.get('csrf'))) {
+        throw new AppError('invalid_request', 'The form has expired or did not come from this site. Go back and try again.', { status: 403 });
+      }
+      if (action === 'login') return await login(ctx, uid, form);
+      if (action === 'confirm') return await confirm(ctx, uid);
+      return await abort(ctx, uid);
+    } catch (error) {
+      if (error instanceof AppError && error.status < 500) {
+        if (error.status === 405) ctx.set('Allow', match?.[2] ? 'POST' : 'GET, HEAD');
+        return send(ctx, error.status, messagePage(error.status === 404 ? 'Not found' : 'Cannot continue', error.message));
+      }
+      throw error;
+    }
+  };
+}
