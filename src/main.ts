@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { DestinationStream, Logger } from 'pino';
+import { ConfigError } from './config/config-error.js';
 import { loadConfig, type AppConfig } from './config/load-config.js';
 import { pingDb } from './db/create-db.js';
 import type { Database } from './db/database.js';
@@ -22,6 +22,7 @@ import { createPasswordHasher } from './iam/password-hasher.js';
 import { createSecretVerifier } from './iam/secret-verifier.js';
 import { createUsersService } from './iam/users.service.js';
 import { registerTokenExchange } from './grants/token-exchange/token-exchange.grant.js';
+import { loadCookieKeys } from './keys/cookie-keys.js';
 import { loadSigningKeys, verificationKeys, type SigningKeySet } from './keys/signing-keys.js';
 import { createFindAccount } from './oidc/accounts.js';
 import { assertClientsValid } from './oidc/clients.js';
@@ -83,8 +84,15 @@ export interface RunningCustos {
 async function loadTls(config: AppConfig, cwd: string): Promise<{ tls: TlsMaterial; devPki?: DevPki }> {
   const { env } = config;
   if (env.TLS_CERT_FILE && env.TLS_KEY_FILE && env.TLS_CLIENT_CA_FILE) {
-    const read = (file: string) => fs.readFile(path.resolve(cwd, file), 'utf8');
-    const [certPem, keyPem, clientCaPem] = await Promise.all([read(env.TLS_CERT_FILE), read(env.TLS_KEY_FILE), read(env.TLS_CLIENT_CA_FILE)]);
+    const read = (name: string, file: string) =>
+      fs.readFile(path.resolve(cwd, file), 'utf8').catch((error: NodeJS.ErrnoException) => {
+        throw new ConfigError([`environment variable ${name}: cannot read ${file} (${error.code ?? error.message})`]);
+      });
+    const [certPem, keyPem, clientCaPem] = await Promise.all([
+      read('TLS_CERT_FILE', env.TLS_CERT_FILE),
+      read('TLS_KEY_FILE', env.TLS_KEY_FILE),
+      read('TLS_CLIENT_CA_FILE', env.TLS_CLIENT_CA_FILE),
+    ]);
     return { tls: { certPem, keyPem, clientCaPem } };
   }
   const mtlsClients = config.files.clients
@@ -92,28 +100,6 @@ async function loadTls(config: AppConfig, cwd: string): Promise<{ tls: TlsMateri
     .map((client) => client.client_id);
   const devPki = await ensureDevPki({ dir: config.keysDir, hostnames: [new URL(config.issuer ?? 'https://localhost').hostname], clients: mtlsClients });
   return { tls: { certPem: devPki.serverCertPem, keyPem: devPki.serverKeyPem, clientCaPem: devPki.caPem }, devPki };
-}
-
-async function loadCookieKeys(config: AppConfig): Promise<string[]> {
-  if (config.env.COOKIE_KEYS) return config.env.COOKIE_KEYS;
-  const file = path.join(config.keysDir, 'cookie-keys.json');
-  let text: string | undefined;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  if (text !== undefined) {
-    const keys: unknown = JSON.parse(text);
-    if (!Array.isArray(keys) || keys.length === 0 || !keys.every((key) => typeof key === 'string' && key.length >= 32)) {
-      throw new Error(`${file}: expected a JSON array of cookie keys of at least 32 characters`);
-    }
-    return keys as string[];
-  }
-  const keys = [randomBytes(32).toString('base64url')];
-  await fs.mkdir(config.keysDir, { recursive: true, mode: 0o700 });
-  await fs.writeFile(file, JSON.stringify(keys), { mode: 0o600 });
-  return keys;
 }
 
 /** Composition root: config → database → migrations → keys → provider → listener. */
@@ -138,7 +124,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
 
     const { tls, devPki } = await loadTls(config, cwd);
     let keys = await loadSigningKeys(config.keysDir, { generate: !config.production });
-    const cookieKeys = await loadCookieKeys(config);
+    const cookieKeys = await loadCookieKeys(config.keysDir, { fromEnv: config.env.COOKIE_KEYS, generate: !config.production });
 
     let handler: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void = (_req, res) => {
       res.statusCode = 503;

@@ -1,15 +1,24 @@
 import type { Command } from 'commander';
+import { cookieKeysFile, initCookieKeys, rotateCookieKeys } from '../keys/cookie-keys.js';
 import { initSigningKeys, loadSigningKeys, rotateSigningKeys } from '../keys/signing-keys.js';
 
-/** `custos keys init|rotate|list`: manage the staged ES256 signing keys. */
+/** `custos keys init|rotate|list|rotate-cookie-keys`: the staged ES256 signing keys and the cookie keys. */
 export function registerKeysCommands(program: Command, deps: { keysDir: () => string }): void {
-  const keys = program.command('keys').description('ES256 signing keys (next → current → previous)');
+  const keys = program.command('keys').description('ES256 signing keys (next → current → previous) and cookie keys');
   keys
     .command('init')
-    .description('create the current and next signing keys')
+    .description('create the current and next signing keys and the cookie keys (production needs them; nothing is replaced)')
     .action(async () => {
-      const set = await initSigningKeys(deps.keysDir());
-      console.log(`created current ${set.current.kid} and next ${set.next.kid} in ${deps.keysDir()}/signing`);
+      const dir = deps.keysDir();
+      const existing = await loadSigningKeys(dir, { generate: false }).catch(() => undefined);
+      const cookies = await initCookieKeys(dir);
+      if (existing && !cookies) throw new Error(`${dir} already holds signing and cookie keys; rotate them with \`custos keys rotate\` / \`custos keys rotate-cookie-keys\``);
+      if (existing) console.log(`kept the signing keys in ${dir}/signing (current ${existing.current.kid})`);
+      else {
+        const set = await initSigningKeys(dir);
+        console.log(`created current ${set.current.kid} and next ${set.next.kid} in ${dir}/signing`);
+      }
+      if (cookies) console.log(`created ${cookieKeysFile(dir)}`);
     });
   keys
     .command('rotate')
@@ -17,6 +26,13 @@ export function registerKeysCommands(program: Command, deps: { keysDir: () => st
     .action(async () => {
       const set = await rotateSigningKeys(deps.keysDir());
       console.log(`current ${set.current.kid}\nnext ${set.next.kid}\nprevious ${set.previous?.kid}\nSend SIGHUP to running servers (or restart them) to sign with the new current key.`);
+    });
+  keys
+    .command('rotate-cookie-keys')
+    .description('prepend a new cookie signing key (the previous two keep verifying); restart to apply')
+    .action(async () => {
+      const rotated = await rotateCookieKeys(deps.keysDir());
+      console.log(`${cookieKeysFile(deps.keysDir())}: ${rotated.length} keys, the new one signs after a restart of every instance`);
     });
   keys
     .command('list')

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { cookieKeysFile } from '../keys/cookie-keys.js';
 import { ConfigError, describeIssues } from './config-error.js';
 import { envSchema, type Env } from './env.js';
 import { configFilesSchema, type ConfigFiles } from './files.js';
@@ -13,6 +14,12 @@ export interface AppConfig {
   keysDir: string;
   configDir: string;
   files: ConfigFiles;
+  /**
+   * Whether demo data (demo users, their roles) may be created at start: only outside production
+   * and only with the demo configuration. The one switch for any demo seeding: production never
+   * creates users or clients by itself.
+   */
+  seedDemoData: boolean;
   /** Which file each top-level config key came from, for error messages. */
   sources: Record<string, string>;
 }
@@ -85,27 +92,45 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
   const env = loadEnv(source);
   const production = env.NODE_ENV === 'production';
   const problems: string[] = [];
-  if (production) {
-    if (!env.KEYS_DIR) problems.push('environment variable KEYS_DIR: required in production (signing keys are never generated there)');
-    if (!env.ISSUER) problems.push('environment variable ISSUER: required in production');
-    if (!env.COOKIE_KEYS) problems.push('environment variable COOKIE_KEYS: required in production');
-    if (!env.TLS_CERT_FILE || !env.TLS_KEY_FILE) problems.push('environment variables TLS_CERT_FILE and TLS_KEY_FILE: required in production');
-    if (!env.TLS_CLIENT_CA_FILE) problems.push('environment variable TLS_CLIENT_CA_FILE: required in production (CA bundle for client certificates)');
-    if (!env.DATABASE_URL) problems.push('environment variable DATABASE_URL: required in production (the embedded PostgreSQL is for development)');
-  }
+  if (production) problems.push(...productionProblems(env, cwd));
   if (problems.length > 0) throw new ConfigError(problems);
   const configDir = resolve(cwd, env.CONFIG_DIR);
   const { files, sources } = loadConfigFiles(configDir);
   if (production && files.demo) {
-    throw new ConfigError([`${sources.demo}: demo: true — the demo configuration is refused in production`]);
+    throw new ConfigError([
+      `${sources.demo}: demo: true — the demo configuration (and its well-known client secrets) is refused in production; register your own clients in CONFIG_DIR`,
+    ]);
   }
   return {
     env,
     production,
+    seedDemoData: !production && files.demo,
     issuer: env.ISSUER,
     keysDir: resolveKeysDir(env, cwd),
     configDir,
     files,
     sources,
   };
+}
+
+/**
+ * What production requires and never generates: each missing item with how to provide it.
+ * (An `http` ISSUER is already refused by the schema.)
+ */
+function productionProblems(env: Env, cwd: string): string[] {
+  const problems: string[] = [];
+  const missing = (name: string, how: string) => problems.push(`environment variable ${name}: required in production — ${how}`);
+  if (!env.KEYS_DIR) missing('KEYS_DIR', 'the directory of the signing keys (signing/current.jwk.json, signing/next.jwk.json); create them with `custos keys init` (production never generates keys)');
+  if (!env.ISSUER) missing('ISSUER', 'the public https URL of this server, e.g. https://auth.example.com (every URL in metadata and tokens derives from it)');
+  if (!env.TLS_CERT_FILE) missing('TLS_CERT_FILE', 'PEM server certificate (chain) for the public listener; `custos pki issue --usage server --dns <host> --out <dir>` makes one from an internal CA');
+  if (!env.TLS_KEY_FILE) missing('TLS_KEY_FILE', 'PEM private key of TLS_CERT_FILE');
+  if (!env.TLS_CLIENT_CA_FILE) missing('TLS_CLIENT_CA_FILE', 'PEM bundle of the CA(s) client certificates must chain to (mutual TLS); `custos pki init` creates an internal CA');
+  if (!env.DATABASE_URL) missing('DATABASE_URL', 'postgres://user:password@host:5432/custos (the embedded PostgreSQL is for development only)');
+  if (!env.COOKIE_KEYS) {
+    const file = env.KEYS_DIR ? cookieKeysFile(resolveKeysDir(env, cwd)) : undefined;
+    if (!file || !existsSync(file)) {
+      missing('COOKIE_KEYS', `comma-separated keys of at least 32 characters, or the file ${file ?? 'cookie-keys.json in the keys directory'} that \`custos keys init\` creates`);
+    }
+  }
+  return problems;
 }
