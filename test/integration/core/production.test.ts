@@ -68,7 +68,72 @@ describe('production mode', () => {
     } finally {
       await custos.stop();
     }
-    // The cookie keys came from COOKIE_KEYS: nothing but the signing keys was written.
-    expect((await readdir(env.KEYS_DIR!)).sort()).toEqual(['signing']);
+    // Only what `custos keys init` wrote: signing keys and cookie keys (unused here: COOKIE_KEYS is set).
+    expect((await readdir(env.KEYS_DIR!)).sort()).toEqual(['cookie-keys.json', 'signing']);
+  });
+
+  it('takes the cookie keys from the file `custos keys init` wrote when COOKIE_KEYS is not set', async () => {
+    const { COOKIE_KEYS: _unset, ...withoutCookieKeys } = env;
+    const custos = await startCustos({ env: withoutCookieKeys, cwd: ROOT });
+    await custos.stop();
+    expect(custos.config.env.COOKIE_KEYS).toBeUndefined();
+  });
+
+  it('never seeds demo data (users) in production', async () => {
+    const custos = await startCustos({ env, cwd: ROOT });
+    await custos.stop();
+    expect(custos.config.seedDemoData).toBe(false);
+  });
+});
+
+describe('production mode refuses to start without each item, saying how to provide it', () => {
+  const without = (name: string) => {
+    const { [name]: _removed, ...rest } = env;
+    return rest;
+  };
+  const refusal = async (testEnv: Record<string, string>) => {
+    const keysDir = path.join(work, `keys-${Math.random().toString(36).slice(2)}`);
+    const error = await startCustos({ env: { ...testEnv, KEYS_DIR: testEnv.KEYS_DIR === undefined ? '' : keysDir }, cwd: ROOT }).then(
+      () => undefined,
+      (thrown: Error) => thrown,
+    );
+    expect(error, 'started although something was missing').toBeInstanceOf(Error);
+    // Nothing was generated on the way to the refusal.
+    await expect(readdir(keysDir)).rejects.toMatchObject({ code: 'ENOENT' });
+    return error!.message;
+  };
+
+  it.each([
+    ['KEYS_DIR', /environment variable KEYS_DIR: required in production — .*`custos keys init`/],
+    ['ISSUER', /environment variable ISSUER: required in production — the public https URL/],
+    ['TLS_CERT_FILE', /environment variable TLS_CERT_FILE: required in production — PEM server certificate .*`custos pki issue --usage server/],
+    ['TLS_KEY_FILE', /environment variable TLS_KEY_FILE: required in production — PEM private key of TLS_CERT_FILE/],
+    ['TLS_CLIENT_CA_FILE', /environment variable TLS_CLIENT_CA_FILE: required in production — PEM bundle of the CA\(s\) client certificates must chain to .*`custos pki init`/],
+    ['DATABASE_URL', /environment variable DATABASE_URL: required in production — postgres:\/\/user:password@host:5432\/custos/],
+    ['COOKIE_KEYS', /environment variable COOKIE_KEYS: required in production — .*cookie-keys\.json that `custos keys init` creates/],
+  ])('without %s', async (name, message) => {
+    const text = await refusal(without(name));
+    expect(text).toMatch(message);
+    // Exactly that item is named, nothing else.
+    expect(text.split('\n').filter((line) => line.startsWith('  - '))).toHaveLength(1);
+  });
+
+  it('with an http issuer', async () => {
+    expect(await refusal({ ...env, ISSUER: 'http://auth.example.com' })).toMatch(/environment variable ISSUER: an https URL/);
+  });
+
+  it('without signing keys (never generated)', async () => {
+    expect(await refusal(env)).toMatch(/signing keys missing: .*current\.jwk\.json \(provide them or run `custos keys init`/);
+  });
+
+  it('with an unreadable TLS file', async () => {
+    await expect(startCustos({ env: { ...env, TLS_KEY_FILE: path.join(work, 'missing.pem') }, cwd: ROOT })).rejects.toThrow(
+      `environment variable TLS_KEY_FILE: cannot read ${path.join(work, 'missing.pem')} (ENOENT)`,
+    );
+  });
+
+  it('with the demo configuration (demo clients and their well-known secrets)', async () => {
+    const text = await refusal({ ...env, CONFIG_DIR: path.join(ROOT, 'config') });
+    expect(text).toContain(`${path.join(ROOT, 'config', 'resource-servers.json')}: demo: true — the demo configuration (and its well-known client secrets) is refused in production`);
   });
 });
