@@ -1,0 +1,173 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, buildConnector, request } from 'undici';
+import { initCookieKeys } from '../../src/keys/cookie-keys.js';
+import { initSigningKeys } from '../../src/keys/signing-keys.js';
+import { ensureDevPki, type DevPki } from '../../src/pki/dev-pki.js';
+import { formBody } from './app.js';
+import { createTestDatabase } from './database.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+/** The address clients use (a load balancer's): every instance has this issuer. */
+export const CLUSTER_ISSUER = 'https://localhost';
+
+/** One `custos serve` process of a cluster. */
+export interface Instance {
+  name: string;
+  port: number;
+  child: ChildProcess;
+  output(): string;
+  /** An undici agent that reaches this instance at the cluster address (like a load balancer picking it). */
+  agent(client?: string): Agent;
+  /** POST a form to `path` on this instance; `basic` = [id, secret], `client` = mTLS client with its dev certificate. */
+  post(path: string, form: Record<string, string>, auth?: { basic?: [string, string]; client?: string }): Promise<{ status: number; body: any }>;
+  get(path: string): Promise<{ status: number; body: any }>;
+  /** Sends SIGHUP and waits until the instance logs the reload. */
+  reload(): Promise<void>;
+}
+
+export interface Cluster {
+  instances: Instance[];
+  keysDir: string;
+  configDir: string;
+  pki: DevPki;
+  databaseUrl: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts `count` Custos processes (the real CLI, in production mode) on one fresh database with
+ * shared keys, cookie keys, TLS material and config, the way they run behind a load balancer
+ * without sticky sessions. They start concurrently (migrations race like in a real roll-out).
+ */
+export async function startCluster(count: number, options: { env?: Record<string, string> } = {}): Promise<Cluster> {
+  const database = await createTestDatabase();
+  const work = await mkdtemp(path.join(tmpdir(), 'custos-cluster-'));
+  const keysDir = path.join(work, 'keys');
+  const configDir = path.join(work, 'config');
+  await initSigningKeys(keysDir);
+  await initCookieKeys(keysDir);
+  const pki = await ensureDevPki({ dir: path.join(work, 'tls'), clients: ['orders-api', 'billing-worker', 'admin-cli'] });
+  await cp(path.join(ROOT, 'config'), configDir, { recursive: true });
+  // The demo clients, minus the demo marker production refuses (their secrets are test-only here).
+  const file = path.join(configDir, 'resource-servers.json');
+  await writeFile(file, JSON.stringify({ ...JSON.parse(await readFile(file, 'utf8')), demo: false }));
+
+  const children: ChildProcess[] = [];
+  const agents: Agent[] = [];
+  const stop = async () => {
+    await Promise.all(
+      children.map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await Promise.race([exited, sleep(5000).then(() => child.kill('SIGKILL'))]);
+      }),
+    );
+    await Promise.all(agents.map((agent) => agent.close().catch(() => {})));
+    await database.drop();
+    await rm(work, { recursive: true, force: true });
+  };
+
+  try {
+    const start = async (index: number): Promise<Instance> => {
+      const name = String.fromCharCode(65 + index);
+      const port = await freePort();
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/custos.ts', 'serve'], {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? work,
+          NODE_ENV: 'production',
+          HOST: '127.0.0.1',
+          PORT: String(port),
+          ISSUER: CLUSTER_ISSUER,
+          DATABASE_URL: database.url,
+          KEYS_DIR: keysDir,
+          CONFIG_DIR: configDir,
+          TLS_CERT_FILE: pki.server.certPath,
+          TLS_KEY_FILE: pki.server.keyPath,
+          TLS_CLIENT_CA_FILE: pki.ca.certPath,
+          LOG_LEVEL: 'info',
+          SHUTDOWN_TIMEOUT_MS: '1000',
+          ...options.env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let output = '';
+      child.stdout!.on('data', (chunk) => (output += chunk));
+      child.stderr!.on('data', (chunk) => (output += chunk));
+      const deadline = Date.now() + 30_000;
+      while (!output.includes('Custos is running at')) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`instance ${name} did not start:\n${output}`);
+        await sleep(50);
+      }
+      const agentFor = (client?: string) => {
+        const cert = client ? pki.clients[client] : undefined;
+        if (client && !cert) throw new Error(`no dev certificate for ${client}`);
+        const connector = buildConnector({ ca: pki.caPem, ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}) });
+        // The URL names the cluster address; the connection goes to this instance's port.
+        const agent = new Agent({ connect: (opts, callback) => connector({ ...opts, port: String(port) }, callback) });
+        agents.push(agent);
+        return agent;
+      };
+      const plain = agentFor();
+      const clientAgents = new Map<string, Agent>();
+      const parse = async (response: Awaited<ReturnType<typeof request>>) => {
+        const text = await response.body.text();
+        return { status: response.statusCode, body: text ? JSON.parse(text) : undefined };
+      };
+      return {
+        name,
+        port,
+        child,
+        output: () => output,
+        agent: (client) => (client ? agentFor(client) : plain),
+        async post(target, form, auth = {}) {
+          const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+          if (auth.basic) headers.authorization = `Basic ${Buffer.from(auth.basic.map(encodeURIComponent).join(':')).toString('base64')}`;
+          let dispatcher = plain;
+          if (auth.client) {
+            if (!clientAgents.has(auth.client)) clientAgents.set(auth.client, agentFor(auth.client));
+            dispatcher = clientAgents.get(auth.client)!;
+          }
+          const body = formBody(auth.client ? { client_id: auth.client, ...form } : form);
+          return parse(await request(`${CLUSTER_ISSUER}${target}`, { method: 'POST', headers, body, dispatcher }));
+        },
+        async get(target) {
+          return parse(await request(`${CLUSTER_ISSUER}${target}`, { dispatcher: plain }));
+        },
+        async reload() {
+          const before = output.split('signing keys reloaded').length;
+          child.kill('SIGHUP');
+          const until = Date.now() + 10_000;
+          while (output.split('signing keys reloaded').length === before) {
+            if (child.exitCode !== null || Date.now() > until) throw new Error(`instance ${name} did not reload:\n${output}`);
+            await sleep(25);
+          }
+        },
+      };
+    };
+    const instances = await Promise.all(Array.from({ length: count }, (_, index) => start(index)));
+    return { instances, keysDir, configDir, pki, databaseUrl: database.url, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
