@@ -35,7 +35,7 @@ export async function ensureTools(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error(`${missing.join(' and ')} missing; install them (apt-get install ${missing.join(' ')}) or run as root`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   await sh('apt-get', ['update', '-qq'], { env });
-  await sh('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env });
+  await sh('apt-get', ['install', '-y', '-qq', ...missing], { env });
 }
 
 /** buildah with its own storage under the cache (vfs: works on any filesystem, no fuse or overlay). */

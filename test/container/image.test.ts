@@ -134,6 +134,10 @@ describe('container image', () => {
       { source: dirs.config, target: '/etc/custos/config', readOnly: true },
       { source: dirs.tls, target: '/etc/custos/tls', readOnly: true },
     ];
+    // `custos migrate` from the image (what an upgrade runs first), then the server finds nothing to do.
+    const migrated = await rfs.run({ env, mounts, command: [...rfs.config.Entrypoint, 'migrate'] });
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(migrated.stdout).toMatch(/^applied: \d{14}_/);
     const server = rfs.spawn({ env, mounts });
     server.stdin!.end();
     let output = '';
