@@ -161,6 +161,9 @@ export async function ensureBaseImage(log: (message: string) => void): Promise<s
     await buildah(['config', '--env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', '--cmd', 'node', container]);
     await buildah(['commit', '--rm', container, tag]);
     container = undefined;
+    // Bases of older recipes or Node versions are not needed any more.
+    const stale = (await buildah(['images', '--format', '{{.Name}}:{{.Tag}}'])).split('\n').filter((name) => name.startsWith('localhost/custos-test-base:') && name !== tag);
+    if (stale.length > 0) await buildah(['rmi', ...stale]).catch(() => {});
     log(`base image ${tag} committed`);
     return tag;
   } finally {
