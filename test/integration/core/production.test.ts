@@ -79,10 +79,16 @@ describe('production mode', () => {
     expect(custos.config.env.COOKIE_KEYS).toBeUndefined();
   });
 
-  it('never seeds demo data (users) in production', async () => {
+  it('never seeds demo data (users, roles) in production', async () => {
     const custos = await startCustos({ env, cwd: ROOT });
-    await custos.stop();
-    expect(custos.config.seedDemoData).toBe(false);
+    try {
+      expect(custos.config.seedDemoData).toBe(false);
+      const users = await custos.db.selectFrom('iam_user').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+      const roles = await custos.db.selectFrom('iam_user_role').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+      expect([Number(users.n), Number(roles.n)]).toEqual([0, 0]);
+    } finally {
+      await custos.stop();
+    }
   });
 });
 

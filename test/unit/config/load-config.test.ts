@@ -61,6 +61,7 @@ describe('loadConfig: environment variables', () => {
     expect(config.production).toBe(false);
     expect(config.env.PORT).toBe(8443);
     expect(config.files.demo).toBe(true);
+    expect(config.seedDemoData).toBe(true);
     expect(config.files.clients.map((client) => client.client_id)).toContain('reporting-job');
   });
 
@@ -126,6 +127,7 @@ describe('loadConfig: config files', () => {
     const config = loadConfig({ CONFIG_DIR: dir }, ROOT);
     expect(config.files.clients).toHaveLength(1);
     expect(config.files.demo).toBe(false);
+    expect(config.seedDemoData).toBe(false);
     expect(config.sources.clients).toBe(path.join(dir, 'clients.json'));
   });
 
