@@ -235,8 +235,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     cleanups.push(async () => clearInterval(purge));
 
     // Development with the demo config only: production and tests never get a generated user.
-    const demoUser =
-      env.NODE_ENV === 'development' && config.files.demo ? await ensureDemoUser(db, createUsersService({ db, hasher })) : undefined;
+    const demoUser = config.seedDemoData ? await ensureDemoUser(db, createUsersService({ db, hasher })) : undefined;
 
     logger.info({ issuer, port }, 'custos listening');
     return {

@@ -15,9 +15,9 @@ export interface AppConfig {
   configDir: string;
   files: ConfigFiles;
   /**
-   * Whether demo data (demo users, their roles) may be created at start: only outside production
-   * and only with the demo configuration. The one switch for any demo seeding: production never
-   * creates users or clients by itself.
+   * Whether demo data (the demo user, its role) may be created at start: only in development
+   * (never in production, nor in tests) and only with the demo configuration. The one switch for
+   * any demo seeding: production never creates users or clients by itself.
    */
   seedDemoData: boolean;
   /** Which file each top-level config key came from, for error messages. */
@@ -104,7 +104,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
   return {
     env,
     production,
-    seedDemoData: !production && files.demo,
+    seedDemoData: env.NODE_ENV === 'development' && files.demo,
     issuer: env.ISSUER,
     keysDir: resolveKeysDir(env, cwd),
     configDir,
