@@ -26,8 +26,24 @@ export interface Instance {
   /** POST a form to `path` on this instance; `basic` = [id, secret], `client` = mTLS client with its dev certificate. */
   post(path: string, form: Record<string, string>, auth?: { basic?: [string, string]; client?: string }): Promise<{ status: number; body: any }>;
   get(path: string): Promise<{ status: number; body: any }>;
+  /** A browser-like request (no redirects followed) carrying and updating `jar`'s cookies. */
+  browse(jar: CookieJar, method: 'GET' | 'POST', target: string, form?: Record<string, string>): Promise<{ status: number; location?: string; text: string }>;
   /** Sends SIGHUP and waits until the instance logs the reload. */
   reload(): Promise<void>;
+}
+
+/** Cookies of one browser (name → value); shared by requests to any instance, like a browser's. */
+export type CookieJar = Map<string, string>;
+
+function storeCookies(jar: CookieJar, header: string | string[] | undefined): void {
+  for (const cookie of [header ?? []].flat()) {
+    const [pair = '', ...attributes] = cookie.split(';');
+    const name = pair.slice(0, pair.indexOf('=')).trim();
+    const value = pair.slice(pair.indexOf('=') + 1).trim();
+    const expired = attributes.some((attribute) => /^\s*(max-age=0|expires=thu, 01 jan 1970)/i.test(attribute));
+    if (expired || value === '') jar.delete(name);
+    else jar.set(name, value);
+  }
 }
 
 export interface Cluster {
@@ -152,6 +168,15 @@ export async function startCluster(count: number, options: { env?: Record<string
         },
         async get(target) {
           return parse(await request(`${CLUSTER_ISSUER}${target}`, { dispatcher: plain }));
+        },
+        async browse(jar, method, target, form) {
+          const url = new URL(target, CLUSTER_ISSUER);
+          const headers: Record<string, string> = { cookie: [...jar].map(([name, value]) => `${name}=${value}`).join('; ') };
+          if (form) headers['content-type'] = 'application/x-www-form-urlencoded';
+          const response = await request(url, { method, headers, body: form ? formBody(form) : undefined, dispatcher: plain });
+          storeCookies(jar, response.headers['set-cookie']);
+          const location = response.headers.location;
+          return { status: response.statusCode, location: typeof location === 'string' ? location : undefined, text: await response.body.text() };
         },
         async reload() {
           const before = output.split('signing keys reloaded').length;

@@ -1,8 +1,14 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb } from '../../../src/db/create-db.js';
+import type { Database } from '../../../src/db/database.js';
+import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
+import { createUsersService } from '../../../src/iam/users.service.js';
 import { rotateSigningKeys } from '../../../src/keys/signing-keys.js';
 import { DEMO } from '../../helpers/app.js';
-import { CLUSTER_ISSUER, startCluster, type Cluster, type Instance } from '../../helpers/instances.js';
+import { CLUSTER_ISSUER, startCluster, type Cluster, type CookieJar, type Instance } from '../../helpers/instances.js';
 
 // Two real `custos serve` processes on one PostgreSQL, no sticky sessions: every check issues on
 // one instance and looks at the other. Further cluster checks (login across instances, refresh
@@ -11,14 +17,72 @@ let cluster: Cluster;
 let a: Instance;
 let b: Instance;
 
+let db: Kysely<Database>;
+const PASSWORD = 'correct horse battery staple';
+const REDIRECT_URI = 'http://localhost:3000/callback';
+
 beforeAll(async () => {
-  cluster = await startCluster(2);
+  // No growing delay on failed logins: the lock itself is what is checked across instances.
+  cluster = await startCluster(2, { env: { LOGIN_DELAY_MS: '0' } });
   [a, b] = cluster.instances as [Instance, Instance];
+  db = createDb(cluster.databaseUrl, { max: 2 });
+  const users = createUsersService({ db, hasher: createPasswordHasher() });
+  const by = { actor: 'test', initiatingEntity: 'admin' as const };
+  await users.createRole('orders-reader', null, by);
+  for (const username of ['bob', 'mallory-target']) await users.createUser({ username, password: PASSWORD, roles: ['orders-reader'] }, by);
 }, 90_000);
 
 afterAll(async () => {
+  await db?.destroy();
   await cluster?.stop();
 });
+
+/** Starts an authorization request (PKCE) at `instance`; returns the login page's path. */
+async function startLogin(instance: Instance, jar: CookieJar) {
+  const verifier = randomBytes(32).toString('base64url');
+  const state = randomBytes(16).toString('base64url');
+  const params = new URLSearchParams({
+    client_id: 'web-bff',
+    response_type: 'code',
+    redirect_uri: REDIRECT_URI,
+    scope: 'openid orders:read',
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+    state,
+  });
+  const started = await instance.browse(jar, 'GET', `/auth?${params}`);
+  expect(started.status, started.text).toBe(303);
+  const interaction = new URL(started.location!, CLUSTER_ISSUER).pathname;
+  expect(interaction).toMatch(/^\/interaction\/[\w-]+$/);
+  return { verifier, state, interaction };
+}
+
+/** Submits the login form of `interaction` at `instance` (the form is fetched there first). */
+async function submitLogin(instance: Instance, jar: CookieJar, interaction: string, username: string, password: string) {
+  const page = await instance.browse(jar, 'GET', interaction);
+  expect(page.status, page.text).toBe(200);
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1];
+  expect(csrf).toBeTruthy();
+  return instance.browse(jar, 'POST', `${interaction}/login`, { csrf: csrf!, username, password });
+}
+
+/** The whole login: start at `starts`, show and submit the form at `logsIn`, resume and redeem at `finishes`. */
+async function logIn(starts: Instance, logsIn: Instance, finishes: Instance, username = 'bob') {
+  const jar: CookieJar = new Map();
+  const { verifier, state, interaction } = await startLogin(starts, jar);
+  const submitted = await submitLogin(logsIn, jar, interaction, username, PASSWORD);
+  expect(submitted.status, submitted.text).toBe(303);
+  const resumed = await finishes.browse(jar, 'GET', submitted.location!);
+  expect(resumed.status, resumed.text).toBe(303);
+  const callback = new URL(resumed.location!);
+  expect(`${callback.origin}${callback.pathname}`).toBe(REDIRECT_URI);
+  expect(callback.searchParams.get('state')).toBe(state);
+  const code = callback.searchParams.get('code');
+  expect(code, resumed.location).toBeTruthy();
+  const tokens = await finishes.post('/token', { grant_type: 'authorization_code', code: code!, code_verifier: verifier, redirect_uri: REDIRECT_URI }, { basic: DEMO.webBff });
+  expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+  return tokens.body as { access_token: string; refresh_token: string; id_token: string };
+}
 
 async function clientCredentials(instance: Instance): Promise<string> {
   const { status, body } = await instance.post('/token', { grant_type: 'client_credentials', scope: 'orders:read' }, { basic: DEMO.reportingJob });
@@ -111,5 +175,44 @@ describe('two instances on one PostgreSQL', () => {
     const after = (await jwks(b)).keys.map((key) => key.kid);
     expect(after).toEqual([rotated.current.kid, rotated.next.kid, rotated.previous!.kid]);
     expect((await jwks(a)).keys.map((key) => key.kid)).toEqual(after);
+  });
+});
+
+describe('two instances: login and sessions', () => {
+  it('a login started on one completes on the other (form and redemption on the other instance)', async () => {
+    const tokens = await logIn(a, b, a);
+    const { payload } = await jwtVerify(tokens.id_token, createLocalJWKSet(await jwks(b)), { issuer: CLUSTER_ISSUER, audience: 'web-bff' });
+    expect(payload.sub).toEqual(expect.any(String));
+    const again = await logIn(b, a, b);
+    expect(again.refresh_token).toBeTruthy();
+  });
+
+  it('a refresh token rotated on one is refused as reused on the other', async () => {
+    const { refresh_token: first } = await logIn(a, a, a);
+    const rotated = await a.post('/token', { grant_type: 'refresh_token', refresh_token: first }, { basic: DEMO.webBff });
+    expect(rotated.status, JSON.stringify(rotated.body)).toBe(200);
+    expect(rotated.body.refresh_token).not.toBe(first);
+    const reused = await b.post('/token', { grant_type: 'refresh_token', refresh_token: first }, { basic: DEMO.webBff });
+    expect(reused.status).toBe(400);
+    expect(reused.body.error).toBe('invalid_grant');
+    // Reuse revokes the grant: the token it was rotated into is dead too, at either instance.
+    const successor = await a.post('/token', { grant_type: 'refresh_token', refresh_token: rotated.body.refresh_token }, { basic: DEMO.webBff });
+    expect(successor.body.error).toBe('invalid_grant');
+  });
+
+  it('the brute-force lock holds across both instances', async () => {
+    const jar: CookieJar = new Map();
+    const { interaction } = await startLogin(a, jar);
+    // Five failures (the per-account maximum), alternating between the instances.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const failed = await submitLogin(attempt % 2 === 0 ? a : b, jar, interaction, 'mallory-target', 'wrong password guess');
+      expect(failed.text).toMatch(/Incorrect username or password|Too many failed attempts/);
+    }
+    // Now even the right password is refused at both instances.
+    for (const instance of [a, b]) {
+      const refused = await submitLogin(instance, jar, interaction, 'mallory-target', PASSWORD);
+      expect(refused.status).not.toBe(303);
+      expect(refused.text).toContain('Too many failed attempts');
+    }
   });
 });
