@@ -19,6 +19,7 @@ import { createPublicApp } from './http/public-app.js';
 import { ensureDemoUser } from './iam/demo-user.js';
 import { createLoginThrottle } from './iam/login-throttle.repository.js';
 import { createPasswordHasher } from './iam/password-hasher.js';
+import { startEvents, type EventsDeps } from './events/events-module.js';
 import { createSecretVerifier } from './iam/secret-verifier.js';
 import { createUsersService } from './iam/users.service.js';
 import { registerTokenExchange } from './grants/token-exchange/token-exchange.grant.js';
@@ -59,6 +60,8 @@ export interface CustosOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   logDestination?: DestinationStream;
+  /** Replaces the SET signer of the event relay. */
+  signSecurityEvent?: EventsDeps['sign'];
 }
 
 /** A running Custos instance, as returned by {@link startCustos}. */
@@ -113,7 +116,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     for (const fn of cleanups.reverse()) await fn().catch((error) => logger.error({ err: error }, 'shutdown step failed'));
   };
   try {
-    const { db, close } = await openDatabase(config, cwd, {
+    const { db, url: databaseUrl, close } = await openDatabase(config, cwd, {
       info: (message) => logger.info(message),
       debug: (message) => logger.debug({ component: 'postgres' }, message),
     });
@@ -236,6 +239,19 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
 
     // Development with the demo config only: production and tests never get a generated user.
     const demoUser = config.seedDemoData ? await ensureDemoUser(db, createUsersService({ db, hasher })) : undefined;
+
+    const events = await startEvents({
+      config,
+      cwd,
+      db,
+      databaseUrl,
+      issuer,
+      currentKey: () => keys.current,
+      logger,
+      metrics: metrics.events,
+      sign: options.signSecurityEvent,
+    });
+    cleanups.push(events.stop);
 
     logger.info({ issuer, port }, 'custos listening');
     return {

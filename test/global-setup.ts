@@ -1,14 +1,17 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded-postgres.js';
+import { missingPulsarPrerequisites, startPulsarStandalone, type PulsarStandalone } from '../scripts/pulsar/pulsar-standalone.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     /** Connection string of a PostgreSQL database the tests may create databases from. */
     adminDatabaseUrl: string;
+    /** The run's Pulsar broker (test/helpers/pulsar.ts waits for it), or why there is none. */
+    pulsar: { statusFile: string } | { unavailable: string };
   }
 }
 
@@ -25,9 +28,52 @@ async function freePort(): Promise<number> {
 
 let embedded: EmbeddedDatabase | undefined;
 let dataDir: string | undefined;
+let pulsarDir: string | undefined;
+let pulsar: Promise<PulsarStandalone | undefined> | undefined;
+
+/** Test file filters on the command line that select no broker test: no broker needed. */
+function brokerTestsSelected(): boolean {
+  const filters = process.argv.slice(2).filter((arg) => !arg.startsWith('-') && !['run', 'watch', 'bench'].includes(arg));
+  return filters.length === 0 || filters.some((filter) => /event|pulsar|relay|broker|verify/i.test(filter));
+}
+
+/**
+ * One Pulsar standalone per run, started in the background (its tests wait for it; the other
+ * tests do not). Without Java or Maven the broker tests skip with a notice, unless
+ * CUSTOS_REQUIRE_PULSAR=1 (CI), which makes that a failure.
+ */
+async function startPulsar(project: TestProject): Promise<void> {
+  if (!brokerTestsSelected()) {
+    project.provide('pulsar', { unavailable: 'no broker test selected' });
+    return;
+  }
+  const missing = missingPulsarPrerequisites();
+  if (missing.length > 0) {
+    const reason = `missing ${missing.join(', ')}`;
+    if (process.env.CUSTOS_REQUIRE_PULSAR === '1') throw new Error(`CUSTOS_REQUIRE_PULSAR=1 but the Pulsar broker cannot run: ${reason}`);
+    console.warn(`\n*** PULSAR BROKER TESTS SKIPPED: ${reason} ***\n`);
+    project.provide('pulsar', { unavailable: reason });
+    return;
+  }
+  pulsarDir = await mkdtemp(path.join(tmpdir(), 'custos-test-pulsar-'));
+  const statusFile = path.join(pulsarDir, 'status.json');
+  await writeFile(statusFile, JSON.stringify({ state: 'starting' }));
+  project.provide('pulsar', { statusFile });
+  pulsar = startPulsarStandalone({ dataDir: path.join(pulsarDir, 'broker') }).then(
+    async (broker) => {
+      await writeFile(statusFile, JSON.stringify({ state: 'ready', webUrl: broker.webUrl, wsUrl: broker.wsUrl, serviceUrl: broker.serviceUrl, startSeconds: broker.startSeconds }));
+      return broker;
+    },
+    async (error: Error) => {
+      await writeFile(statusFile, JSON.stringify({ state: 'failed', error: error.message }));
+      return undefined;
+    },
+  );
+}
 
 /** One PostgreSQL for the run: DATABASE_URL if set, else an embedded cluster in a temp dir. */
 export async function setup(project: TestProject): Promise<void> {
+  await startPulsar(project);
   const external = process.env.DATABASE_URL;
   if (external) {
     project.provide('adminDatabaseUrl', external);
@@ -41,6 +87,9 @@ export async function setup(project: TestProject): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
+  const broker = await pulsar;
+  await broker?.stop();
+  if (pulsarDir) await rm(pulsarDir, { recursive: true, force: true });
   await embedded?.stop();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 }

@@ -42,6 +42,30 @@ export const envSchema = z.object({
   LOGIN_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(900),
   LOGIN_LOCK_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(900),
   LOGIN_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(250),
+  // IAM events (README "IAM events"). Unset EVENTS_SINK: `log` in development, `none` otherwise.
+  EVENTS_SINK: z.enum(['pulsar-ws', 'pulsar', 'log', 'none']).optional(),
+  EVENTS_AUDIENCE: csv.pipe(z.array(z.string().min(1)).min(1)).prefault('urn:custos:iam-events'),
+  EVENTS_TOPIC: z
+    .string()
+    .regex(/^persistent:\/\/[\w.-]+\/[\w.-]+\/[\w.-]+$/, 'expected persistent://tenant/namespace/topic')
+    .default('persistent://public/default/custos-iam-events'),
+  EVENTS_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(100),
+  EVENTS_POLL_INTERVAL_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
+  EVENTS_RETRY_MAX_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  EVENTS_SEND_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  EVENTS_RETENTION_MS: z.coerce.number().int().min(0).default(7 * 24 * 3600 * 1000),
+  PULSAR_WS_URL: z.url({ protocol: /^wss?$/ }).optional(),
+  PULSAR_SERVICE_URL: z.url({ protocol: /^pulsar(\+ssl)?$/ }).optional(),
+  PULSAR_PRODUCER_NAME: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, _ . - (at most 64)').default('custos-relay'),
+  PULSAR_TOKEN: z.string().min(1).optional(),
+  PULSAR_TLS_CA_FILE: z.string().min(1).optional(),
+}).superRefine((env, ctx) => {
+  if (env.EVENTS_SINK === 'pulsar-ws' && !env.PULSAR_WS_URL) {
+    ctx.addIssue({ code: 'custom', path: ['PULSAR_WS_URL'], message: 'required when EVENTS_SINK=pulsar-ws (e.g. ws://127.0.0.1:8080)' });
+  }
+  if (env.EVENTS_SINK === 'pulsar' && !env.PULSAR_SERVICE_URL) {
+    ctx.addIssue({ code: 'custom', path: ['PULSAR_SERVICE_URL'], message: 'required when EVENTS_SINK=pulsar (e.g. pulsar://127.0.0.1:6650)' });
+  }
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -86,6 +86,20 @@ export interface EventOutboxTable {
   occurred_at: DefaultedTimestamp;
   sequence_id: string | null;
   published_at: Timestamp | null;
+  /** 1, 2, 3, ... per subject in commit order (migration 20261130010900). */
+  subject_version: Generated<string>;
+}
+
+/** Per-subject event counter; its row lock orders one subject's event-writing transactions. */
+export interface EventSubjectVersionTable {
+  subject: string;
+  version: string;
+}
+
+/** The relay's last handed-out broker sequence id (one row, id 1). */
+export interface EventRelayStateTable {
+  id: number;
+  last_sequence_id: string;
 }
 
 /** The kysely schema of the Custos database. */
@@ -97,6 +111,8 @@ export interface Database {
   iam_user_role: IamUserRoleTable;
   audit_log: AuditLogTable;
   event_outbox: EventOutboxTable;
+  event_subject_version: EventSubjectVersionTable;
+  event_relay_state: EventRelayStateTable;
 }
 
 /** What repositories take first: the database, or the caller's transaction. */

@@ -10,7 +10,7 @@ export async function openDatabase(
   config: AppConfig,
   cwd: string,
   log: { info(message: string): void; debug(message: string): void } = { info: () => {}, debug: () => {} },
-): Promise<{ db: Kysely<Database>; close(): Promise<void> }> {
+): Promise<{ db: Kysely<Database>; url: string; close(): Promise<void> }> {
   const { env } = config;
   let stopEmbedded = async () => {};
   let url = env.DATABASE_URL;
@@ -23,6 +23,7 @@ export async function openDatabase(
   const db = createDb(url, { max: env.DATABASE_POOL_MAX });
   return {
     db,
+    url,
     async close() {
       await db.destroy();
       await stopEmbedded();

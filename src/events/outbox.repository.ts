@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
-import type { Database } from '../db/database.js';
+import type { Database, DbExecutor } from '../db/database.js';
 import type { IamEvent } from './iam-event.js';
 
 /** The channel the relay LISTENs on; NOTIFY inside a transaction is delivered at commit. */
@@ -9,13 +9,148 @@ export const OUTBOX_CHANNEL = 'custos_outbox';
 /**
  * Records `event` in the outbox inside the caller's transaction: the IAM change, its audit
  * record and its event commit together or not at all. Returns the event id (the SET's `jti`).
+ *
+ * The per-subject counter row is locked until the caller commits, so two transactions writing
+ * events for the same user are serialized from here on, and their `subject_version`s follow
+ * their commit order.
  */
 export async function recordEvent(trx: Transaction<Database>, event: IamEvent): Promise<string> {
   const eventId = randomUUID();
+  const { version } = await trx
+    .insertInto('event_subject_version')
+    .values({ subject: event.userId, version: '1' })
+    .onConflict((oc) => oc.column('subject').doUpdateSet({ version: sql`event_subject_version.version + 1` }))
+    .returning('version')
+    .executeTakeFirstOrThrow();
   await trx
     .insertInto('event_outbox')
-    .values({ event_id: eventId, type: event.type, subject: event.userId, payload: JSON.stringify(event) })
+    .values({ event_id: eventId, type: event.type, subject: event.userId, payload: JSON.stringify(event), subject_version: version })
     .execute();
   await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
   return eventId;
+}
+
+/** An outbox row the relay publishes (sequence id assigned). */
+export interface OutboxRow {
+  id: string;
+  eventId: string;
+  type: string;
+  subject: string;
+  payload: IamEvent;
+  occurredAt: Date;
+  sequenceId: number;
+  /** The writing PostgreSQL transaction (the SET's `txn`: events of one IAM change share it). */
+  txid: string;
+}
+
+interface RawRow {
+  id: string;
+  event_id: string;
+  type: string;
+  subject: string;
+  payload: IamEvent | string;
+  occurred_at: Date;
+  sequence_id: string | null;
+  txid: string;
+}
+
+function toRow(raw: RawRow): OutboxRow {
+  return {
+    id: raw.id,
+    eventId: raw.event_id,
+    type: raw.type,
+    subject: raw.subject,
+    payload: typeof raw.payload === 'string' ? (JSON.parse(raw.payload) as IamEvent) : raw.payload,
+    occurredAt: raw.occurred_at,
+    sequenceId: Number(raw.sequence_id),
+    txid: String(raw.txid),
+  };
+}
+
+/**
+ * Rows that already hold a sequence id but were not marked published (a relay stopped between
+ * assigning and marking): they go out again first, with the same ids, in sequence order.
+ */
+export async function findUnacknowledged(db: DbExecutor, limit: number): Promise<OutboxRow[]> {
+  const rows = await db
+    .selectFrom('event_outbox')
+    .select(['id', 'event_id', 'type', 'subject', 'payload', 'occurred_at', 'sequence_id', 'txid'])
+    .where('published_at', 'is', null)
+    .where('sequence_id', 'is not', null)
+    .orderBy('sequence_id')
+    .limit(limit)
+    .execute();
+  return rows.map((row) => toRow(row as unknown as RawRow));
+}
+
+/**
+ * Gives the next publishable rows consecutive sequence ids (persisted before anything is sent)
+ * and returns them in that order. Publishable:
+ * - its transaction id is below the snapshot's xmin, so every transaction that could still add
+ *   a row earlier in (txid, id) order has ended: a row that commits late is never skipped;
+ * - no unpublished row of the same subject with a lower `subject_version` comes after it in
+ *   (txid, id) order, so one subject's events leave in commit order.
+ */
+export async function assignSequenceIds(db: DbExecutor, limit: number): Promise<OutboxRow[]> {
+  const result = await sql<RawRow>`
+    with candidate as (
+      select o.id
+        from event_outbox o
+       where o.published_at is null
+         and o.sequence_id is null
+         and o.txid < pg_snapshot_xmin(pg_current_snapshot())
+         and not exists (
+               select 1 from event_outbox e
+                where e.subject = o.subject
+                  and e.published_at is null
+                  and e.subject_version < o.subject_version
+                  and (e.txid, e.id) > (o.txid, o.id))
+       order by o.txid, o.id
+       limit ${limit}
+    ),
+    numbered as (
+      select c.id, s.last_sequence_id + row_number() over (order by o.txid, o.id) as sequence_id
+        from candidate c
+        join event_outbox o on o.id = c.id
+       cross join (select last_sequence_id from event_relay_state where id = 1 for update) s
+    ),
+    state as (
+      update event_relay_state
+         set last_sequence_id = last_sequence_id + (select count(*) from numbered)
+       where id = 1 and exists (select 1 from numbered)
+    )
+    update event_outbox o
+       set sequence_id = n.sequence_id
+      from numbered n
+     where o.id = n.id
+    returning o.id, o.event_id, o.type, o.subject, o.payload, o.occurred_at, o.sequence_id, o.txid::text as txid`.execute(db);
+  return result.rows.map(toRow).sort((a, b) => a.sequenceId - b.sequenceId);
+}
+
+/** Marks rows published after the broker acknowledged them. */
+export async function markPublished(db: DbExecutor, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.updateTable('event_outbox').set({ published_at: sql`now()` }).where('id', 'in', ids).execute();
+}
+
+/** Deletes rows published longer than `retentionMs` ago; returns how many. */
+export async function prunePublished(db: DbExecutor, retentionMs: number): Promise<number> {
+  const result = await db
+    .deleteFrom('event_outbox')
+    .where('published_at', '<', sql<Date>`now() - make_interval(secs => ${retentionMs / 1000})`)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/** Backlog figures for metrics: unpublished rows and the age of the oldest, in seconds. */
+export async function outboxBacklog(db: DbExecutor): Promise<{ count: number; oldestAgeSeconds: number }> {
+  const row = await db
+    .selectFrom('event_outbox')
+    .select([
+      sql<string>`count(*)`.as('count'),
+      sql<string | null>`extract(epoch from now() - min(occurred_at))`.as('age'),
+    ])
+    .where('published_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return { count: Number(row.count), oldestAgeSeconds: row.age === null ? 0 : Math.max(0, Number(row.age)) };
 }

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics of one Custos process (an explicit registry, no global state). */
 export interface Metrics {
@@ -7,6 +7,50 @@ export interface Metrics {
   duration: Histogram<'method' | 'route'>;
   tokensIssued: Counter<'grant_type'>;
   tokenErrors: Counter<'grant_type' | 'error'>;
+  events: EventMetrics;
+}
+
+/** Outbox relay metrics (issue 9), set by `src/events/relay.ts`. */
+export interface EventMetrics {
+  /** Unpublished outbox rows. */
+  backlog: Gauge;
+  /** Age in seconds of the oldest unpublished row (0 when none). */
+  oldestAge: Gauge;
+  published: Counter;
+  /** Publish attempts the broker did not fully acknowledge. */
+  publishFailures: Counter;
+  /** Re-sent events the broker dropped as duplicates (crash recovery; unexpected otherwise). */
+  duplicates: Counter;
+  /** Outbox commit → broker receipt. */
+  publishLatency: Histogram;
+}
+
+function createEventMetrics(registry: Registry): EventMetrics {
+  return {
+    backlog: new Gauge({ name: 'custos_events_outbox_backlog', help: 'IAM events in the outbox not yet published', registers: [registry] }),
+    oldestAge: new Gauge({
+      name: 'custos_events_outbox_oldest_age_seconds',
+      help: 'Age of the oldest unpublished IAM event (0 when none)',
+      registers: [registry],
+    }),
+    published: new Counter({ name: 'custos_events_published_total', help: 'IAM events acknowledged by the broker', registers: [registry] }),
+    publishFailures: new Counter({
+      name: 'custos_events_publish_failures_total',
+      help: 'Publish attempts not fully acknowledged by the broker (retried)',
+      registers: [registry],
+    }),
+    duplicates: new Counter({
+      name: 'custos_events_broker_duplicates_total',
+      help: 'Re-sent IAM events the broker dropped as duplicates',
+      registers: [registry],
+    }),
+    publishLatency: new Histogram({
+      name: 'custos_events_publish_latency_seconds',
+      help: 'Outbox commit to broker receipt',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+  };
 }
 
 export function createMetrics(): Metrics {
@@ -39,6 +83,7 @@ export function createMetrics(): Metrics {
       labelNames: ['grant_type', 'error'],
       registers: [registry],
     }),
+    events: createEventMetrics(registry),
   };
 }
 

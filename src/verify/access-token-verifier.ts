@@ -1,6 +1,7 @@
 import { certificateThumbprint, type ClientCertificateInput } from './certificate-thumbprint.js';
 import { checkCommonClaims, isResumeScope, type ActorClaim, type ConfirmationClaim } from './claims.js';
 import { VerifyError } from './errors.js';
+import type { RevocationState } from './revocation-state.js';
 import { createKeyResolver, timingSafeEqualAscii, verifyJwt, type KeySourceOptions } from './jwt-core.js';
 
 /** Claims of a verified access token (RFC 9068 §2.2), `scope` parsed into a list. */
@@ -32,6 +33,12 @@ export interface AccessTokenVerifierOptions extends KeySourceOptions {
   clockToleranceSec?: number;
   /** Scopes every accepted token must carry (else `insufficient_scope`, RFC 6750 §3.1). */
   requiredScopes?: readonly string[];
+  /**
+   * Continuous authorization: the consumer-side state fed by Custos SETs. A token whose subject was
+   * revoked, disabled or had its roles changed after the token's `iat` is refused
+   * (`subject_revoked`, `subject_disabled`, `claims_changed`).
+   */
+  revocations?: Pick<RevocationState, 'check'>;
 }
 
 /** Per-request input of {@link AccessTokenVerifier.verify}. */
@@ -82,6 +89,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
         throw new VerifyError('resume_only_token', `token carries only resume scopes: ${scope.join(' ')}`);
       }
       checkBinding(payload['cnf'], verifyOptions.clientCertificate, requireBinding);
+      options.revocations?.check(payload.sub, payload.iat as number);
       const missing = requiredScopes.filter((required) => !scope.includes(required));
       if (missing.length > 0) {
         throw new VerifyError('insufficient_scope', `missing scope(s): ${missing.join(' ')}`, { requiredScopes });

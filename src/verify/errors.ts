@@ -18,6 +18,10 @@ export const VERIFY_ERROR_CODES = [
   'insufficient_scope',
   'payload_mismatch',
   'invalid_payload_hash',
+  'invalid_security_event',
+  'subject_revoked',
+  'subject_disabled',
+  'claims_changed',
 ] as const;
 
 /** One of {@link VERIFY_ERROR_CODES}. */
@@ -41,6 +45,10 @@ const DESCRIPTIONS: Readonly<Record<VerifyErrorCode, string>> = {
   insufficient_scope: 'The access token does not have the required scope',
   payload_mismatch: 'The event payload does not match the event token',
   invalid_payload_hash: 'The event token does not carry a valid event payload hash',
+  invalid_security_event: 'The security event token is malformed or its signature is invalid',
+  subject_revoked: 'The sessions of the token subject were revoked after the token was issued',
+  subject_disabled: 'The account of the token subject is disabled',
+  claims_changed: 'The roles of the token subject changed after the token was issued',
 };
 
 /** Options for {@link VerifyError}. */

@@ -2,6 +2,7 @@ import { checkCommonClaims, isResumeScope, RESUME_SCOPE_PREFIX, type ActorClaim 
 import { VerifyError } from './errors.js';
 import { createKeyResolver, timingSafeEqualAscii, verifyJwt, type KeySourceOptions } from './jwt-core.js';
 import { eventPayloadHash, isPayloadHash } from './payload-hash.js';
+import type { RevocationState } from './revocation-state.js';
 
 /** Claims of a verified event token (RFC 8693 exchange result, DESIGN.md token exchange profile). */
 export interface EventTokenClaims {
@@ -29,6 +30,8 @@ export interface EventTokenVerifierOptions extends KeySourceOptions {
   issuer: string;
   /** Leeway for `exp`/`nbf`/`iat`, in seconds. Default 5. */
   clockToleranceSec?: number;
+  /** Refuse event tokens of subjects revoked/disabled after the token's `iat` (see the access-token verifier). */
+  revocations?: Pick<RevocationState, 'check'>;
 }
 
 /** Per-event input of {@link EventTokenVerifier.verifyEventToken}. */
@@ -75,6 +78,7 @@ export function createEventTokenVerifier(options: EventTokenVerifierOptions): Ev
       const claims = await verifyJwt(token, getKey, { issuer: options.issuer, audience, clockToleranceSec });
       const { scope } = checkCommonClaims(claims);
       if (typeof claims.sub !== 'string') throw new VerifyError('invalid_token', 'event token has no "sub" claim');
+      options.revocations?.check(claims.sub, claims.iat as number);
       if (scope.length === 0 || !scope.every(isResumeScope)) {
         throw new VerifyError('insufficient_scope', 'event tokens must carry only resume_* scopes', {
           requiredScopes: requiredScope === undefined ? [] : [requiredScope],

@@ -6,6 +6,9 @@
  * - {@link createEventTokenVerifier} / {@link verifyEventToken}: RFC 8693 exchanged event tokens
  *   bound to an event payload by `event_payload_hash`.
  * - {@link eventPayloadHash}: RFC 8785 (JCS) + SHA-256 payload hash, for publishers and consumers.
+ * - {@link verifySecurityEvent} / {@link createSecurityEventVerifier}: Custos IAM events (RFC 8417 SETs, CAEP).
+ * - {@link createRevocationState}: consumer-side state fed by those events; the token verifiers take it
+ *   as `revocations` and refuse tokens of subjects revoked after the token was issued.
  */
 export {
   createAccessTokenVerifier,
@@ -27,3 +30,22 @@ export {
 } from './event-token-verifier.js';
 export type { KeySourceOptions } from './jwt-core.js';
 export { eventPayloadHash, isPayloadHash } from './payload-hash.js';
+export {
+  CAEP_CREDENTIAL_CHANGE,
+  CAEP_SESSION_REVOKED,
+  CAEP_TOKEN_CLAIMS_CHANGE,
+  CUSTOS_ACCOUNT_DISABLED,
+  CUSTOS_ACCOUNT_ENABLED,
+  createSecurityEventVerifier,
+  verifySecurityEvent,
+  type SecurityEvent,
+  type SecurityEventVerifier,
+  type SecurityEventVerifierOptions,
+} from './security-event.js';
+export {
+  createRevocationState,
+  type ApplyResult,
+  type RevocationState,
+  type RevocationStateOptions,
+  type SubjectState,
+} from './revocation-state.js';

@@ -1,0 +1,231 @@
+import type { Kysely } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Database } from '../db/database.js';
+import type { EventMetrics } from '../http/metrics.js';
+import {
+  assignSequenceIds,
+  findUnacknowledged,
+  markPublished,
+  outboxBacklog,
+  OUTBOX_CHANNEL,
+  prunePublished,
+  type OutboxRow,
+} from './outbox.repository.js';
+import { buildSecurityEventClaims, type SetSigner } from './security-event-token.js';
+import type { EventSink, OutboundEvent } from './sinks/event-sink.js';
+
+/** Session-level advisory lock key held by the one active relay ("custos" in ASCII). */
+export const RELAY_LOCK_KEY = 0x637573746f73n;
+
+/** Options of {@link createRelay}. */
+export interface RelayOptions {
+  db: Kysely<Database>;
+  /** For the relay's own connection (advisory lock + LISTEN), apart from the pool. */
+  databaseUrl: string;
+  sink: EventSink;
+  sign: SetSigner;
+  issuer: string;
+  audience: string | string[];
+  logger: Logger;
+  metrics?: EventMetrics;
+  batchSize?: number;
+  /** Polling fallback, and how often a standby relay tries to take over. */
+  pollIntervalMs?: number;
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** Published rows older than this are deleted (checked about once a minute). */
+  retentionMs?: number;
+}
+
+/** A running relay: see {@link createRelay}. */
+export interface Relay {
+  /** Whether this instance holds the relay lock and publishes. */
+  readonly active: boolean;
+  /** Publish now instead of at the next notification or poll. */
+  wake(): void;
+  /** Stops after the batch in flight, releases the lock and closes the sink. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The outbox relay (DESIGN.md "Events"). One instance across all Custos processes publishes: the
+ * one whose own PostgreSQL connection holds {@link RELAY_LOCK_KEY}; the others stand by and try
+ * again every poll interval (the lock is freed when that connection ends, i.e. when its holder dies).
+ *
+ * Each round: first re-send rows that hold a sequence id but no publish mark (a previous relay
+ * stopped between sending and marking: same event id and sequence id, so the broker drops
+ * what it already stored), else give the next publishable rows sequence ids (committed to the
+ * database before anything is sent, see {@link assignSequenceIds}); sign each as a SET, send in
+ * order, mark published what the broker acknowledged. A failure keeps the rest for the next round,
+ * after a capped exponential backoff: events wait in the outbox while the broker is away.
+ */
+export function createRelay(options: RelayOptions): Relay {
+  const log = options.logger.child({ component: 'event-relay' });
+  const batchSize = options.batchSize ?? 100;
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  const retryInitialMs = options.retryInitialMs ?? 200;
+  const retryMaxMs = options.retryMaxMs ?? 30_000;
+  const retentionMs = options.retentionMs ?? 7 * 24 * 3600 * 1000;
+  let running = true;
+  let lockClient: pg.Client | undefined;
+  let wakeUp: (() => void) | undefined;
+  let woken = false;
+  let failures = 0;
+  let lastPrune = 0;
+
+  const wake = () => {
+    woken = true;
+    wakeUp?.();
+  };
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (woken || !running) return resolve();
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wakeUp = undefined;
+        resolve();
+      }
+      wakeUp = done;
+    });
+
+  async function takeLock(): Promise<boolean> {
+    const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'custos-event-relay' });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [RELAY_LOCK_KEY.toString()]);
+      if (!rows[0]?.locked) {
+        await client.end().catch(() => {});
+        return false;
+      }
+      client.on('notification', wake);
+      client.on('end', () => {
+        if (lockClient === client) {
+          lockClient = undefined;
+          if (running) log.warn('relay lock connection lost; standing by');
+          void options.sink.close().catch(() => {});
+        }
+      });
+      await client.query(`listen ${OUTBOX_CHANNEL}`);
+      lockClient = client;
+      log.info({ sink: options.sink.name }, 'event relay active');
+      return true;
+    } catch (error) {
+      await client.end().catch(() => {});
+      log.warn({ err: error }, 'event relay could not reach the database');
+      return false;
+    }
+  }
+
+  async function send(rows: OutboxRow[]): Promise<boolean> {
+    const events: OutboundEvent[] = [];
+    for (const row of rows) {
+      const claims = buildSecurityEventClaims(
+        { eventId: row.eventId, txid: row.txid, occurredAt: row.occurredAt, event: row.payload },
+        { issuer: options.issuer, audience: options.audience },
+      );
+      events.push({ sequenceId: row.sequenceId, eventId: row.eventId, type: row.type, key: row.subject, set: await options.sign(claims) });
+    }
+    const result = await options.sink.publish(events);
+    const done = rows.slice(0, result.acknowledged);
+    await markPublished(options.db, done.map((row) => row.id));
+    const now = Date.now();
+    for (const row of done) options.metrics?.publishLatency.observe(Math.max(0, now - row.occurredAt.getTime()) / 1000);
+    options.metrics?.published.inc(done.length);
+    if (result.duplicates > 0) {
+      options.metrics?.duplicates.inc(result.duplicates);
+      log.info({ duplicates: result.duplicates }, 'broker dropped re-sent events as duplicates');
+    }
+    if (result.error) {
+      options.metrics?.publishFailures.inc();
+      log.warn({ err: result.error, pending: rows.length - done.length, sink: options.sink.name }, 'event publish failed; will retry');
+      return false;
+    }
+    return true;
+  }
+
+  async function round(): Promise<'sent' | 'idle' | 'failed'> {
+    let rows = await findUnacknowledged(options.db, batchSize);
+    if (rows.length === 0) rows = await assignSequenceIds(options.db, batchSize);
+    if (rows.length === 0) return 'idle';
+    return (await send(rows)) ? 'sent' : 'failed';
+  }
+
+  async function housekeeping(): Promise<void> {
+    if (options.metrics) {
+      const backlog = await outboxBacklog(options.db);
+      options.metrics.backlog.set(backlog.count);
+      options.metrics.oldestAge.set(backlog.oldestAgeSeconds);
+    }
+    if (Date.now() - lastPrune > 60_000) {
+      lastPrune = Date.now();
+      const pruned = await prunePublished(options.db, retentionMs);
+      if (pruned > 0) log.debug({ pruned }, 'pruned published events');
+    }
+  }
+
+  const loop = (async () => {
+    while (running) {
+      if (!lockClient && !(await takeLock())) {
+        await sleep(pollIntervalMs);
+        woken = false;
+        continue;
+      }
+      woken = false;
+      let outcome: 'sent' | 'idle' | 'failed';
+      try {
+        outcome = await round();
+      } catch (error) {
+        log.warn({ err: error }, 'event relay round failed');
+        outcome = 'failed';
+      }
+      await housekeeping().catch((error) => log.debug({ err: error }, 'event housekeeping failed'));
+      if (outcome === 'sent') {
+        failures = 0;
+        continue;
+      }
+      if (outcome === 'failed') {
+        failures += 1;
+        const backoff = Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(failures - 1, 20));
+        // Full jitter keeps several Custos deployments from retrying in lockstep.
+        await sleepIgnoringWake(Math.round(backoff / 2 + (Math.random() * backoff) / 2));
+        continue;
+      }
+      failures = 0;
+      await sleep(pollIntervalMs);
+    }
+  })();
+
+  function sleepIgnoringWake(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wakeUp = () => {
+        if (!running) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+    });
+  }
+
+  return {
+    get active() {
+      return lockClient !== undefined;
+    },
+    wake,
+    async stop() {
+      running = false;
+      wakeUp?.();
+      await loop;
+      const client = lockClient;
+      lockClient = undefined;
+      if (client) {
+        await client.query('select pg_advisory_unlock($1)', [RELAY_LOCK_KEY.toString()]).catch(() => {});
+        await client.end().catch(() => {});
+      }
+      await options.sink.close().catch((error) => log.warn({ err: error }, 'closing the event sink failed'));
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import { importJWK, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import type { SigningJwk } from '../keys/signing-keys.js';
+import type { IamEvent } from './iam-event.js';
+
+/** OpenID CAEP 1.0 event type URIs, and Custos' own for account status (no CAEP equivalent). */
+export const SET_EVENT_TYPES = {
+  'session-revoked': 'https://schemas.openid.net/secevent/caep/event-type/session-revoked',
+  'roles-changed': 'https://schemas.openid.net/secevent/caep/event-type/token-claims-change',
+  'credential-changed': 'https://schemas.openid.net/secevent/caep/event-type/credential-change',
+  'account-disabled': 'urn:custos:secevent:event-type:account-disabled',
+  'account-enabled': 'urn:custos:secevent:event-type:account-enabled',
+} as const satisfies Record<IamEvent['type'], string>;
+
+/** RFC 9493 subject identifier: the user (`iss_sub`), or user + one session (`complex`). */
+export type SubjectIdentifier =
+  | { format: 'iss_sub'; iss: string; sub: string }
+  | { format: 'complex'; user: { format: 'iss_sub'; iss: string; sub: string }; session: { format: 'opaque'; id: string } };
+
+/** The claims of a Custos Security Event Token (RFC 8417 §2.2; no `sub`, no `exp`). */
+export interface SecurityEventClaims extends JWTPayload {
+  iss: string;
+  iat: number;
+  jti: string;
+  aud: string | string[];
+  txn: string;
+  sub_id: SubjectIdentifier;
+  events: Record<string, Record<string, unknown>>;
+}
+
+/** What the relay hands to {@link buildSecurityEventClaims} for one outbox row. */
+export interface SetSource {
+  eventId: string;
+  txid: string;
+  occurredAt: Date;
+  event: IamEvent;
+}
+
+/**
+ * The SET claims of one outbox event (RFC 8417, OpenID CAEP 1.0 §3). `event_timestamp` is when
+ * the change committed its row, not when the SET was signed, so consumers compare it to token `iat`.
+ */
+export function buildSecurityEventClaims(
+  source: SetSource,
+  options: { issuer: string; audience: string | string[]; now?: () => number },
+): SecurityEventClaims {
+  const { event } = source;
+  const user = { format: 'iss_sub' as const, iss: options.issuer, sub: event.userId };
+  const body: Record<string, unknown> = {
+    event_timestamp: Math.floor(source.occurredAt.getTime() / 1000),
+    initiating_entity: event.initiatingEntity,
+  };
+  if (event.reasonAdmin) body['reason_admin'] = { en: event.reasonAdmin };
+  let subId: SubjectIdentifier = user;
+  switch (event.type) {
+    case 'session-revoked':
+      if (event.sessionIds.length === 1) subId = { format: 'complex', user, session: { format: 'opaque', id: event.sessionIds[0]! } };
+      break;
+    case 'roles-changed':
+      body['claims'] = { roles: [...event.roles] };
+      break;
+    case 'credential-changed':
+      body['credential_type'] = event.credentialType;
+      body['change_type'] = event.changeType;
+      break;
+    default:
+      break;
+  }
+  return {
+    iss: options.issuer,
+    iat: Math.floor((options.now?.() ?? Date.now()) / 1000),
+    jti: source.eventId,
+    aud: options.audience,
+    txn: source.txid,
+    sub_id: subId,
+    events: { [SET_EVENT_TYPES[event.type]]: body },
+  };
+}
+
+/** Signs SET claims into a compact JWT; injected so a faster signer can replace it. */
+export type SetSigner = (claims: SecurityEventClaims) => Promise<string>;
+
+/**
+ * A {@link SetSigner} over the server's current ES256 signing key (header `typ: secevent+jwt`,
+ * RFC 8417 §2.3), so SETs verify against the served JWKS. Keys are imported once per `kid`.
+ */
+export function createSetSigner(currentKey: () => SigningJwk): SetSigner {
+  const imported = new Map<string, Promise<CryptoKey | Uint8Array>>();
+  return async (claims) => {
+    const jwk = currentKey();
+    let key = imported.get(jwk.kid);
+    if (!key) {
+      key = importJWK(jwk, 'ES256');
+      imported.clear();
+      imported.set(jwk.kid, key);
+    }
+    return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'secevent+jwt', kid: jwk.kid }).sign(await key);
+  };
+}
