@@ -86,7 +86,7 @@ export interface EventOutboxTable {
   occurred_at: DefaultedTimestamp;
   sequence_id: string | null;
   published_at: Timestamp | null;
-  /** 1, 2, 3, ... per subject in commit order (migration 20261130010900). */
+  /** 1, 2, 3, ... per subject in commit order (migration 20261130020900). */
   subject_version: Generated<string>;
 }
 
