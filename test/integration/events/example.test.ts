@@ -1,0 +1,33 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../../helpers/database.js';
+import { brokerUnavailable, testBroker } from '../../helpers/pulsar.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+const run = promisify(execFile);
+
+describe.skipIf(brokerUnavailable)('the README example (npm run example:continuous-auth)', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it('the proxy admits a bound token, refuses it after a revocation event, admits a newer one', async () => {
+    const broker = await testBroker();
+    const { stdout } = await run('npx', ['tsx', 'examples/continuous-auth-proxy.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: database.url, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', PULSAR_WS_URL: broker.wsUrl },
+      timeout: 120_000,
+    });
+    const [admitted, refused, newer] = stdout.split('\n== ').slice(1);
+    expect(admitted).toContain("user: 'alice'");
+    expect(refused).toMatch(/refused \d+ ms after the revocation committed/);
+    expect(refused).toContain("code: 'subject_revoked'");
+    expect(newer).toContain('status: 200');
+  }, 180_000);
+});
