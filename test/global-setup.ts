@@ -31,8 +31,9 @@ let dataDir: string | undefined;
 let pulsarDir: string | undefined;
 let pulsar: Promise<PulsarStandalone | undefined> | undefined;
 
-/** Test file filters on the command line that select no broker test: no broker needed. */
-function brokerTestsSelected(): boolean {
+/** No broker when this config's files or the command line's filters select no broker test. */
+function brokerTestsSelected(project: TestProject): boolean {
+  if (!project.config.include.some((glob) => glob.startsWith('test/**') || glob.includes('events'))) return false;
   const filters = process.argv.slice(2).filter((arg) => !arg.startsWith('-') && !['run', 'watch', 'bench'].includes(arg));
   return filters.length === 0 || filters.some((filter) => /event|pulsar|relay|broker|verify/i.test(filter));
 }
@@ -43,7 +44,7 @@ function brokerTestsSelected(): boolean {
  * CUSTOS_REQUIRE_PULSAR=1 (CI), which makes that a failure.
  */
 async function startPulsar(project: TestProject): Promise<void> {
-  if (!brokerTestsSelected()) {
+  if (!brokerTestsSelected(project)) {
     project.provide('pulsar', { unavailable: 'no broker test selected' });
     return;
   }
