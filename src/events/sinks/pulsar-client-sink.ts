@@ -99,8 +99,8 @@ export async function createPulsarClientSink(options: PulsarClientSinkOptions): 
       let duplicates = 0;
       for (const send of sends) {
         try {
-          const id = String(await send);
-          if (id.startsWith('-1:-1')) duplicates += 1;
+          // A deduplicated message's id has ledger -1: "(-1,-1,-1,-1)" from the C++ client.
+          if (/^\(?-1[,:]/.test(String(await send))) duplicates += 1;
           acknowledged += 1;
         } catch (error) {
           await drop();
