@@ -1,10 +1,11 @@
 /**
- * Micro-benchmark of `custos/verify` access-token verification against raw
- * `node:crypto` ES256 verification. Run: `npx tsx bench/verify.bench.ts`
- * (optional env BENCH_SECONDS, default 3). Not a vitest test.
+ * One-core floors of `npm run bench` (scenarios 4 and 6): raw `node:crypto` ES256 signatures/s,
+ * raw ES256 verifies/s, and `custos/verify` certificate-bound token verification, one at a time
+ * and 32 in flight. Standalone: `npx tsx bench/verify.bench.ts` (env BENCH_SECONDS, default 3);
+ * with `--json` it prints the results as JSON (how `bench/run.ts` calls it). Not a vitest test.
  */
 import 'reflect-metadata';
-import { X509Certificate, createPublicKey, verify as cryptoVerify, webcrypto } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, webcrypto } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
 import * as x509 from '@peculiar/x509';
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify, createLocalJWKSet } from 'jose';
@@ -16,14 +17,14 @@ const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 const ISSUER = 'https://localhost:8443';
 const AUDIENCE = 'https://orders.api.test';
 
-interface Result {
+export interface FloorResult {
   name: string;
   ops: number;
   seconds: number;
 }
 
 /** Runs `fn` synchronously in batches until `seconds` have passed. */
-function measureSync(name: string, seconds: number, fn: () => void): Result {
+function measureSync(name: string, seconds: number, fn: () => void): FloorResult {
   const deadline = performance.now() + seconds * 1000;
   const start = performance.now();
   let ops = 0;
@@ -35,7 +36,7 @@ function measureSync(name: string, seconds: number, fn: () => void): Result {
 }
 
 /** Runs `concurrency` loops of awaited `fn` calls until `seconds` have passed. */
-async function measureAsync(name: string, seconds: number, concurrency: number, fn: () => Promise<unknown>): Promise<Result> {
+async function measureAsync(name: string, seconds: number, concurrency: number, fn: () => Promise<unknown>): Promise<FloorResult> {
   const deadline = performance.now() + seconds * 1000;
   const start = performance.now();
   let ops = 0;
@@ -90,6 +91,11 @@ async function main(): Promise<void> {
     }
   };
 
+  const privateKeyObject = createPrivateKey({ key: { ...(await exportJWK(privateKey)) }, format: 'jwk' });
+  const rawSign = () => {
+    cryptoSign('sha256', signingInput, { key: privateKeyObject, dsaEncoding: 'ieee-p1363' });
+  };
+
   const verifier = createAccessTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwks });
   const verifyBound = () => verifier.verify(token, { clientCertificate: certificate });
   const localSet = createLocalJWKSet(jwks);
@@ -99,14 +105,21 @@ async function main(): Promise<void> {
   rawVerify();
   await verifyBound();
   measureSync('warm-up', 0.3, rawVerify);
+  measureSync('warm-up', 0.3, rawSign);
   await measureAsync('warm-up', 0.3, 1, verifyBound);
   await measureAsync('warm-up', 0.3, 32, verifyBound);
 
-  const results: Result[] = [];
+  const results: FloorResult[] = [];
   results.push(measureSync('(a) node:crypto ES256 verify (sync, raw)', SECONDS, rawVerify));
   results.push(await measureAsync('(b) verifier.verify(), bound token, sequential', SECONDS, 1, verifyBound));
   results.push(await measureAsync('(c) verifier.verify(), bound token, 32 in flight', SECONDS, 32, verifyBound));
   results.push(await measureAsync('(d) jose jwtVerify only, sequential (reference)', SECONDS, 1, joseOnly));
+  results.push(measureSync('(s) node:crypto ES256 sign (sync, raw)', SECONDS, rawSign));
+
+  if (process.argv.includes('--json')) {
+    process.stdout.write(JSON.stringify(results.map((result) => ({ ...result, perSecond: result.ops / result.seconds }))));
+    return;
+  }
 
   const raw = results[0]!.ops / results[0]!.seconds;
   const nameWidth = Math.max(...results.map((r) => r.name.length));

@@ -111,6 +111,9 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
   const config = loadConfig(options.env ?? process.env, cwd);
   const logger = createLogger({ level: config.env.LOG_LEVEL, destination: options.logDestination });
   const metrics = createMetrics();
+  if (config.production && config.env.ALLOW_DEV_KEYS_IN_PRODUCTION) {
+    logger.warn('ALLOW_DEV_KEYS_IN_PRODUCTION=true: development keys and the demo configuration are accepted (benchmarks only)');
+  }
   const cleanups: Array<() => Promise<void>> = [];
   const cleanup = async () => {
     for (const fn of cleanups.reverse()) await fn().catch((error) => logger.error({ err: error }, 'shutdown step failed'));

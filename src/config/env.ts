@@ -59,6 +59,8 @@ export const envSchema = z.object({
   PULSAR_PRODUCER_NAME: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, _ . - (at most 64)').default('custos-relay'),
   PULSAR_TOKEN: z.string().min(1).optional(),
   PULSAR_TLS_CA_FILE: z.string().min(1).optional(),
+  // Benchmarks only (`npm run bench`): production mode with development keys and the demo config.
+  ALLOW_DEV_KEYS_IN_PRODUCTION: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
 }).superRefine((env, ctx) => {
   if (env.EVENTS_SINK === 'pulsar-ws' && !env.PULSAR_WS_URL) {
     ctx.addIssue({ code: 'custom', path: ['PULSAR_WS_URL'], message: 'required when EVENTS_SINK=pulsar-ws (e.g. ws://127.0.0.1:8080)' });

@@ -82,9 +82,12 @@ export function loadConfigFiles(dir: string): { files: ConfigFiles; sources: Rec
   return { files: result.data, sources };
 }
 
+/** Where development bootstrap writes keys (git-ignored). */
+const DEV_KEYS_DIR = 'keys/dev';
+
 /** Where signing keys and the dev PKI live: KEYS_DIR, or `keys/dev` outside production. */
 export function resolveKeysDir(env: Env, cwd: string): string {
-  return resolve(cwd, env.KEYS_DIR ?? 'keys/dev');
+  return resolve(cwd, env.KEYS_DIR ?? DEV_KEYS_DIR);
 }
 
 /** Loads and cross-checks environment and config files; throws {@link ConfigError}. */
@@ -96,7 +99,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
   if (problems.length > 0) throw new ConfigError(problems);
   const configDir = resolve(cwd, env.CONFIG_DIR);
   const { files, sources } = loadConfigFiles(configDir);
-  if (production && files.demo) {
+  if (production && files.demo && !env.ALLOW_DEV_KEYS_IN_PRODUCTION) {
     throw new ConfigError([
       `${sources.demo}: demo: true — the demo configuration (and its well-known client secrets) is refused in production; register your own clients in CONFIG_DIR`,
     ]);
@@ -131,6 +134,9 @@ function productionProblems(env: Env, cwd: string): string[] {
     if (!file || !existsSync(file)) {
       missing('COOKIE_KEYS', `comma-separated keys of at least 32 characters, or the file ${file ?? 'cookie-keys.json in the keys directory'} that \`custos keys init\` creates`);
     }
+  }
+  if (env.KEYS_DIR && resolveKeysDir(env, cwd) === resolve(cwd, DEV_KEYS_DIR) && !env.ALLOW_DEV_KEYS_IN_PRODUCTION) {
+    problems.push(`environment variable KEYS_DIR: ${DEV_KEYS_DIR} holds development keys and is refused in production (ALLOW_DEV_KEYS_IN_PRODUCTION=true only for benchmarks)`);
   }
   return problems;
 }

@@ -1,0 +1,449 @@
+/**
+ * `npm run bench`: Custos (production mode, separate process) side by side with bare
+ * oidc-provider (separate process), driven by a load generator in a third process
+ * (`bench/load.ts`), scenarios alternated over rounds. Prints a table and writes
+ * `bench/results/<date>.json`. See README "Performance" for the scenarios and targets.
+ *
+ * Flags: --rounds N (3) --seconds S per scenario and round (6) --get-seconds S (3)
+ *   --connections N (32) --tokens N for the memory scenario (100000) --floor-seconds S (2)
+ *   --port (18443) --bare-port (18444) --pg-port (54359) --profile (node --cpu-prof on Custos)
+ *   --only 1,2,3 (scenario numbers) --no-write (do not write the results file)
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { SignJWT, importJWK } from 'jose';
+import pg from 'pg';
+import { Agent, request } from 'undici';
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { loadSigningKeys } from '../src/keys/signing-keys.js';
+import { ensureDevPki } from '../src/pki/dev-pki.js';
+import { eventPayloadHash } from '../src/verify/index.js';
+import type { LoadJob, LoadResult } from './load.js';
+import type { FloorResult } from './verify.bench.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const WORK = path.join(ROOT, 'bench', '.work');
+const ORDERS = 'https://api.custos.test/orders';
+const EVENTS = 'https://events.custos.test/orders';
+const REPORTING_JOB = 'Basic ' + Buffer.from('reporting-job:dev-reporting-job-secret-change-me').toString('base64');
+const BARE_CLIENT = 'Basic ' + Buffer.from('bench-client:bench-client-secret').toString('base64');
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '6' },
+    'get-seconds': { type: 'string', default: '3' },
+    connections: { type: 'string', default: '32' },
+    tokens: { type: 'string', default: '100000' },
+    'floor-seconds': { type: 'string', default: '2' },
+    port: { type: 'string', default: '18443' },
+    'bare-port': { type: 'string', default: '18444' },
+    'pg-port': { type: 'string', default: '54359' },
+    profile: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+const num = (name: keyof typeof flags) => {
+  const value = Number(flags[name]);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a number`);
+  return value;
+};
+const ROUNDS = num('rounds');
+const SECONDS = num('seconds');
+const GET_SECONDS = num('get-seconds');
+const CONNECTIONS = num('connections');
+const TOKENS = num('tokens');
+const FLOOR_SECONDS = num('floor-seconds');
+const PORT = num('port');
+const BARE_PORT = num('bare-port');
+const PG_PORT = num('pg-port');
+const ONLY = flags.only ? new Set(flags.only.split(',').map((s) => Number(s.trim()))) : undefined;
+const wanted = (scenario: number) => ONLY === undefined || ONLY.has(scenario);
+
+/** Summary of one scenario over all its rounds. */
+interface Summary {
+  scenario: string;
+  server: 'custos' | 'bare' | 'in-process';
+  perSecond: number;
+  requests: number;
+  errors: number;
+  failures: Record<string, number>;
+  p50Ms?: number;
+  p99Ms?: number;
+  maxMs?: number;
+  note?: string;
+}
+
+const children: ChildProcess[] = [];
+let database: { url: string; stop(): Promise<void> } | undefined;
+const loads = () => loadavg().map((value) => value.toFixed(2)).join(' ');
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! / 1000;
+}
+
+function summarize(scenario: string, server: Summary['server'], results: LoadResult[], note?: string): Summary {
+  const latencies = results.flatMap((result) => result.latenciesUs).sort((a, b) => a - b);
+  const requests = results.reduce((sum, result) => sum + result.requests, 0);
+  const seconds = results.reduce((sum, result) => sum + result.seconds, 0);
+  const failures: Record<string, number> = {};
+  for (const result of results) for (const [key, count] of Object.entries(result.failures)) failures[key] = (failures[key] ?? 0) + count;
+  return {
+    scenario,
+    server,
+    perSecond: requests / seconds,
+    requests,
+    errors: results.reduce((sum, result) => sum + result.errors, 0),
+    failures,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    maxMs: latencies.length ? latencies[latencies.length - 1]! / 1000 : undefined,
+    note,
+  };
+}
+
+/** Runs `script` with Node (the one running this script) and tsx; resolves with its stdout. */
+function runNode(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${script} exited with ${code}`))));
+  });
+}
+
+async function load(job: LoadJob): Promise<LoadResult> {
+  return JSON.parse(await runNode('bench/load.ts', [JSON.stringify(job)])) as LoadResult;
+}
+
+async function waitUntilUp(origin: string, ca: string, child: ChildProcess, name: string): Promise<void> {
+  const agent = new Agent({ connect: { ca, servername: 'localhost' } });
+  const deadline = Date.now() + 60_000;
+  try {
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode} during start-up (see bench/.work/${name}.log)`);
+      try {
+        const response = await request(`${origin}/.well-known/openid-configuration`, { dispatcher: agent });
+        await response.body.dump();
+        if (response.statusCode === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`${name} did not come up within 60 s`);
+  } finally {
+    await agent.close();
+  }
+}
+
+function startServer(name: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const log = openSync(path.join(WORK, `${name}.log`), 'w');
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', log, log] });
+  closeSync(log);
+  children.push(child);
+  return child;
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+  return kb / 1024;
+}
+
+/** A fresh database for this run on the bench's embedded PostgreSQL. */
+async function freshDatabase(): Promise<{ url: string; stop(): Promise<void> }> {
+  const embedded = await startEmbeddedPostgres({ dataDir: path.join(WORK, 'pg'), port: PG_PORT, database: 'postgres' });
+  const admin = new pg.Client({ connectionString: embedded.connectionString });
+  await admin.connect();
+  await admin.query('drop database if exists custos_bench with (force)');
+  await admin.query('create database custos_bench');
+  await admin.end();
+  return { url: embedded.connectionString.replace(/\/postgres$/, '/custos_bench'), stop: () => embedded.stop() };
+}
+
+/**
+ * A user's access token for the orders API, signed with Custos's current key exactly as the
+ * provider signs JWT access tokens (RFC 9068). Stands in for the login + authorization code flow
+ * until login exists; then scenario 5 should obtain it through that flow.
+ */
+async function mintUserToken(keysDir: string, issuer: string): Promise<string> {
+  const { current } = await loadSigningKeys(keysDir, { generate: false });
+  const key = await importJWK(current, 'ES256');
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ client_id: 'web-bff', scope: 'orders orders:read' })
+    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: current.kid })
+    .setIssuer(issuer)
+    .setSubject('alice')
+    .setAudience(ORDERS)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 3600)
+    .setJti(randomBytes(16).toString('base64url'))
+    .sign(key);
+}
+
+/** Whether Custos serves a login page yet (scenario 8): the authorization request must lead to one. */
+async function loginAvailable(origin: string, ca: string): Promise<boolean> {
+  const agent = new Agent({ connect: { ca, servername: 'localhost' } });
+  try {
+    const verifier = randomBytes(32).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    const query = new URLSearchParams({
+      client_id: 'web-bff',
+      response_type: 'code',
+      redirect_uri: 'http://localhost:3000/callback',
+      scope: 'openid',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+    });
+    const auth = await request(`${origin}/auth?${query}`, { dispatcher: agent });
+    await auth.body.dump();
+    const location = auth.headers.location;
+    if (auth.statusCode !== 303 || typeof location !== 'string') return false;
+    const cookie = ([] as string[]).concat(auth.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+    const page = await request(new URL(location, origin), { dispatcher: agent, headers: { cookie } });
+    await page.body.dump();
+    return page.statusCode === 200;
+  } finally {
+    await agent.close();
+  }
+}
+
+const fmt = (value: number | undefined, digits = 1) => (value === undefined || Number.isNaN(value) ? '-' : value.toFixed(digits));
+
+async function main(): Promise<void> {
+  mkdirSync(WORK, { recursive: true });
+  const started = new Date();
+  const loadBefore = loads();
+  console.log(`bench: ${cpus().length} cores (${cpus()[0]?.model}), Node ${process.version}, load ${loadBefore}`);
+
+  // Development key material, generated the way `npm start` does in development; Custos runs in
+  // production mode and accepts it only because ALLOW_DEV_KEYS_IN_PRODUCTION=true is set below.
+  const keysDir = path.join(ROOT, 'keys', 'dev');
+  const pki = await ensureDevPki({ dir: keysDir, hostnames: ['localhost'], clients: ['orders-api', 'billing-worker', 'admin-cli'] });
+  const signing = await loadSigningKeys(keysDir, { generate: true });
+  const bareKeyFile = path.join(WORK, 'bare-signing.jwk.json');
+  writeFileSync(bareKeyFile, JSON.stringify(signing.current), { mode: 0o600 });
+  database = await freshDatabase();
+
+  const issuer = `https://localhost:${PORT}`;
+  const origin = `https://127.0.0.1:${PORT}`;
+  const bareOrigin = `https://127.0.0.1:${BARE_PORT}`;
+  const profileDir = path.join(WORK, 'profiles');
+  const custos = startServer(
+    'custos',
+    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), '--import', 'tsx', 'src/cli/custos.ts', 'serve'],
+    {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      ALLOW_DEV_KEYS_IN_PRODUCTION: 'true',
+      HOST: '127.0.0.1',
+      PORT: String(PORT),
+      ISSUER: issuer,
+      DATABASE_URL: database.url,
+      KEYS_DIR: 'keys/dev',
+      CONFIG_DIR: path.join(ROOT, 'config'),
+      TLS_CERT_FILE: pki.server.certPath,
+      TLS_KEY_FILE: pki.server.keyPath,
+      TLS_CLIENT_CA_FILE: pki.ca.certPath,
+      COOKIE_KEYS: randomBytes(32).toString('base64url'),
+      LOG_LEVEL: 'info',
+    },
+  );
+  const bare = startServer('bare', ['--import', 'tsx', 'bench/bare-provider.ts'], {
+    PATH: process.env.PATH,
+    NODE_ENV: 'production',
+    BARE_PORT: String(BARE_PORT),
+    BARE_TLS_CERT_FILE: pki.server.certPath,
+    BARE_TLS_KEY_FILE: pki.server.keyPath,
+    BARE_SIGNING_JWK_FILE: bareKeyFile,
+    BARE_RESOURCE: ORDERS,
+  });
+  const ca = pki.caPem;
+  await Promise.all([waitUntilUp(origin, ca, custos, 'custos'), waitUntilUp(bareOrigin, ca, bare, 'bare')]);
+
+  const billing = pki.clients['billing-worker']!;
+  const ordersApi = pki.clients['orders-api']!;
+  const base = { connections: CONNECTIONS, seconds: SECONDS, warmupSeconds: 1 };
+  const userToken = await mintUserToken(keysDir, issuer);
+  const exchangeBody = new URLSearchParams({
+    client_id: 'orders-api',
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: userToken,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    scope: 'resume_orders',
+    audience: EVENTS,
+    event_payload_hash: eventPayloadHash({ type: 'order.placed', orderId: 'o-1001', amount: 4200 }),
+  }).toString();
+
+  const jobs: Record<string, { server: Summary['server']; job: LoadJob; scenario: number }> = {
+    '1 client_credentials, tls_client_auth, bound': {
+      scenario: 1,
+      server: 'custos',
+      job: { ...base, origin, method: 'POST', path: '/token', headers: FORM, body: 'client_id=billing-worker&grant_type=client_credentials&scope=orders%3Aread', tls: { ca, cert: billing.certPem, key: billing.keyPem } },
+    },
+    '2 client_credentials, client_secret_basic': {
+      scenario: 2,
+      server: 'custos',
+      job: { ...base, origin, method: 'POST', path: '/token', headers: { ...FORM, authorization: REPORTING_JOB }, body: 'grant_type=client_credentials&scope=orders%3Aread', tls: { ca } },
+    },
+    '3 client_credentials, client_secret_basic (bare)': {
+      scenario: 3,
+      server: 'bare',
+      job: { ...base, origin: bareOrigin, method: 'POST', path: '/token', headers: { ...FORM, authorization: BARE_CLIENT }, body: 'grant_type=client_credentials&scope=orders%3Aread', tls: { ca } },
+    },
+    '5 token exchange -> resume token, mTLS': {
+      scenario: 5,
+      server: 'custos',
+      job: { ...base, origin, method: 'POST', path: '/token', headers: FORM, body: exchangeBody, tls: { ca, cert: ordersApi.certPem, key: ordersApi.keyPem } },
+    },
+    '7 GET /jwks': { scenario: 7, server: 'custos', job: { ...base, seconds: GET_SECONDS, origin, method: 'GET', path: '/jwks', tls: { ca } } },
+    '7 GET /jwks (bare)': { scenario: 7, server: 'bare', job: { ...base, seconds: GET_SECONDS, origin: bareOrigin, method: 'GET', path: '/jwks', tls: { ca } } },
+    '7 GET discovery': { scenario: 7, server: 'custos', job: { ...base, seconds: GET_SECONDS, origin, method: 'GET', path: '/.well-known/openid-configuration', tls: { ca } } },
+    '7 GET discovery (bare)': { scenario: 7, server: 'bare', job: { ...base, seconds: GET_SECONDS, origin: bareOrigin, method: 'GET', path: '/.well-known/openid-configuration', tls: { ca } } },
+  };
+  const names = Object.keys(jobs).filter((name) => wanted(jobs[name]!.scenario));
+  const rounds = new Map<string, LoadResult[]>(names.map((name) => [name, []]));
+  const loadDuring: string[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    // Rotate the order each round so no scenario always runs first or right after another.
+    const order = names.map((_, i) => names[(i + round) % names.length]!);
+    for (const name of order) {
+      const result = await load(jobs[name]!.job);
+      rounds.get(name)!.push(result);
+      process.stdout.write(`round ${round + 1}/${ROUNDS} ${name}: ${Math.round(result.requests / result.seconds)}/s, ${result.errors} errors\n`);
+    }
+    loadDuring.push(loads());
+  }
+  const summaries: Summary[] = names.map((name) => summarize(name, jobs[name]!.server, rounds.get(name)!));
+  const byScenario = (prefix: string) => summaries.find((summary) => summary.scenario.startsWith(prefix));
+
+  // Scenario 1 at half its peak rate (open loop): the p99 target.
+  const s1 = byScenario('1 ');
+  if (s1 && s1.perSecond > 0) {
+    const rate = Math.round(s1.perSecond / 2);
+    const half = await load({ ...jobs['1 client_credentials, tls_client_auth, bound']!.job, rate, seconds: SECONDS * 2 });
+    summaries.push(summarize(`1 at half peak (${rate}/s, open loop)`, 'custos', [half]));
+  }
+
+  // Scenario 4 and 6: one-core floors in their own process.
+  let floors: FloorResult[] | undefined;
+  if (wanted(4) || wanted(6)) {
+    floors = JSON.parse(await runNode('bench/verify.bench.ts', ['--json'], { ...process.env, BENCH_SECONDS: String(FLOOR_SECONDS) })) as FloorResult[];
+  }
+  const rawVerify = floors?.find((f) => f.name.startsWith('(a)'));
+  const rawSign = floors?.find((f) => f.name.startsWith('(s)'));
+  if (floors) {
+    for (const floor of floors) {
+      summaries.push({ scenario: `${floor.name.startsWith('(s)') ? '4' : '6'} ${floor.name}`, server: 'in-process', perSecond: floor.ops / floor.seconds, requests: floor.ops, errors: 0, failures: {} });
+    }
+  }
+
+  // Scenario 8: logins/s while scenario 1 runs at a fixed rate.
+  const login = wanted(8) ? await loginAvailable(origin, ca) : false;
+  const scenario8 = login
+    ? 'skipped: a login page exists, but the bench has no login driver yet (see README "Performance")'
+    : 'skipped: login not available';
+
+  // Scenario 9: RSS of the Custos process while it issues tokens (mTLS client credentials).
+  let memory: { baselineMb: number; after50kMb: number; after100kMb: number; growth: number; tokens: number } | undefined;
+  if (wanted(9) && TOKENS > 0) {
+    const job = { ...jobs['1 client_credentials, tls_client_auth, bound']!.job, seconds: 3600, warmupSeconds: 0 };
+    const baselineMb = rssMb(custos.pid!);
+    const first = await load({ ...job, maxRequests: TOKENS / 2 });
+    const after50kMb = rssMb(custos.pid!);
+    const second = await load({ ...job, maxRequests: TOKENS / 2 });
+    const after100kMb = rssMb(custos.pid!);
+    memory = { baselineMb, after50kMb, after100kMb, growth: after100kMb / after50kMb - 1, tokens: first.requests + second.requests - first.errors - second.errors };
+  }
+  const loadAfter = loads();
+
+  // Ratios and targets (ratios within this run).
+  const s2 = byScenario('2 ');
+  const s3 = byScenario('3 ');
+  const s5 = byScenario('5 ');
+  const halfPeak = summaries.find((summary) => summary.scenario.startsWith('1 at half peak'));
+  const seq = floors?.find((f) => f.name.startsWith('(b)'));
+  const rate = (f?: FloorResult) => (f ? f.ops / f.seconds : undefined);
+  const ratios = {
+    's1/s3': s1 && s3 ? s1.perSecond / s3.perSecond : undefined,
+    's2/s3': s2 && s3 ? s2.perSecond / s3.perSecond : undefined,
+    's1/es256_sign_floor': s1 && rawSign ? s1.perSecond / rate(rawSign)! : undefined,
+    's5/s1': s5 && s1 ? s5.perSecond / s1.perSecond : undefined,
+    'verify_sequential/raw_verify': seq && rawVerify ? rate(seq)! / rate(rawVerify)! : undefined,
+  };
+  const targets = [
+    { target: 'scenario 1 >= 1.0 x scenario 3', value: ratios['s1/s3'], met: ratios['s1/s3'] !== undefined ? ratios['s1/s3'] >= 1 : undefined },
+    { target: 'scenario 2 >= 1.0 x scenario 3', value: ratios['s2/s3'], met: ratios['s2/s3'] !== undefined ? ratios['s2/s3'] >= 1 : undefined },
+    { target: 'scenario 1 p99 <= 25 ms at half peak', value: halfPeak?.p99Ms, met: halfPeak ? halfPeak.p99Ms! <= 25 : undefined },
+    { target: 'scenario 5 >= 0.7 x scenario 1', value: ratios['s5/s1'], met: ratios['s5/s1'] !== undefined ? ratios['s5/s1'] >= 0.7 : undefined },
+    { target: 'scenario 6 sequential >= 0.8 x raw verify', value: ratios['verify_sequential/raw_verify'], met: ratios['verify_sequential/raw_verify'] !== undefined ? ratios['verify_sequential/raw_verify'] >= 0.8 : undefined },
+    { target: 'scenario 8 >= 30 logins/s, scenario 1 p99 <= 50 ms', value: undefined, met: undefined, note: scenario8 },
+    { target: 'scenario 9 RSS flat within 10% (50k -> 100k tokens)', value: memory?.growth, met: memory ? Math.abs(memory.growth) <= 0.1 : undefined },
+  ];
+
+  // Table.
+  console.log(`\n${cpus().length} cores, ${cpus()[0]?.model}; Node ${process.version}; ${CONNECTIONS} connections; ${ROUNDS} rounds x ${SECONDS}s; load avg before ${loadBefore}, after ${loadAfter}`);
+  const width = Math.max(...summaries.map((s) => s.scenario.length));
+  console.log(`${'scenario'.padEnd(width)} | server     |    req/s |  p50 ms |  p99 ms |  max ms | errors`);
+  console.log(`${'-'.repeat(width)}-|------------|----------|---------|---------|---------|-------`);
+  for (const s of summaries) {
+    console.log(
+      `${s.scenario.padEnd(width)} | ${s.server.padEnd(10)} | ${fmt(s.perSecond, 0).padStart(8)} | ${fmt(s.p50Ms).padStart(7)} | ${fmt(s.p99Ms).padStart(7)} | ${fmt(s.maxMs).padStart(7)} | ${s.errors}`,
+    );
+  }
+  console.log(`8 logins/s: ${scenario8}`);
+  if (memory) console.log(`9 RSS: baseline ${fmt(memory.baselineMb)} MB, after ${TOKENS / 2} tokens ${fmt(memory.after50kMb)} MB, after ${TOKENS} ${fmt(memory.after100kMb)} MB (${fmt(memory.growth * 100)}%); 10k sessions: skipped: login not available`);
+  console.log('\nratios:', Object.entries(ratios).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', '));
+  for (const t of targets) console.log(`target ${t.met === undefined ? '?' : t.met ? 'met   ' : 'MISSED'} ${t.target}: ${t.note ?? fmt(t.value, 2)}`);
+
+  if (!flags['no-write']) {
+    const file = path.join(ROOT, 'bench', 'results', `${started.toISOString().slice(0, 10)}.json`);
+    mkdirSync(path.dirname(file), { recursive: true });
+    const result = {
+      date: started.toISOString(),
+      machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, loadBefore, loadDuringRounds: loadDuring, loadAfter },
+      settings: { rounds: ROUNDS, seconds: SECONDS, getSeconds: GET_SECONDS, connections: CONNECTIONS, tokens: TOKENS, profile: flags.profile },
+      scenarios: summaries,
+      scenario8,
+      memory,
+      ratios,
+      targets,
+    };
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`\nwrote ${path.relative(ROOT, file)}`);
+  }
+  if (flags.profile) console.log(`CPU profile of Custos: ${path.relative(ROOT, profileDir)}/ (written when Custos exits)`);
+  await stopAll();
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all(
+    children
+      .filter((child) => child.exitCode === null && child.signalCode === null)
+      .map((child) => new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
+      })),
+  );
+  await database?.stop();
+  database = undefined;
+}
+
+try {
+  await main();
+} catch (error) {
+  console.error(`bench: ${(error as Error).message}`);
+  await stopAll();
+  process.exitCode = 1;
+}
