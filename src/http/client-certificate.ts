@@ -56,6 +56,19 @@ export function parseClientCertChainHeader(value: string): X509Certificate[] {
  * address the header is ignored (and logged): nothing is trusted for where it comes from.
  */
 export function clientCertificate(options: { proxies?: BlockList }): Middleware<AppState & ClientCertificateState> {
+  // The peer certificate of a connection, read once per TLS socket (null: none presented).
+  const peers = new WeakMap<TLSSocket, X509Certificate | null>();
+  const peerOf = (socket: TLSSocket): X509Certificate | undefined => {
+    let peer = peers.get(socket);
+    if (peer === undefined) {
+      if (typeof socket.getPeerX509Certificate !== 'function') return undefined;
+      peer = socket.getPeerX509Certificate() ?? null;
+      // The cached certificate must stay the connection's: refuse TLS 1.2 renegotiation from now on.
+      socket.disableRenegotiation();
+      peers.set(socket, peer);
+    }
+    return peer ?? undefined;
+  };
   return async function clientCertificateMiddleware(ctx, next) {
     const header = ctx.get('client-cert');
     const remoteAddress = ctx.req.socket.remoteAddress;
@@ -67,8 +80,7 @@ export function clientCertificate(options: { proxies?: BlockList }): Middleware<
       ctx.state.clientCertificateSource = 'proxy';
     } else {
       if (header) ctx.state.log.warn({ remoteAddress }, 'Client-Cert header from an untrusted address ignored');
-      const socket = ctx.req.socket as TLSSocket;
-      const peer = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
+      const peer = peerOf(ctx.req.socket as TLSSocket);
       if (peer) {
         ctx.state.clientCertificate = peer;
         ctx.state.clientCertificateChain = [];

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { NodeEs256SigningKey } from './node-signing-key.js';
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, type JWK, type JWTVerifyGetKey } from 'jose';
 
 /** An ES256 private signing key as a JWK with explicit `kid` (RFC 7517, RFC 7638 thumbprint). */
@@ -94,6 +95,14 @@ export async function rotateSigningKeys(dir: string): Promise<SigningKeySet> {
 /** Private keys in signing preference order (current first), for oidc-provider's `jwks`. */
 export function providerJwks(set: SigningKeySet): { keys: SigningJwk[] } {
   return { keys: [set.current, set.next, ...(set.previous ? [set.previous] : [])] };
+}
+
+/**
+ * oidc-provider `jwks.keys` (current first): each private JWK imported once into a synchronous
+ * `node:crypto` signer (`features.externalSigningSupport`). Build once per key set.
+ */
+export function providerSigningKeys(set: SigningKeySet): { keys: NodeEs256SigningKey[] } {
+  return { keys: providerJwks(set).keys.map((jwk) => new NodeEs256SigningKey(jwk)) };
 }
 
 /** The public JWK Set (RFC 7517 §5): current, next and previous public keys. */

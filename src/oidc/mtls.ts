@@ -2,7 +2,8 @@ import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { ChainValidator } from '../pki/chain.js';
-import { certificateSubjectMatches } from '../pki/subject-match.js';
+import { createCertificateFactsCache } from '../pki/certificate-facts.js';
+import { registeredSubject, subjectMatches } from '../pki/subject-match.js';
 import type { ClientCertificateState } from '../http/client-certificate.js';
 
 function stateOf(ctx: KoaContextWithOIDC): ClientCertificateState {
@@ -14,8 +15,20 @@ function stateOf(ctx: KoaContextWithOIDC): ClientCertificateState {
  * `self_signed_tls_client_auth` against the client's registered `jwks` x5c, and
  * certificate-bound access tokens (`cnf.x5t#S256`). The certificate comes from
  * the clientCertificate middleware (TLS handshake, or RFC 9440 header from a trusted proxy).
+ * What is derived from a certificate (SANs, subject, thumbprint) is computed once per certificate
+ * (per connection, and by DER across connections); registered subject DNs are parsed once.
  */
 export function mtlsFeature(chain: ChainValidator) {
+  const factsOf = createCertificateFactsCache();
+  // Registered values come from the client configuration: a bounded set of strings.
+  const subjects = new Map<string, string | undefined>();
+  const subjectOf = (expected: string): string | undefined => {
+    if (!subjects.has(expected)) {
+      if (subjects.size >= 1024) subjects.clear();
+      subjects.set(expected, registeredSubject(expected));
+    }
+    return subjects.get(expected);
+  };
   return {
     enabled: true,
     certificateBoundAccessTokens: true,
@@ -33,7 +46,7 @@ export function mtlsFeature(chain: ChainValidator) {
     },
     certificateSubjectMatches: (ctx: KoaContextWithOIDC, property: string, expected: string): boolean => {
       const cert = stateOf(ctx).clientCertificate;
-      return cert !== undefined && certificateSubjectMatches(cert, property, expected);
+      return cert !== undefined && subjectMatches(factsOf(cert), property, expected, subjectOf);
     },
   };
 }

@@ -1,7 +1,7 @@
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AdapterConstructor } from 'oidc-provider';
 import { CLIENT_AUTH_METHODS, type ConfigFiles } from '../config/files.js';
-import { providerJwks, type SigningKeySet } from '../keys/signing-keys.js';
+import { providerSigningKeys, type SigningKeySet } from '../keys/signing-keys.js';
 import type { ChainValidator } from '../pki/chain.js';
 import { SCOPE_CLAIMS } from './accounts.js';
 import { toClientMetadata } from './clients.js';
@@ -57,7 +57,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter: deps.adapter,
     clients: deps.files.clients.map(toClientMetadata),
-    jwks: providerJwks(deps.keys) as Configuration['jwks'],
+    jwks: providerSigningKeys(deps.keys),
     cookies: { keys: deps.cookieKeys },
     scopes,
     claims: { openid: [...SCOPE_CLAIMS.openid], email: [...SCOPE_CLAIMS.email], profile: [...SCOPE_CLAIMS.profile] },
@@ -105,6 +105,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     // The @types union for `features` cannot express these combinations; the shapes follow docs/README.md.
     features: {
       devInteractions: { enabled: false },
+      // Synchronous node:crypto ES256 signing (src/keys/node-signing-key.ts).
+      externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       clientCredentials: { enabled: true },
       introspection: { enabled: true, allowedPolicy: access.introspection },
       revocation: { enabled: true, allowedPolicy: access.revocation },

@@ -1,14 +1,13 @@
-import { timingSafeEqual } from 'node:crypto';
+import { KeyObject, createPublicKey, timingSafeEqual, verify as verifySignature, type JsonWebKey, type webcrypto } from 'node:crypto';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
   customFetch,
   errors,
-  jwtVerify,
   type JSONWebKeySet,
+  type CompactJWSHeaderParameters,
   type JWTPayload,
   type JWTVerifyGetKey,
-  type JWTVerifyOptions,
 } from 'jose';
 import { VerifyError } from './errors.js';
 
@@ -70,55 +69,133 @@ export interface JwtCheckOptions {
   clockToleranceSec: number;
 }
 
+/** The signing key of a token as `node:crypto` needs it, converted once per resolved key. */
+const keyObjects = new WeakMap<object, KeyObject>();
+/** WebCrypto's CryptoKey class (what jose's key resolvers return), a global in Node 22. */
+const CryptoKeyClass = (globalThis as unknown as { CryptoKey: abstract new () => webcrypto.CryptoKey }).CryptoKey;
+
+function es256KeyObject(key: unknown): KeyObject {
+  if (typeof key !== 'object' || key === null || key instanceof Uint8Array) {
+    throw new errors.JOSENotSupported('only ES256 public keys are accepted');
+  }
+  let keyObject = keyObjects.get(key);
+  if (keyObject === undefined) {
+    if (key instanceof KeyObject) keyObject = key;
+    else if (key instanceof CryptoKeyClass) keyObject = KeyObject.from(key);
+    else keyObject = createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
+    keyObjects.set(key, keyObject);
+  }
+  if (keyObject.asymmetricKeyType !== 'ec' || keyObject.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new errors.JOSENotSupported('only ES256 (P-256) keys are accepted');
+  }
+  return keyObject;
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+function decodeJson(segment: string, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    if (!BASE64URL.test(segment)) throw new TypeError('not base64url');
+    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    throw new errors.JWSInvalid(`${what} is not base64url-encoded JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new errors.JWTInvalid(`${what} must be a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/** RFC 9068 §2.1 media type comparison: `at+jwt` equals `application/at+jwt`, case-insensitively. */
+function normalizeTyp(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const lower = value.toLowerCase();
+  return lower.startsWith('application/') ? lower.slice('application/'.length) : lower;
+}
+
 /**
- * Verifies an RFC 9068 JWT access token: ES256 only, `typ` `at+jwt`
- * (`application/at+jwt` too), `iss`, `aud`, `exp`/`nbf` with leeway, and the
- * presence of `iat` (not in the future). All failures become {@link VerifyError}.
+ * RFC 7515 compact JWS with ES256 only, verified synchronously with `node:crypto` (keys resolved by
+ * the jose key resolver, converted once per key): returns the JWT claims set unchecked.
  */
-export async function verifyJwt(
-  token: unknown,
-  getKey: JWTVerifyGetKey,
-  { issuer, audience, clockToleranceSec }: JwtCheckOptions,
-): Promise<JWTPayload> {
+async function verifyCompactEs256(token: string, getKey: JWTVerifyGetKey, typ: string): Promise<JWTPayload> {
+  const parts = token.split('.');
+  if (parts.length !== 3) throw new errors.JWSInvalid('Compact JWS must have three parts');
+  const [protectedPart, payloadPart, signaturePart] = parts as [string, string, string];
+  const header = decodeJson(protectedPart, 'JWS Protected Header');
+  if (header.alg !== 'ES256') throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
+  // No JWS extension is understood, so none may be critical (RFC 7515 §4.1.11).
+  if (header.crit !== undefined) throw new errors.JWSInvalid('"crit" (Critical) Header Parameter is not supported');
+  if (header.kid !== undefined && typeof header.kid !== 'string') throw new errors.JWSInvalid('"kid" must be a string');
+  if (normalizeTyp(header.typ) !== typ) throw new errors.JWTClaimValidationFailed('unexpected "typ" JWT header value', {}, 'typ', 'check_failed');
+  if (!BASE64URL.test(signaturePart)) throw new errors.JWSInvalid('JWS Signature is not base64url');
+  const signature = Buffer.from(signaturePart, 'base64url');
+  const data = Buffer.from(`${protectedPart}.${payloadPart}`, 'ascii');
+  const check = (key: unknown) => signature.length === 64 && verifySignature('sha256', data, { key: es256KeyObject(key), dsaEncoding: 'ieee-p1363' }, signature);
+  const input = { protected: protectedPart, payload: payloadPart, signature: signaturePart };
+  let verified: boolean;
+  try {
+    verified = check(await getKey(header as CompactJWSHeaderParameters, input));
+  } catch (err) {
+    if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+    // Tokens without `kid` may match several keys: try each (jose's documented pattern).
+    verified = false;
+    for await (const candidate of err) {
+      if (check(candidate)) {
+        verified = true;
+        break;
+      }
+    }
+  }
+  if (!verified) throw new errors.JWSSignatureVerificationFailed();
+  return decodeJson(payloadPart, 'JWT Claims Set') as JWTPayload;
+}
+
+const REQUIRED_CLAIMS = ['iss', 'aud', 'exp', 'iat'] as const;
+
+/** RFC 7519 §4.1 checks of the claims set: presence, types, `iss`, `aud`, `exp`/`nbf` with leeway. */
+function checkClaims(payload: JWTPayload, { issuer, audience, clockToleranceSec }: JwtCheckOptions): void {
+  for (const claim of REQUIRED_CLAIMS) {
+    if (payload[claim] === undefined) throw new errors.JWTClaimValidationFailed(`missing required "${claim}" claim`, payload, claim, 'missing');
+  }
+  for (const claim of ['iat', 'exp', 'nbf'] as const) {
+    if (payload[claim] !== undefined && typeof payload[claim] !== 'number') {
+      throw new errors.JWTClaimValidationFailed(`"${claim}" claim must be a number`, payload, claim, 'invalid');
+    }
+  }
+  if (payload.iss !== issuer) throw new errors.JWTClaimValidationFailed('unexpected "iss" claim value', payload, 'iss', 'check_failed');
+  const expected = typeof audience === 'string' ? [audience] : audience;
+  const actual = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
+  if (!actual.some((value) => expected.includes(value))) {
+    throw new errors.JWTClaimValidationFailed('unexpected "aud" claim value', payload, 'aud', 'check_failed');
+  }
+  const now = Math.floor(Date.now() / 1000);
+  if (payload.nbf !== undefined && payload.nbf > now + clockToleranceSec) {
+    throw new errors.JWTClaimValidationFailed('"nbf" claim timestamp check failed', payload, 'nbf', 'check_failed');
+  }
+  if ((payload.exp as number) <= now - clockToleranceSec) {
+    throw new errors.JWTExpired('"exp" claim timestamp check failed', payload, 'exp', 'check_failed');
+  }
+}
+
+/**
+ * Verifies an RFC 9068 JWT access token (§4): ES256 only (signature checked synchronously with
+ * `node:crypto`, the issuer's keys imported once), `typ` `at+jwt` (`application/at+jwt` too),
+ * `iss`, `aud`, `exp`/`nbf` with leeway, and the presence of `iat` (not in the future). All
+ * failures become {@link VerifyError}.
+ */
+export async function verifyJwt(token: unknown, getKey: JWTVerifyGetKey, options: JwtCheckOptions): Promise<JWTPayload> {
   if (typeof token !== 'string' || token === '') throw new VerifyError('invalid_token', 'token must be a non-empty string');
-  const options: JWTVerifyOptions = {
-    algorithms: ['ES256'],
-    typ: 'at+jwt',
-    issuer,
-    audience,
-    clockTolerance: clockToleranceSec,
-    requiredClaims: ['iss', 'aud', 'exp', 'iat'],
-  };
   let payload: JWTPayload;
   try {
-    payload = (await jwtVerify(token, getKey, options)).payload;
+    payload = await verifyCompactEs256(token, getKey, 'at+jwt');
+    checkClaims(payload, options);
   } catch (err) {
-    if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw toVerifyError(err);
-    payload = await verifyWithCandidates(token, err, options);
+    throw toVerifyError(err);
   }
   const nowSec = Math.floor(Date.now() / 1000);
-  if ((payload.iat as number) > nowSec + clockToleranceSec) {
+  if ((payload.iat as number) > nowSec + options.clockToleranceSec) {
     throw new VerifyError('token_not_yet_valid', '"iat" claim is in the future');
   }
   return payload;
-}
-
-/** Tokens without `kid` may match several keys: try each (jose's documented pattern). */
-async function verifyWithCandidates(
-  token: string,
-  multiple: errors.JWKSMultipleMatchingKeys,
-  options: JWTVerifyOptions,
-): Promise<JWTPayload> {
-  let last: unknown = multiple;
-  for await (const key of multiple) {
-    try {
-      return (await jwtVerify(token, key, options)).payload;
-    } catch (err) {
-      if (!(err instanceof errors.JWSSignatureVerificationFailed)) throw toVerifyError(err);
-      last = err;
-    }
-  }
-  throw new VerifyError('invalid_token', 'signature verification failed with every matching key', { cause: last });
 }
 
 /** Maps jose's error classes to stable {@link VerifyError} codes. */
