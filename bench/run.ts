@@ -77,6 +77,8 @@ interface Summary {
   p50Ms?: number;
   p99Ms?: number;
   maxMs?: number;
+  /** Server CPU time per request (user + system), microseconds: robust against other load on the machine. */
+  cpuUsPerRequest?: number;
   note?: string;
 }
 
@@ -89,7 +91,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! / 1000;
 }
 
-function summarize(scenario: string, server: Summary['server'], results: LoadResult[], note?: string): Summary {
+function summarize(scenario: string, server: Summary['server'], results: Array<LoadResult & { serverCpuSeconds?: number }>, note?: string): Summary {
   const latencies = results.flatMap((result) => result.latenciesUs).sort((a, b) => a - b);
   const requests = results.reduce((sum, result) => sum + result.requests, 0);
   const seconds = results.reduce((sum, result) => sum + result.seconds, 0);
@@ -105,6 +107,9 @@ function summarize(scenario: string, server: Summary['server'], results: LoadRes
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
     maxMs: latencies.length ? latencies[latencies.length - 1]! / 1000 : undefined,
+    cpuUsPerRequest: results.every((result) => result.serverCpuSeconds !== undefined)
+      ? (results.reduce((sum, result) => sum + result.serverCpuSeconds!, 0) * 1e6) / requests
+      : undefined,
     note,
   };
 }
@@ -121,8 +126,11 @@ function runNode(script: string, args: string[], env: NodeJS.ProcessEnv = proces
   });
 }
 
-async function load(job: LoadJob): Promise<LoadResult> {
-  return JSON.parse(await runNode('bench/load.ts', [JSON.stringify(job)])) as LoadResult;
+/** A load run plus the server's CPU seconds spent meanwhile (warm-up included, a small overcount). */
+async function load(job: LoadJob, serverPid?: number): Promise<LoadResult & { serverCpuSeconds?: number }> {
+  const before = serverPid ? cpuSeconds(serverPid) : undefined;
+  const result = JSON.parse(await runNode('bench/load.ts', [JSON.stringify(job)])) as LoadResult;
+  return before === undefined ? result : { ...result, serverCpuSeconds: cpuSeconds(serverPid!) - before };
 }
 
 async function waitUntilUp(origin: string, ca: string, child: ChildProcess, name: string): Promise<void> {
@@ -152,6 +160,12 @@ function startServer(name: string, args: string[], env: NodeJS.ProcessEnv): Chil
   closeSync(log);
   children.push(child);
   return child;
+}
+
+/** User + system CPU seconds of a process so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function rssMb(pid: number): number {
@@ -241,7 +255,7 @@ async function main(): Promise<void> {
   const profileDir = path.join(WORK, 'profiles');
   const custos = startServer(
     'custos',
-    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), '--import', 'tsx', 'src/cli/custos.ts', 'serve'],
+    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'custos.cpuprofile'] : []), '--import', 'tsx', 'src/cli/custos.ts', 'serve'],
     {
       PATH: process.env.PATH,
       NODE_ENV: 'production',
@@ -259,7 +273,7 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'info',
     },
   );
-  const bare = startServer('bare', ['--import', 'tsx', 'bench/bare-provider.ts'], {
+  const bare = startServer('bare', [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'bare.cpuprofile'] : []), '--import', 'tsx', 'bench/bare-provider.ts'], {
     PATH: process.env.PATH,
     NODE_ENV: 'production',
     BARE_PORT: String(BARE_PORT),
@@ -312,13 +326,14 @@ async function main(): Promise<void> {
     '7 GET discovery (bare)': { scenario: 7, server: 'bare', job: { ...base, seconds: GET_SECONDS, origin: bareOrigin, method: 'GET', path: '/.well-known/openid-configuration', tls: { ca } } },
   };
   const names = Object.keys(jobs).filter((name) => wanted(jobs[name]!.scenario));
-  const rounds = new Map<string, LoadResult[]>(names.map((name) => [name, []]));
+  const rounds = new Map<string, Array<LoadResult & { serverCpuSeconds?: number }>>(names.map((name) => [name, []]));
+  const pidOf = (server: Summary['server']) => (server === 'custos' ? custos.pid : server === 'bare' ? bare.pid : undefined);
   const loadDuring: string[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the order each round so no scenario always runs first or right after another.
     const order = names.map((_, i) => names[(i + round) % names.length]!);
     for (const name of order) {
-      const result = await load(jobs[name]!.job);
+      const result = await load(jobs[name]!.job, pidOf(jobs[name]!.server));
       rounds.get(name)!.push(result);
       process.stdout.write(`round ${round + 1}/${ROUNDS} ${name}: ${Math.round(result.requests / result.seconds)}/s, ${result.errors} errors\n`);
     }
@@ -331,7 +346,7 @@ async function main(): Promise<void> {
   const s1 = byScenario('1 ');
   if (s1 && s1.perSecond > 0) {
     const rate = Math.round(s1.perSecond / 2);
-    const half = await load({ ...jobs['1 client_credentials, tls_client_auth, bound']!.job, rate, seconds: SECONDS * 2 });
+    const half = await load({ ...jobs['1 client_credentials, tls_client_auth, bound']!.job, rate, seconds: SECONDS * 2 }, custos.pid);
     summaries.push(summarize(`1 at half peak (${rate}/s, open loop)`, 'custos', [half]));
   }
 
@@ -380,6 +395,10 @@ async function main(): Promise<void> {
     's1/es256_sign_floor': s1 && rawSign ? s1.perSecond / rate(rawSign)! : undefined,
     's5/s1': s5 && s1 ? s5.perSecond / s1.perSecond : undefined,
     'verify_sequential/raw_verify': seq && rawVerify ? rate(seq)! / rate(rawVerify)! : undefined,
+    // The same comparisons by server CPU per request (bare's CPU per token / Custos's), less noisy.
+    'cpu s1/s3': s1?.cpuUsPerRequest && s3?.cpuUsPerRequest ? s3.cpuUsPerRequest / s1.cpuUsPerRequest : undefined,
+    'cpu s2/s3': s2?.cpuUsPerRequest && s3?.cpuUsPerRequest ? s3.cpuUsPerRequest / s2.cpuUsPerRequest : undefined,
+    'cpu s5/s1': s5?.cpuUsPerRequest && s1?.cpuUsPerRequest ? s1.cpuUsPerRequest / s5.cpuUsPerRequest : undefined,
   };
   const targets = [
     { target: 'scenario 1 >= 1.0 x scenario 3', value: ratios['s1/s3'], met: ratios['s1/s3'] !== undefined ? ratios['s1/s3'] >= 1 : undefined },
@@ -394,11 +413,11 @@ async function main(): Promise<void> {
   // Table.
   console.log(`\n${cpus().length} cores, ${cpus()[0]?.model}; Node ${process.version}; ${CONNECTIONS} connections; ${ROUNDS} rounds x ${SECONDS}s; load avg before ${loadBefore}, after ${loadAfter}`);
   const width = Math.max(...summaries.map((s) => s.scenario.length));
-  console.log(`${'scenario'.padEnd(width)} | server     |    req/s |  p50 ms |  p99 ms |  max ms | errors`);
-  console.log(`${'-'.repeat(width)}-|------------|----------|---------|---------|---------|-------`);
+  console.log(`${'scenario'.padEnd(width)} | server     |    req/s |  p50 ms |  p99 ms |  max ms | CPU µs/req | errors`);
+  console.log(`${'-'.repeat(width)}-|------------|----------|---------|---------|---------|------------|-------`);
   for (const s of summaries) {
     console.log(
-      `${s.scenario.padEnd(width)} | ${s.server.padEnd(10)} | ${fmt(s.perSecond, 0).padStart(8)} | ${fmt(s.p50Ms).padStart(7)} | ${fmt(s.p99Ms).padStart(7)} | ${fmt(s.maxMs).padStart(7)} | ${s.errors}`,
+      `${s.scenario.padEnd(width)} | ${s.server.padEnd(10)} | ${fmt(s.perSecond, 0).padStart(8)} | ${fmt(s.p50Ms).padStart(7)} | ${fmt(s.p99Ms).padStart(7)} | ${fmt(s.maxMs).padStart(7)} | ${fmt(s.cpuUsPerRequest, 0).padStart(10)} | ${s.errors}`,
     );
   }
   console.log(`8 logins/s: ${scenario8}`);
@@ -422,8 +441,8 @@ async function main(): Promise<void> {
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     console.log(`\nwrote ${path.relative(ROOT, file)}`);
   }
-  if (flags.profile) console.log(`CPU profile of Custos: ${path.relative(ROOT, profileDir)}/ (written when Custos exits)`);
   await stopAll();
+  if (flags.profile) console.log(`CPU profiles: ${path.relative(ROOT, profileDir)}/{custos,bare}.cpuprofile (summary: npx tsx bench/profile-summary.ts <file>)`);
 }
 
 async function stopAll(): Promise<void> {

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { certificateThumbprint, type ClientCertificateInput } from './certificate-thumbprint.js';
 import { checkCommonClaims, isResumeScope, type ActorClaim, type ConfirmationClaim } from './claims.js';
 import { VerifyError } from './errors.js';
@@ -74,6 +75,17 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   const clockToleranceSec = options.clockToleranceSec ?? 5;
   const requiredScopes = [...(options.requiredScopes ?? [])];
   const jwtOptions = { issuer: options.issuer, audience, clockToleranceSec };
+  // A connection's X509Certificate object comes back with every request on it: hash its DER once.
+  const thumbprints = new WeakMap<X509Certificate, string>();
+  const thumbprintOf = (certificate: ClientCertificateInput): string => {
+    if (!(certificate instanceof X509Certificate)) return certificateThumbprint(certificate);
+    let thumbprint = thumbprints.get(certificate);
+    if (thumbprint === undefined) {
+      thumbprint = certificateThumbprint(certificate);
+      thumbprints.set(certificate, thumbprint);
+    }
+    return thumbprint;
+  };
 
   return {
     async verify(token, verifyOptions = {}) {
@@ -88,7 +100,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       if (scope.length > 0 && scope.every(isResumeScope)) {
         throw new VerifyError('resume_only_token', `token carries only resume scopes: ${scope.join(' ')}`);
       }
-      checkBinding(payload['cnf'], verifyOptions.clientCertificate, requireBinding);
+      checkBinding(payload['cnf'], verifyOptions.clientCertificate, requireBinding, thumbprintOf);
       options.revocations?.check(payload.sub, payload.iat as number);
       const missing = requiredScopes.filter((required) => !scope.includes(required));
       if (missing.length > 0) {
@@ -100,7 +112,12 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
 }
 
 /** RFC 8705 §3: the token's `cnf.x5t#S256` must be the presented certificate's thumbprint. */
-function checkBinding(cnf: unknown, certificate: ClientCertificateInput | undefined, requireBinding: boolean): void {
+function checkBinding(
+  cnf: unknown,
+  certificate: ClientCertificateInput | undefined,
+  requireBinding: boolean,
+  thumbprintOf: (certificate: ClientCertificateInput) => string,
+): void {
   if (cnf === undefined) {
     if (requireBinding) throw new VerifyError('binding_missing', 'token has no "cnf" claim');
     return;
@@ -121,7 +138,7 @@ function checkBinding(cnf: unknown, certificate: ClientCertificateInput | undefi
   }
   let actual: string;
   try {
-    actual = certificateThumbprint(certificate);
+    actual = thumbprintOf(certificate);
   } catch (cause) {
     throw new VerifyError('certificate_required', 'the presented client certificate could not be parsed', { cause });
   }

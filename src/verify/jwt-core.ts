@@ -41,7 +41,22 @@ export function createKeyResolver(options: KeySourceOptions): JWTVerifyGetKey {
   if ((jwks === undefined) === (jwksUri === undefined)) {
     throw new TypeError('custos/verify: pass exactly one of "jwks" or "jwksUri"');
   }
-  if (jwks !== undefined) return createLocalJWKSet(jwks);
+  if (jwks !== undefined) {
+    // A static set answers the same for the same kid: resolve each kid once (failures are not kept).
+    const local = createLocalJWKSet(jwks);
+    const byKid = new Map<string, ReturnType<JWTVerifyGetKey>>();
+    return (protectedHeader, token) => {
+      const { kid, alg } = protectedHeader;
+      if (typeof kid !== 'string' || alg !== 'ES256') return local(protectedHeader, token);
+      let key = byKid.get(kid);
+      if (key === undefined) {
+        key = local(protectedHeader, token);
+        byKid.set(kid, key);
+        key.catch(() => byKid.delete(kid));
+      }
+      return key;
+    };
+  }
 
   const url = new URL(jwksUri as string);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
@@ -65,8 +80,11 @@ export function createKeyResolver(options: KeySourceOptions): JWTVerifyGetKey {
 /** What both verifiers ask of the JWT layer (RFC 9068 §4 steps 2-9, minus scope/binding). */
 export interface JwtCheckOptions {
   issuer: string;
-  audience: string | string[];
+  /** Accepted audiences; `undefined` leaves the `aud` check to the caller (`aud` is still required). */
+  audience: string | string[] | undefined;
   clockToleranceSec: number;
+  /** Claims required besides `iss`, `aud`, `exp` and `iat`. */
+  requiredClaims?: readonly string[];
 }
 
 /** The signing key of a token as `node:crypto` needs it, converted once per resolved key. */
@@ -83,10 +101,10 @@ function es256KeyObject(key: unknown): KeyObject {
     if (key instanceof KeyObject) keyObject = key;
     else if (key instanceof CryptoKeyClass) keyObject = KeyObject.from(key);
     else keyObject = createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
+    if (keyObject.asymmetricKeyType !== 'ec' || keyObject.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      throw new errors.JOSENotSupported('only ES256 (P-256) keys are accepted');
+    }
     keyObjects.set(key, keyObject);
-  }
-  if (keyObject.asymmetricKeyType !== 'ec' || keyObject.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    throw new errors.JOSENotSupported('only ES256 (P-256) keys are accepted');
   }
   return keyObject;
 }
@@ -152,8 +170,8 @@ async function verifyCompactEs256(token: string, getKey: JWTVerifyGetKey, typ: s
 const REQUIRED_CLAIMS = ['iss', 'aud', 'exp', 'iat'] as const;
 
 /** RFC 7519 §4.1 checks of the claims set: presence, types, `iss`, `aud`, `exp`/`nbf` with leeway. */
-function checkClaims(payload: JWTPayload, { issuer, audience, clockToleranceSec }: JwtCheckOptions): void {
-  for (const claim of REQUIRED_CLAIMS) {
+function checkClaims(payload: JWTPayload, { issuer, audience, clockToleranceSec, requiredClaims = [] }: JwtCheckOptions): void {
+  for (const claim of [...REQUIRED_CLAIMS, ...requiredClaims]) {
     if (payload[claim] === undefined) throw new errors.JWTClaimValidationFailed(`missing required "${claim}" claim`, payload, claim, 'missing');
   }
   for (const claim of ['iat', 'exp', 'nbf'] as const) {
@@ -162,10 +180,12 @@ function checkClaims(payload: JWTPayload, { issuer, audience, clockToleranceSec 
     }
   }
   if (payload.iss !== issuer) throw new errors.JWTClaimValidationFailed('unexpected "iss" claim value', payload, 'iss', 'check_failed');
-  const expected = typeof audience === 'string' ? [audience] : audience;
-  const actual = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
-  if (!actual.some((value) => expected.includes(value))) {
-    throw new errors.JWTClaimValidationFailed('unexpected "aud" claim value', payload, 'aud', 'check_failed');
+  if (audience !== undefined) {
+    const expected = typeof audience === 'string' ? [audience] : audience;
+    const actual = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
+    if (!actual.some((value) => expected.includes(value))) {
+      throw new errors.JWTClaimValidationFailed('unexpected "aud" claim value', payload, 'aud', 'check_failed');
+    }
   }
   const now = Math.floor(Date.now() / 1000);
   if (payload.nbf !== undefined && payload.nbf > now + clockToleranceSec) {

@@ -1,6 +1,8 @@
 import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
-import { errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
+import { VerifyError } from '../../verify/errors.js';
+import { verifyJwt } from '../../verify/jwt-core.js';
 
 /** RFC 8693 §3 token type identifiers accepted as subject tokens. */
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -55,11 +57,12 @@ export async function validateSubjectToken(
   if (value.length > 16_384) invalid('subject_token is too large');
   if (value.split('.').length === 3) {
     try {
-      const { payload } = await jwtVerify(value, deps.verificationKeys, {
+      // ES256 on node:crypto (custos/verify's JWT layer); the grant checks the audience itself.
+      const payload = await verifyJwt(value, deps.verificationKeys, {
         issuer: deps.issuer,
-        algorithms: ['ES256'],
-        typ: 'at+jwt',
-        requiredClaims: ['sub', 'exp', 'iat', 'client_id', 'aud'],
+        audience: undefined,
+        clockToleranceSec: 0,
+        requiredClaims: ['sub', 'client_id'],
       });
       return {
         sub: String(payload.sub),
@@ -72,8 +75,8 @@ export async function validateSubjectToken(
         eventPayloadHash: typeof payload.event_payload_hash === 'string' ? payload.event_payload_hash : undefined,
       };
     } catch (error) {
-      if (error instanceof joseErrors.JWTExpired) invalid('subject_token is expired');
-      if (error instanceof joseErrors.JOSEError) invalid('subject_token is invalid or was not issued by this server');
+      if (error instanceof VerifyError && error.code === 'token_expired') invalid('subject_token is expired');
+      if (error instanceof VerifyError) invalid('subject_token is invalid or was not issued by this server');
       throw error;
     }
   }
