@@ -188,6 +188,24 @@ describe('loadConfig: config files', () => {
     expect(error.message).toContain('production');
     expect(error.message).toContain(path.join(DEMO_CONFIG, 'resource-servers.json'));
   });
+
+  it('production refuses KEYS_DIR=keys/dev and the demo configuration unless ALLOW_DEV_KEYS_IN_PRODUCTION=true (benchmarks)', () => {
+    const complete = {
+      ...PRODUCTION_BASE,
+      COOKIE_KEYS: 'a'.repeat(32),
+      TLS_CERT_FILE: '/etc/custos/tls/cert.pem',
+      TLS_KEY_FILE: '/etc/custos/tls/key.pem',
+      TLS_CLIENT_CA_FILE: '/etc/custos/tls/ca.pem',
+      KEYS_DIR: 'keys/dev',
+    };
+    expect(configError(complete).message).toMatch(/KEYS_DIR: keys\/dev holds development keys/);
+    expect(configError({ ...complete, ALLOW_DEV_KEYS_IN_PRODUCTION: 'false' }).message).toMatch(/KEYS_DIR/);
+    expect(configError({ ...complete, ALLOW_DEV_KEYS_IN_PRODUCTION: 'yes' }).message).toContain('ALLOW_DEV_KEYS_IN_PRODUCTION');
+    const allowed = loadConfig({ ...complete, ALLOW_DEV_KEYS_IN_PRODUCTION: 'true' }, ROOT);
+    expect(allowed.production).toBe(true);
+    expect(allowed.files.demo).toBe(true);
+    expect(allowed.keysDir).toBe(path.join(ROOT, 'keys/dev'));
+  });
 });
 
 describe('custos CLI start-up with a bad configuration', () => {
