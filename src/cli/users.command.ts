@@ -16,9 +16,9 @@ async function readPasswordFromStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-async function password(options: { passwordStdin?: boolean }): Promise<string> {
+async function password(options: { passwordStdin?: boolean }, read: () => Promise<string>): Promise<string> {
   if (!options.passwordStdin) throw new Error('give the password on stdin with --password-stdin (never as an argument: it would show in the process list and shell history)');
-  return readPasswordFromStdin();
+  return read();
 }
 
 /**
@@ -45,7 +45,8 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
  * create`: bootstrap users without the admin API. Each change writes its audit record (actor
  * `cli`) and, where IAM state changes, its event, in one transaction.
  */
-export function registerUsersCommands(program: Command): void {
+export function registerUsersCommands(program: Command, deps: { readPassword?: () => Promise<string> } = {}): void {
+  const read = deps.readPassword ?? readPasswordFromStdin;
   const users = program.command('users').description('manage users (works with or without a running server)');
   users
     .command('create')
@@ -55,7 +56,7 @@ export function registerUsersCommands(program: Command): void {
     .option('--email <email>', 'e-mail address')
     .option('--role <role>', 'role to assign (repeatable; the role must exist)', collect, [])
     .action(async (options: { username: string; passwordStdin?: boolean; email?: string; role: string[] }) => {
-      const secret = await password(options);
+      const secret = await password(options, read);
       const user = await withUsers((service) => service.createUser({ username: options.username, email: options.email, password: secret, roles: options.role }, CLI));
       console.log(`created user ${user.username} (${user.id})${user.roles.length ? ` with roles ${user.roles.join(', ')}` : ''}`);
     });
@@ -65,7 +66,7 @@ export function registerUsersCommands(program: Command): void {
     .requiredOption('--username <name>', 'username')
     .option('--password-stdin', 'read the password from stdin')
     .action(async (options: { username: string; passwordStdin?: boolean }) => {
-      const secret = await password(options);
+      const secret = await password(options, read);
       await withUsers((service) => service.setPassword({ username: options.username }, secret, CLI));
       console.log(`password of ${options.username} changed`);
     });
