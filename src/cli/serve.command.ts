@@ -33,7 +33,7 @@ function banner(custos: RunningCustos): string {
       `  password: ${custos.demoUser.password}`,
       '  role:     orders-reader',
       'Log in through the demo BFF (in a second terminal):',
-      '  npm run example:bff     # then open http://localhost:3000',
+      `  ${custos.issuer === 'https://localhost:8443' ? '' : `CUSTOS_ISSUER=${custos.issuer} `}npm run example:bff     # then open http://localhost:3000`,
     );
   }
   return lines.join('\n');

@@ -1,6 +1,7 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicJwks } from '../../../src/keys/signing-keys.js';
+import { sendBackchannelLogout, type SessionForLogout } from '../../../src/oidc/logout.js';
 import { eventPayloadHash, verifyEventToken, VerifyError } from '../../../src/verify/index.js';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { DEMO } from '../../helpers/app.js';
@@ -67,6 +68,18 @@ describe('tokens from a real login', () => {
     } finally {
       await login.users.setDisabled({ id: userId }, false, { actor: 'cli', initiatingEntity: 'admin' });
     }
+  });
+
+  it('sendBackchannelLogout (for callers ending sessions outside end_session) notifies the BFF of a stored session', async () => {
+    const session = await freshLogin();
+    const rows = await login.app.custos.db.selectFrom('oidc_model').select('payload').where('model', '=', 'Session').execute();
+    const stored = rows.map((row) => row.payload as SessionForLogout).find((payload) => payload.authorizations?.['web-bff']?.sid === session.claims.sid);
+    expect(stored).toBeDefined();
+    const before = login.bff.logoutTokens.length;
+    expect(await sendBackchannelLogout(login.app.custos.provider(), stored!)).toEqual({ notified: ['web-bff'], failed: [] });
+    expect(login.bff.logoutTokens).toHaveLength(before + 1);
+    expect(login.bff.logoutTokens.at(-1)!.claims).toMatchObject({ sid: session.claims.sid, sub: userId });
+    expect(login.bff.sessions.size).toBe(0);
   });
 
   it('end to end: orders-api (mTLS) exchanges the access token of a real login for a resume token', async () => {
