@@ -53,8 +53,10 @@ describe('tokens from a real login', () => {
     const afterReuse = await refresh(newest);
     expect(afterReuse.status).toBe(400);
     expect(afterReuse.body.error).toBe('invalid_grant');
-    const audit = await login.app.custos.db.selectFrom('audit_log').selectAll().where('action', '=', 'refresh.reuse').execute();
-    expect(audit).toHaveLength(1);
+    // Written by the provider's grant.error listener, right after the response.
+    const reuses = () => login.app.custos.db.selectFrom('audit_log').selectAll().where('action', '=', 'refresh.reuse').execute();
+    await expect.poll(async () => (await reuses()).length).toBe(1);
+    const audit = await reuses();
     expect(audit[0]).toMatchObject({ actor: 'client:web-bff', target: `user:${userId}`, outcome: 'denied' });
   });
 
