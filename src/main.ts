@@ -15,6 +15,7 @@ import { closeServer, listenHttps, type TlsMaterial } from './http/https-server.
 import { createLogger } from './http/logger.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { toBlockList } from './http/address-allow.js';
+import { clientAddressOf } from './http/client-address.js';
 import { createPublicApp } from './http/public-app.js';
 import { ensureDemoUser } from './iam/demo-user.js';
 import { createLoginThrottle } from './iam/login-throttle.repository.js';
@@ -226,6 +227,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
           cookieKeys,
           firstParty: (clientId) => firstParty.has(clientId),
           maxBodyBytes: env.BODY_LIMIT_BYTES,
+          clientAddress: clientAddressOf(proxies),
         }) as never,
         structuredTokenEndpoints(structuredTokens) as never,
       ],

@@ -6,8 +6,9 @@ import { registerPayloadHashCommand } from './payload-hash.command.js';
 import { registerPkiCommands } from './pki.command.js';
 import { registerClientsCommands } from './clients.command.js';
 import { migrateCommand, serveCommand } from './serve.command.js';
+import { registerUsersCommands } from './users.command.js';
 
-/** The `custos` command line: serve, migrate, keys, pki, clients. */
+/** The `custos` command line: serve, migrate, keys, pki, clients, users, roles. */
 export function buildProgram(): Command {
   const program = new Command('custos').description('Custos zero-trust OAuth 2.0 / OpenID Connect authorization server');
   const keysDir = () => resolveKeysDir(loadEnv(), process.cwd());
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerKeysCommands(program, { keysDir });
   registerPkiCommands(program, { keysDir: resolveKeysDir(safeEnv(), process.cwd()) });
   registerClientsCommands(program);
+  registerUsersCommands(program);
   registerPayloadHashCommand(program);
   return program;
 }

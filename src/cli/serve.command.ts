@@ -25,6 +25,17 @@ function banner(custos: RunningCustos): string {
       );
     }
   }
+  if (custos.demoUser) {
+    lines.push(
+      '',
+      'Demo user created (no user existed; development only):',
+      `  username: ${custos.demoUser.username}`,
+      `  password: ${custos.demoUser.password}`,
+      '  role:     orders-reader',
+      'Log in through the demo BFF (in a second terminal):',
+      `  ${custos.issuer === 'https://localhost:8443' ? '' : `CUSTOS_ISSUER=${custos.issuer} `}npm run example:bff     # then open http://localhost:3000`,
+    );
+  }
   return lines.join('\n');
 }
 

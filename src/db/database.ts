@@ -102,6 +102,13 @@ export interface EventRelayStateTable {
   last_sequence_id: string;
 }
 
+/** Failed-login counters (rate-limiter-flexible's PostgreSQL store layout; expire in epoch ms). */
+export interface LoginThrottleTable {
+  key: string;
+  points: number;
+  expire: string | null;
+}
+
 /** The kysely schema of the Custos database. */
 export interface Database {
   oidc_model: OidcModelTable;
@@ -113,6 +120,7 @@ export interface Database {
   event_outbox: EventOutboxTable;
   event_subject_version: EventSubjectVersionTable;
   event_relay_state: EventRelayStateTable;
+  login_throttle: LoginThrottleTable;
 }
 
 /** What repositories take first: the database, or the caller's transaction. */

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** A running embedded PostgreSQL cluster and the connection string of its `custos` database. */
@@ -59,4 +59,28 @@ export async function startEmbeddedPostgres(options: {
     connectionString: `postgres://custos:custos@127.0.0.1:${options.port}/${database}`,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * The embedded PostgreSQL a live process (a running development server) already holds under
+ * `dataDir`, read from PostgreSQL's own `postmaster.pid` (line 1: pid, line 4: port). Undefined
+ * when there is none or the file is stale (its process is gone). Lets a second process (the
+ * `custos users` CLI) use the cluster instead of failing on its lock.
+ */
+export function runningEmbeddedPostgres(dataDir: string, database = 'custos'): { connectionString: string; pid: number; port: number } | undefined {
+  let lines: string[];
+  try {
+    lines = readFileSync(path.resolve(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0 || port > 65_535) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
+  }
+  return { connectionString: `postgres://custos:custos@127.0.0.1:${port}/${database}`, pid, port };
 }

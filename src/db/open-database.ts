@@ -3,9 +3,12 @@ import type { Kysely } from 'kysely';
 import type { AppConfig } from '../config/load-config.js';
 import { createDb } from './create-db.js';
 import type { Database } from './database.js';
-import { startEmbeddedPostgres } from './embedded-postgres.js';
+import { runningEmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
 
-/** The database of a configuration: DATABASE_URL, or the embedded PostgreSQL under DATA_DIR. */
+/**
+ * The database of a configuration: DATABASE_URL, or the embedded PostgreSQL under DATA_DIR
+ * (attached to when another process already runs it, started otherwise).
+ */
 export async function openDatabase(
   config: AppConfig,
   cwd: string,
@@ -14,6 +17,12 @@ export async function openDatabase(
   const { env } = config;
   let stopEmbedded = async () => {};
   let url = env.DATABASE_URL;
+  // A live process (a development server) already runs the embedded cluster: use it, leave it running.
+  const running = url ? undefined : runningEmbeddedPostgres(path.resolve(cwd, env.DATA_DIR));
+  if (running) {
+    log.info(`using the embedded PostgreSQL of process ${running.pid} in ${env.DATA_DIR}`);
+    url = running.connectionString;
+  }
   if (!url) {
     log.info(`starting embedded PostgreSQL in ${env.DATA_DIR}`);
     const embedded = await startEmbeddedPostgres({ dataDir: path.resolve(cwd, env.DATA_DIR), port: env.EMBEDDED_PG_PORT, log: log.debug });

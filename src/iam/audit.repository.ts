@@ -43,7 +43,8 @@ export async function writeAudit(db: DbExecutor, record: AuditRecord): Promise<v
       outcome: record.outcome,
       client_address: clean(record.clientAddress),
       request_id: clean(record.requestId),
-      details: JSON.stringify(record.details ?? {}),
+      // jsonb cannot hold U+0000 (escaped or not); client-supplied strings may contain it.
+      details: JSON.stringify(record.details ?? {}, (_key, value: unknown) => (typeof value === 'string' ? value.replaceAll('\u0000', '') : value)),
     })
     .execute();
 }

@@ -27,6 +27,8 @@ export interface InteractionDeps {
   firstParty: (clientId: string) => boolean;
   /** Largest accepted form body, in bytes. */
   maxBodyBytes: number;
+  /** The client's address (TRUST_PROXY-aware, src/http/client-address.ts); default: the peer. */
+  clientAddress?: (ctx: Ctx) => string | undefined;
 }
 
 /** The one message for an unknown user, a wrong password and a disabled account. */
@@ -52,6 +54,7 @@ function retryHint(state: Extract<ThrottleState, { locked: true }>): string {
  * to the browser by oidc-provider's signed `_interaction` cookie.
  */
 export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
+  const addressOf = deps.clientAddress ?? ((ctx: Ctx) => ctx.req.socket.remoteAddress);
   const csrfKey = createHmac('sha256', deps.cookieKeys[0]!).update('custos interaction csrf v1').digest();
   const csrfToken = (uid: string) => createHmac('sha256', csrfKey).update(uid).digest('base64url');
   const csrfValid = (uid: string, token: string | null) => {
@@ -75,7 +78,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
   }
 
   function audit(ctx: Ctx, record: Omit<AuditRecord, 'clientAddress' | 'requestId'>) {
-    return writeAudit(deps.db, { ...record, clientAddress: ctx.ip, requestId: ctx.state.requestId });
+    return writeAudit(deps.db, { ...record, clientAddress: addressOf(ctx), requestId: ctx.state.requestId });
   }
 
   async function readForm(ctx: Ctx): Promise<URLSearchParams> {
@@ -171,7 +174,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     if (!username || !password) return renderLogin(ctx, interaction, 400, { username, error: 'Enter your username and password.' });
 
     const shownUsername = username.slice(0, 128);
-    const locked = await deps.throttle.check(username, ctx.ip);
+    const locked = await deps.throttle.check(username, addressOf(ctx));
     if (locked.locked) {
       await audit(ctx, { actor: 'anonymous', action: 'login.locked', outcome: 'denied', details: { username: shownUsername, client_id: clientId } });
       ctx.set('Retry-After', String(locked.retryAfterSeconds));
@@ -192,7 +195,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     }
 
     const reason = !candidate ? 'unknown_user' : check === 'ok' ? 'disabled' : 'wrong_password';
-    const outcome = await deps.throttle.recordFailure(username, ctx.ip);
+    const outcome = await deps.throttle.recordFailure(username, addressOf(ctx));
     const target = candidate ? `user:${candidate.id}` : null;
     await audit(ctx, { actor: 'anonymous', action: 'login.failure', target, outcome: 'failure', details: { username: shownUsername, reason, client_id: clientId, failures: outcome.failures } });
     if (outcome.locked.locked) {

@@ -76,7 +76,8 @@ describe('log in through a BFF in a real browser', () => {
     expect(await page.isVisible('button[name=logout][value=yes]')).toBe(true);
     await Promise.all([page.waitForURL(`${bff.url}/`), page.click('button[name=logout][value=yes]')]);
     expect(await page.textContent('body')).toContain('You are not signed in');
-    expect((await audit('logout')).map((row) => row.actor)).toEqual([`user:${userId}`]);
+    // Written by the provider's end_session.success listener.
+    await expect.poll(async () => (await audit('logout')).map((row) => row.actor)).toEqual([`user:${userId}`]);
 
     // Back-channel logout: a logout token that verifies against the JWKS.
     await expect.poll(() => bff.logoutTokens.length).toBe(1);

@@ -1,0 +1,174 @@
+import { spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import type { Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb } from '../../../src/db/create-db.js';
+import type { Database } from '../../../src/db/database.js';
+import { startEmbeddedPostgres } from '../../../src/db/embedded-postgres.js';
+import { registerUsersCommands } from '../../../src/cli/users.command.js';
+import { createTestDatabase } from '../../helpers/database.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `custos ...` as a user would (tsx, real process), with `input` on stdin. */
+function custos(args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'development', LOG_LEVEL: 'silent', ...options.env };
+    if (!options.env?.DATABASE_URL) delete env.DATABASE_URL;
+    const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), 'src/cli/custos.ts', ...args], { cwd: ROOT, env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/**
+ * The same commands in this process (a spawned tsx takes seconds on a loaded machine): what a
+ * command prints, or the message of the error the `custos` entry point prints as one line.
+ */
+async function inProcess(args: string[], options: { input?: string; env: Record<string, string> }): Promise<CliResult> {
+  const saved = { ...process.env };
+  Object.assign(process.env, { NODE_ENV: 'development', LOG_LEVEL: 'silent' }, options.env);
+  const out: string[] = [];
+  const log = console.log;
+  console.log = (...values: unknown[]) => void out.push(values.join(' '));
+  try {
+    const program = new Command('custos').exitOverride();
+    registerUsersCommands(program, { readPassword: async () => (options.input ?? '').replace(/\r?\n$/, '') });
+    await program.parseAsync(['node', 'custos', ...args]);
+    return { code: 0, stdout: `${out.join('\n')}\n`, stderr: '' };
+  } catch (error) {
+    return { code: 1, stdout: out.join('\n'), stderr: `custos: ${(error as Error).message}\n` };
+  } finally {
+    console.log = log;
+    for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+    Object.assign(process.env, saved);
+  }
+}
+
+function expectOneLineError(result: CliResult, pattern: RegExp) {
+  expect(result.code).not.toBe(0);
+  expect(result.stderr.trim()).toMatch(pattern);
+  expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('custos users / roles against DATABASE_URL', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let db: Kysely<Database>;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    env = { DATABASE_URL: database.url };
+    db = createDb(database.url, { max: 2 });
+  });
+  afterAll(async () => {
+    await db?.destroy();
+    await database?.drop();
+  });
+
+  it('creates roles and users, changes passwords, roles and status; each change is audited', async () => {
+    expect((await inProcess(['roles', 'create', 'orders-reader', '--description', 'reads orders'], { env })).stdout).toContain('created role orders-reader');
+    const created = await custos(['users', 'create', '--username', 'Zoe', '--email', 'zoe@example.test', '--role', 'orders-reader', '--password-stdin'], {
+      env,
+      input: 'a long enough password\n',
+    });
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/created user Zoe \([0-9a-f-]{36}\) with roles orders-reader/);
+    const user = await db.selectFrom('iam_user').selectAll().where('username', '=', 'Zoe').executeTakeFirstOrThrow();
+    expect(user.password_hash).toMatch(/^\$argon2id\$v=19\$m=19456,p=1,t=2\$/);
+    expect(user.email).toBe('zoe@example.test');
+
+    expect((await inProcess(['users', 'set-password', '--username', 'zoe', '--password-stdin'], { env, input: 'another long password\n' })).code).toBe(0);
+    const changed = await db.selectFrom('iam_user').select('password_hash').where('id', '=', user.id).executeTakeFirstOrThrow();
+    expect(changed.password_hash).not.toBe(user.password_hash);
+    expect((await inProcess(['users', 'disable', '--username', 'zoe'], { env })).stdout).toContain('zoe is now disabled');
+    expect((await inProcess(['users', 'enable', '--username', 'zoe'], { env })).stdout).toContain('zoe is now enabled');
+    expect((await inProcess(['users', 'remove-role', '--username', 'zoe', '--role', 'orders-reader'], { env })).stdout).toContain('no longer has role orders-reader');
+    expect((await inProcess(['users', 'add-role', '--username', 'zoe', '--role', 'orders-reader'], { env })).stdout).toContain('now has role orders-reader');
+
+    const audit = await db.selectFrom('audit_log').select(['actor', 'action', 'target', 'outcome']).orderBy('id').execute();
+    expect(audit.map((row) => row.action)).toEqual(['role.create', 'user.create', 'user.password.set', 'user.disable', 'user.enable', 'user.role.remove', 'user.role.add']);
+    expect(audit.every((row) => row.actor === 'cli' && row.outcome === 'success')).toBe(true);
+    const events = await db.selectFrom('event_outbox').select(['type', 'subject']).orderBy('id').execute();
+    expect(events.map((event) => event.type)).toEqual(['roles-changed', 'credential-changed', 'account-disabled', 'account-enabled', 'roles-changed', 'roles-changed']);
+    expect(events.every((event) => event.subject === user.id)).toBe(true);
+  }, 120_000);
+
+  it('fails with one clear line and a non-zero exit, never a stack trace', async () => {
+    // The real entry point: one line on stderr, exit code 1, no stack.
+    expectOneLineError(await custos(['users', 'create', '--username', 'zoe', '--password-stdin'], { env, input: 'a long enough password' }), /^custos: username "zoe" is taken$/);
+    expectOneLineError(await inProcess(['users', 'create', '--username', 'yann', '--password-stdin'], { env, input: '\n' }), /password is empty/);
+    expectOneLineError(await inProcess(['users', 'create', '--username', 'yann', '--password-stdin'], { env, input: 'short\n' }), /at least 10 characters/);
+    expectOneLineError(await inProcess(['users', 'create', '--username', 'yannyannyann', '--password-stdin'], { env, input: 'YANNYANNYANN' }), /equals the username/);
+    expectOneLineError(await inProcess(['users', 'create', '--username', 'yann'], { env }), /--password-stdin/);
+    expectOneLineError(await inProcess(['users', 'set-password', '--username', 'nobody', '--password-stdin'], { env, input: 'a long enough password' }), /no user "nobody"/);
+    expectOneLineError(await inProcess(['users', 'disable', '--username', 'nobody'], { env }), /no user "nobody"/);
+    expectOneLineError(await inProcess(['users', 'add-role', '--username', 'zoe', '--role', 'no-such-role'], { env }), /no role "no-such-role"/);
+    expectOneLineError(await inProcess(['roles', 'create', 'orders-reader'], { env }), /role "orders-reader" exists/);
+    expectOneLineError(await inProcess(['roles', 'create', 'Bad Name'], { env }), /role names match/);
+    expect(await db.selectFrom('iam_user').select('username').where('username', '=', 'yann').execute()).toEqual([]);
+  }, 120_000);
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('custos users with the embedded PostgreSQL', () => {
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'custos-cli-pg-'));
+    await chmod(dataDir, 0o755);
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('uses the cluster a running server holds (instead of failing on its lock), and starts it itself otherwise', async () => {
+    // Stands in for `npm start`: the embedded cluster of DATA_DIR, running in another process's hands.
+    const port = await freePort();
+    const running = await startEmbeddedPostgres({ dataDir, port });
+    // A different EMBEDDED_PG_PORT: the CLI must find the running cluster from its postmaster.pid.
+    const env = { DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(await freePort()) };
+    try {
+      const created = await custos(['roles', 'create', 'orders-reader'], { env });
+      expect(created.stderr).toBe('');
+      expect(created.code).toBe(0);
+      const db = createDb(running.connectionString, { max: 1 });
+      try {
+        expect(await db.selectFrom('iam_role').select('name').execute()).toEqual([{ name: 'orders-reader' }]);
+      } finally {
+        await db.destroy();
+      }
+    } finally {
+      await running.stop();
+    }
+    // Nobody runs it now: the CLI starts the cluster, works, and stops it again.
+    const user = await custos(['users', 'create', '--username', 'una', '--role', 'orders-reader', '--password-stdin'], { env, input: 'a long enough password' });
+    expect(user.stderr).toBe('');
+    expect(user.stdout).toContain('created user una');
+  }, 120_000);
+});
