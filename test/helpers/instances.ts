@@ -30,6 +30,8 @@ export interface Instance {
   browse(jar: CookieJar, method: 'GET' | 'POST', target: string, form?: Record<string, string>): Promise<{ status: number; location?: string; text: string }>;
   /** Sends SIGHUP and waits until the instance logs the reload. */
   reload(): Promise<void>;
+  /** Sends `signal` (SIGTERM: graceful stop; SIGKILL: a crash) and waits until the process has exited. */
+  kill(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
 }
 
 /** Cookies of one browser (name → value); shared by requests to any instance, like a browser's. */
@@ -52,6 +54,8 @@ export interface Cluster {
   configDir: string;
   pki: DevPki;
   databaseUrl: string;
+  /** Starts one more instance (named after the next letter) with the same settings and adds it to `instances`. */
+  add(): Promise<Instance>;
   stop(): Promise<void>;
 }
 
@@ -187,10 +191,21 @@ export async function startCluster(count: number, options: { env?: Record<string
             await sleep(25);
           }
         },
+        async kill(signal) {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          const exited = new Promise((resolve) => child.once('exit', resolve));
+          child.kill(signal);
+          await exited;
+        },
       };
     };
     const instances = await Promise.all(Array.from({ length: count }, (_, index) => start(index)));
-    return { instances, keysDir, configDir, pki, databaseUrl: database.url, stop };
+    const add = async () => {
+      const instance = await start(children.length);
+      instances.push(instance);
+      return instance;
+    };
+    return { instances, keysDir, configDir, pki, databaseUrl: database.url, add, stop };
   } catch (error) {
     await stop();
     throw error;
