@@ -130,6 +130,8 @@ describe.skipIf(brokerUnavailable)('two instances on one PostgreSQL: one events 
       await sleep(1000);
       expect(activations(c)).toEqual([]);
       expect(await published(c)).toBe(0);
+      // Backlog gauges come from the active relay only (README "Running in production").
+      expect(await metric(c, 'custos_events_outbox_backlog')).toBe(0);
       expect(await relayLocksHeld()).toBe(1);
       const crashedAt = Date.now();
       await standby.kill('SIGKILL');
