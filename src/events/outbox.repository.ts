@@ -88,8 +88,11 @@ export async function findUnacknowledged(db: DbExecutor, limit: number): Promise
  * and returns them in that order. Publishable:
  * - its transaction id is below the snapshot's xmin, so every transaction that could still add
  *   a row earlier in (txid, id) order has ended: a row that commits late is never skipped;
- * - no unpublished row of the same subject with a lower `subject_version` comes after it in
- *   (txid, id) order, so one subject's events leave in commit order.
+ * - among the unpublished rows of its subject up to its own `subject_version`, (txid, id) order
+ *   is version order (no lower version comes after a higher one), so those rows are all
+ *   publishable and numbered before it: one subject's events leave in commit order. (Checking
+ *   only the row itself is not enough: with v2, v1, v3 in (txid, id) order, v2 waits behind v1
+ *   while v3 would go out before it.)
  */
 export async function assignSequenceIds(db: DbExecutor, limit: number): Promise<OutboxRow[]> {
   const result = await sql<RawRow>`
@@ -101,10 +104,14 @@ export async function assignSequenceIds(db: DbExecutor, limit: number): Promise<
          and o.txid < pg_snapshot_xmin(pg_current_snapshot())
          and not exists (
                select 1 from event_outbox e
+                 join event_outbox f
+                   on f.subject = e.subject
+                  and f.published_at is null
+                  and f.subject_version < e.subject_version
+                  and (f.txid, f.id) > (e.txid, e.id)
                 where e.subject = o.subject
                   and e.published_at is null
-                  and e.subject_version < o.subject_version
-                  and (e.txid, e.id) > (o.txid, o.id))
+                  and e.subject_version <= o.subject_version)
        order by o.txid, o.id
        limit ${limit}
     ),

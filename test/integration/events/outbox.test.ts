@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../../src/db/create-db.js';
 import type { Database } from '../../../src/db/database.js';
@@ -56,5 +56,31 @@ describe('event outbox (PostgreSQL)', () => {
     expect(await prunePublished(db, 0)).toBe(1);
     await record(disabled('p3'));
     expect((await assignSequenceIds(db, 10)).map((row) => row.sequenceId)).toEqual([4]);
+  });
+  it('a later version never gets a lower sequence id than an earlier one blocked behind a third', async () => {
+    // T1 takes its transaction id first but records its event second (version 2); T2 records
+    // version 1; T3 records version 3. In (txid, id) order: v2, v1, v3.
+    let releaseFirst!: () => void;
+    const gate = new Promise<void>((resolve) => (releaseFirst = resolve));
+    let started!: () => void;
+    const ready = new Promise<void>((resolve) => (started = resolve));
+    const first = db.transaction().execute(async (trx) => {
+      await sql`select pg_current_xact_id()`.execute(trx);
+      started();
+      await gate;
+      return recordEvent(trx, disabled('order-1'));
+    });
+    await ready;
+    const v1 = await record(disabled('order-1'));
+    releaseFirst();
+    const v2 = await first;
+    const v3 = await record(disabled('order-1'));
+    const published: string[] = [];
+    for (let round = 0; round < 5 && published.length < 3; round++) {
+      const batch = await assignSequenceIds(db, 100);
+      published.push(...batch.map((row) => row.eventId));
+      await markPublished(db, batch.map((row) => row.id));
+    }
+    expect(published).toEqual([v1, v2, v3]);
   });
 });
