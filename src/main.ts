@@ -19,13 +19,15 @@ import { clientAddressOf } from './http/client-address.js';
 import { createPublicApp } from './http/public-app.js';
 import { ensureDemoUser } from './iam/demo-user.js';
 import { createLoginThrottle } from './iam/login-throttle.repository.js';
+import { startAdminListener } from './http/admin-app.js';
+import { createAdminRoutes } from './iam/admin.routes.js';
 import { createPasswordHasher } from './iam/password-hasher.js';
 import { startEvents, type EventsDeps } from './events/events-module.js';
 import { createSecretVerifier } from './iam/secret-verifier.js';
 import { createUsersService } from './iam/users.service.js';
 import { registerTokenExchange } from './grants/token-exchange/token-exchange.grant.js';
 import { loadCookieKeys } from './keys/cookie-keys.js';
-import { loadSigningKeys, verificationKeys, type SigningKeySet } from './keys/signing-keys.js';
+import { loadSigningKeys, publicJwks, verificationKeys, type SigningKeySet } from './keys/signing-keys.js';
 import { createFindAccount } from './oidc/accounts.js';
 import { assertClientsValid } from './oidc/clients.js';
 import { interactionRoutes } from './oidc/interactions.routes.js';
@@ -70,6 +72,8 @@ export interface RunningCustos {
   config: AppConfig;
   issuer: string;
   port: number;
+  /** Port of the admin API listener (ADMIN_PORT; the bound one when 0). */
+  adminPort: number;
   logger: Logger;
   metrics: Metrics;
   db: Kysely<Database>;
@@ -166,6 +170,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const policy = createResourcePolicy(config.files.resource_servers, config.files.clients, () => keys.current.kid);
     const access = accessPolicies(config.files.clients, policy);
     let publicKeys = verificationKeys(keys);
+    let jwks = publicJwks(keys);
     const structuredTokens = createStructuredTokens({
       db,
       issuer,
@@ -194,7 +199,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
             signingKid: () => keys.current.kid,
             policies: config.files.token_exchange.policies,
             serves: policy.serves,
-            isRevoked: (jti) => structuredTokens.isRevoked(jti),
+            isRevoked: (token) => structuredTokens.isRevoked(token),
           });
         },
       });
@@ -234,6 +239,20 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     });
     handler = app.callback();
 
+    const admin = await startAdminListener({
+      logger,
+      metrics,
+      tls,
+      host: config.env.HOST,
+      port: config.env.ADMIN_PORT,
+      shutdownTimeoutMs: config.env.SHUTDOWN_TIMEOUT_MS,
+      issuer,
+      publicJwks: () => jwks,
+      isRevoked: (token) => structuredTokens.isRevoked(token),
+      routes: createAdminRoutes({ db, hasher, provider: () => provider, logger }),
+    });
+    cleanups.push(admin.close);
+
     const purge = setInterval(() => {
       purgeExpiredModels(db)
         .then((removed) => removed > 0 && logger.debug({ removed }, 'purged expired oidc rows'))
@@ -258,11 +277,12 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     });
     cleanups.push(events.stop);
 
-    logger.info({ issuer, port }, 'custos listening');
+    logger.info({ issuer, port, adminPort: admin.port }, 'custos listening');
     return {
       config,
       issuer,
       port,
+      adminPort: admin.port,
       logger,
       metrics,
       db,
@@ -278,6 +298,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         provider = rebuilt;
         keys = next;
         publicKeys = verificationKeys(next);
+        jwks = publicJwks(next);
         logger.info({ kid: next.current.kid }, 'signing keys reloaded');
       },
       stop: cleanup,

@@ -14,6 +14,8 @@ export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   HOST: z.string().min(1).default('::'),
   PORT: port.default(8443),
+  /** Admin API listener (mutual TLS required); 0 picks a free port. */
+  ADMIN_PORT: port.default(9443),
   ISSUER: z.url({ protocol: /^https$/, error: 'an https URL, e.g. https://auth.example.com' }).optional(),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),

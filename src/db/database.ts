@@ -31,6 +31,14 @@ export interface TokenExchangeTable {
   event_payload_hash: string;
   expires_at: Timestamp;
   created_at: Generated<Timestamp>;
+  /** Issue time of the user token at the root of this exchange chain (null for rows before it was recorded). */
+  root_issued_at: Timestamp | null;
+}
+
+/** Per-subject revocation cut-off: every token of `subject` issued at or before it is revoked. */
+export interface SubjectRevocationTable {
+  subject: string;
+  revoked_before: Timestamp;
 }
 
 /** A person who can log in (issue 7). `username` is unique case-insensitively. */
@@ -113,6 +121,7 @@ export interface LoginThrottleTable {
 export interface Database {
   oidc_model: OidcModelTable;
   token_exchange: TokenExchangeTable;
+  subject_revocation: SubjectRevocationTable;
   iam_user: IamUserTable;
   iam_role: IamRoleTable;
   iam_user_role: IamUserRoleTable;

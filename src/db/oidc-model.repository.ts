@@ -97,3 +97,79 @@ export async function purgeExpiredModels(db: Db, limit = 5000): Promise<number> 
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }
+
+const ACCOUNT_ID = sql<string>`payload->>'accountId'`;
+
+/** An account's live sessions (oidc-provider `Session` payloads), ordered by `uid`, `limit` after `afterUid`. */
+export async function listAccountSessions(
+  db: Db,
+  accountId: string,
+  page: { limit: number; afterUid?: string } = { limit: 10_000 },
+): Promise<Array<{ payload: ModelPayload; expiresAt: Date | null; createdAt: Date }>> {
+  if (!storable(accountId) || (page.afterUid !== undefined && !storable(page.afterUid))) return [];
+  let query = db
+    .selectFrom('oidc_model')
+    .select(['payload', 'expires_at', 'created_at'])
+    .where('model', '=', 'Session')
+    .where(ACCOUNT_ID, '=', accountId)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .orderBy('uid')
+    .limit(page.limit);
+  if (page.afterUid !== undefined) query = query.where('uid', '>', page.afterUid);
+  const rows = await query.execute();
+  return rows.map((row) => ({
+    payload: row.payload,
+    expiresAt: row.expires_at ? new Date(row.expires_at) : null,
+    createdAt: new Date(row.created_at as unknown as Date),
+  }));
+}
+
+/** What {@link destroyAccountModels} removed. */
+export interface DestroyedAccountModels {
+  /** The destroyed sessions' payloads (for back-channel logout: `authorizations` per client). */
+  sessions: ModelPayload[];
+  grantIds: string[];
+  /** Tokens and codes of those grants (refresh tokens, opaque access tokens, codes, ...). */
+  tokens: number;
+}
+
+/**
+ * Destroys every session and grant of an account and every token and code issued under those
+ * grants (RFC 7009 §2.1 cascading revocation), inside the caller's transaction. The rows are
+ * locked first, so a concurrent refresh either finishes before or finds nothing.
+ */
+export async function destroyAccountModels(db: Db, accountId: string): Promise<DestroyedAccountModels> {
+  if (!storable(accountId)) return { sessions: [], grantIds: [], tokens: 0 };
+  const owned = await db
+    .selectFrom('oidc_model')
+    .select(['model', 'id', 'payload'])
+    .where('model', 'in', ['Session', 'Grant'])
+    .where(ACCOUNT_ID, '=', accountId)
+    .forUpdate()
+    .execute();
+  const sessions = owned.filter((row) => row.model === 'Session');
+  const grantIds = new Set(owned.filter((row) => row.model === 'Grant').map((row) => row.id));
+  for (const session of sessions) {
+    const authorizations = (session.payload.authorizations ?? {}) as Record<string, { grantId?: unknown }>;
+    for (const { grantId } of Object.values(authorizations)) if (typeof grantId === 'string') grantIds.add(grantId);
+  }
+  const ids = [...grantIds];
+  let tokens = 0;
+  if (ids.length > 0) {
+    const removed = await db.deleteFrom('oidc_model').where('grant_id', 'in', ids).executeTakeFirst();
+    tokens = Number(removed.numDeletedRows);
+    await db.deleteFrom('oidc_model').where('model', '=', 'Grant').where('id', 'in', ids).execute();
+  }
+  if (sessions.length > 0) {
+    await db
+      .deleteFrom('oidc_model')
+      .where('model', '=', 'Session')
+      .where(
+        'id',
+        'in',
+        sessions.map((row) => row.id),
+      )
+      .execute();
+  }
+  return { sessions: sessions.map((row) => row.payload), grantIds: ids, tokens };
+}

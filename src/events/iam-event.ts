@@ -36,12 +36,24 @@ export interface CredentialChangedEvent extends EventBase {
   changeType: 'create' | 'update' | 'revoke' | 'delete';
 }
 
-/** Custos events (no CAEP equivalent): the account was disabled or enabled. */
+/**
+ * Custos events (no CAEP equivalent): the account was disabled or enabled. Disabling also
+ * revoked every session and token of the user in the same transaction (`sessionIds`), so a
+ * consumer treats `account-disabled` as a `session-revoked` too.
+ */
 export interface AccountStatusEvent extends EventBase {
   type: 'account-disabled' | 'account-enabled';
+  /** For `account-disabled`: ids of the sessions revoked with it. */
+  sessionIds?: string[];
 }
 
-export type IamEvent = SessionRevokedEvent | RolesChangedEvent | CredentialChangedEvent | AccountStatusEvent;
+/** Custos event (no CAEP equivalent): an administrator created the account. */
+export interface AccountCreatedEvent extends EventBase {
+  type: 'account-created';
+  roles: string[];
+}
+
+export type IamEvent = SessionRevokedEvent | RolesChangedEvent | CredentialChangedEvent | AccountStatusEvent | AccountCreatedEvent;
 export type IamEventType = IamEvent['type'];
 
 export const IAM_EVENT_TYPES: readonly IamEventType[] = [
@@ -50,4 +62,5 @@ export const IAM_EVENT_TYPES: readonly IamEventType[] = [
   'credential-changed',
   'account-disabled',
   'account-enabled',
+  'account-created',
 ];

@@ -9,6 +9,7 @@ export const SET_EVENT_TYPES = {
   'credential-changed': 'https://schemas.openid.net/secevent/caep/event-type/credential-change',
   'account-disabled': 'urn:custos:secevent:event-type:account-disabled',
   'account-enabled': 'urn:custos:secevent:event-type:account-enabled',
+  'account-created': 'urn:custos:secevent:event-type:account-created',
 } as const satisfies Record<IamEvent['type'], string>;
 
 /** RFC 9493 subject identifier: the user (`iss_sub`), or user + one session (`complex`). */
@@ -56,6 +57,7 @@ export function buildSecurityEventClaims(
       if (event.sessionIds.length === 1) subId = { format: 'complex', user, session: { format: 'opaque', id: event.sessionIds[0]! } };
       break;
     case 'roles-changed':
+    case 'account-created':
       body['claims'] = { roles: [...event.roles] };
       break;
     case 'credential-changed':

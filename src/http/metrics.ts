@@ -108,5 +108,6 @@ export function routeLabel(path: string): string {
   if (KNOWN_ROUTES.has(path)) return path;
   if (path.startsWith('/interaction/')) return '/interaction/:uid';
   if (path.startsWith('/auth/')) return '/auth/:uid';
+  if (path.startsWith('/admin/')) return '/admin';
   return 'other';
 }

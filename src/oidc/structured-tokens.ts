@@ -2,9 +2,8 @@ import type { Kysely } from 'kysely';
 import { jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Database } from '../db/database.js';
-import { findModel, upsertModel } from '../db/oidc-model.repository.js';
-
-const REVOKED_MODEL = 'RevokedAccessToken';
+import { upsertModel } from '../db/oidc-model.repository.js';
+import { isTokenRevoked, REVOKED_ACCESS_TOKEN_MODEL, type TokenIdentity } from './token-revocation.repository.js';
 
 interface IntrospectionCaller {
   clientId: string;
@@ -13,14 +12,16 @@ interface IntrospectionCaller {
 /**
  * RFC 7662 introspection and RFC 7009 revocation for this server's own RFC 9068 JWT access
  * tokens, which oidc-provider does not store. Revoked `jti`s are kept (until the token's
- * `exp`) so introspection and token exchange refuse them; resource servers that verify
- * offline see a revocation only through introspection or the token's short lifetime.
+ * `exp`) so introspection and token exchange refuse them, and so are tokens exchanged from a
+ * revoked token (RFC 8693 chains) and tokens of a subject whose sessions an administrator
+ * revoked; resource servers that verify offline see a revocation only through introspection,
+ * IAM events or the token's short lifetime.
  */
 export interface StructuredTokens {
   introspect(ctx: KoaContextWithOIDC, caller: IntrospectionCaller, token: string): Promise<Record<string, unknown>>;
   /** Returns false when the caller may not revoke this token (it was issued to another client). */
   revoke(caller: IntrospectionCaller, token: string): Promise<boolean>;
-  isRevoked(jti: string | undefined): Promise<boolean>;
+  isRevoked(token: TokenIdentity): Promise<boolean>;
 }
 
 export function createStructuredTokens(deps: {
@@ -43,14 +44,12 @@ export function createStructuredTokens(deps: {
       return undefined;
     }
   }
-  async function isRevoked(jti: string | undefined): Promise<boolean> {
-    return jti !== undefined && (await findModel(deps.db, REVOKED_MODEL, { id: jti })) !== undefined;
-  }
+  const isRevoked = (token: TokenIdentity) => isTokenRevoked(deps.db, token);
   return {
     isRevoked,
     async introspect(ctx, caller, token) {
       const claims = await verify(token);
-      if (!claims || (await isRevoked(claims.jti))) return { active: false };
+      if (!claims || (await isRevoked(claims))) return { active: false };
       const clientId = String(claims.client_id);
       if (!(await deps.allowedToIntrospect(ctx, caller, { clientId, aud: claims.aud }))) return { active: false };
       return { ...claims, active: true, token_type: 'Bearer' };
@@ -60,7 +59,7 @@ export function createStructuredTokens(deps: {
       if (!claims) return true; // RFC 7009 §2.2: an invalid token is not an error
       if (claims.client_id !== caller.clientId) return false;
       const ttl = Math.max(1, claims.exp! - Math.floor(Date.now() / 1000));
-      await upsertModel(deps.db, REVOKED_MODEL, claims.jti!, { jti: claims.jti, clientId: caller.clientId }, ttl);
+      await upsertModel(deps.db, REVOKED_ACCESS_TOKEN_MODEL, claims.jti!, { jti: claims.jti, clientId: caller.clientId }, ttl);
       return true;
     },
   };

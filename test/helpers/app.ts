@@ -58,6 +58,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const baseEnv = {
     NODE_ENV: 'test',
     PORT: '0',
+    ADMIN_PORT: '0',
     HOST: '127.0.0.1',
     DATABASE_URL: database.url,
     KEYS_DIR: keysDir,

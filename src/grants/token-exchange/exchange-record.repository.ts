@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../db/database.js';
 import type { ActClaim } from './subject-token.js';
 
@@ -10,6 +10,8 @@ export interface ExchangeRecord {
   clientId: string;
   subject: string;
   subjectTokenJti?: string;
+  /** `iat` of the subject token (seconds); the chain's root issue time is derived from it. */
+  subjectIssuedAt?: number;
   actor: ActClaim;
   scopes: string[];
   audiences: string[];
@@ -17,7 +19,11 @@ export interface ExchangeRecord {
   expiresAt: Date;
 }
 
-/** Records an issued resume token (who, for whom, which event) for audit. */
+/**
+ * Records an issued resume token (who, for whom, which event) for audit and revocation: its
+ * `root_issued_at` is its parent's when the subject token was itself exchanged, else the subject
+ * token's `iat`.
+ */
 export async function insertExchangeRecord(db: Db, record: ExchangeRecord): Promise<void> {
   await db
     .insertInto('token_exchange')
@@ -31,6 +37,10 @@ export async function insertExchangeRecord(db: Db, record: ExchangeRecord): Prom
       audiences: record.audiences,
       event_payload_hash: record.eventPayloadHash,
       expires_at: record.expiresAt,
+      root_issued_at: sql<Date>`coalesce(
+        (select p.root_issued_at from token_exchange p where p.jti = ${record.subjectTokenJti ?? null}),
+        to_timestamp(${record.subjectIssuedAt ?? null}::float8)
+      )`,
     })
     .execute();
 }

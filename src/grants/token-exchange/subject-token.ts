@@ -21,6 +21,8 @@ export interface SubjectToken {
   aud: string[];
   scopes: string[];
   exp: number;
+  /** Issue time, seconds since the epoch. */
+  iat?: number;
   jti?: string;
   act?: ActClaim;
   eventPayloadHash?: string;
@@ -70,6 +72,7 @@ export async function validateSubjectToken(
         aud: toArray(payload.aud),
         scopes: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
         exp: payload.exp!,
+        iat: payload.iat,
         jti: payload.jti,
         act: toAct(payload.act),
         eventPayloadHash: typeof payload.event_payload_hash === 'string' ? payload.event_payload_hash : undefined,
@@ -89,6 +92,7 @@ export async function validateSubjectToken(
     aud: toArray(token.aud ?? token.resourceServer?.audience),
     scopes: token.scope ? token.scope.split(' ') : [],
     exp: token.exp!,
+    iat: token.iat,
     jti: token.jti,
     act: toAct(extra.act),
     eventPayloadHash: typeof extra.event_payload_hash === 'string' ? extra.event_payload_hash : undefined,

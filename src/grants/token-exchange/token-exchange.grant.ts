@@ -39,8 +39,8 @@ export interface TokenExchangeDeps {
   signingKid: () => string;
   policies: readonly ExchangePolicy[];
   serves: (clientId: string) => readonly string[];
-  /** Whether a JWT access token was revoked (RFC 7009) before its expiry. */
-  isRevoked: (jti: string | undefined) => Promise<boolean>;
+  /** Whether a JWT access token was revoked (RFC 7009, a revoked ancestor, or its subject's sessions revoked). */
+  isRevoked: (token: { jti?: string; sub?: string; iat?: number }) => Promise<boolean>;
 }
 
 type Params = Partial<Record<(typeof parameters)[number], string | string[]>> & { resource?: string | string[] };
@@ -90,7 +90,7 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
     if (!policy) throw new errors.UnauthorizedClient('no token exchange policy allows this client to mint resume tokens');
 
     const subject = await validateSubjectToken(subjectToken, { provider: deps.provider, issuer: deps.issuer, verificationKeys: deps.verificationKeys() });
-    if (await deps.isRevoked(subject.jti)) throw new errors.InvalidRequest('subject_token was revoked');
+    if (await deps.isRevoked(subject)) throw new errors.InvalidRequest('subject_token was revoked');
     const scopeParam = single(params, 'scope');
     const now = Math.floor(Date.now() / 1000);
     const decision = decideExchange(policy, {
@@ -125,6 +125,7 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
       clientId: client.clientId,
       subject: subject.sub,
       subjectTokenJti: subject.jti,
+      subjectIssuedAt: subject.iat,
       actor: act,
       scopes: decision.scopes,
       audiences: decision.audiences,

@@ -31,6 +31,7 @@ beforeAll(async () => {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: '0',
+    ADMIN_PORT: '0',
     ISSUER: 'https://localhost:1',
     DATABASE_URL: database.url,
     KEYS_DIR: path.join(work, 'keys'),

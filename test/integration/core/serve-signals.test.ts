@@ -41,6 +41,7 @@ async function serve(): Promise<Served> {
       HOME: process.env.HOME ?? work,
       NODE_ENV: 'test',
       PORT: '0',
+      ADMIN_PORT: '0',
       HOST: '127.0.0.1',
       DATABASE_URL: database.url,
       KEYS_DIR: keysDir,

@@ -19,7 +19,7 @@ describe('the README example (npm run example:token-exchange)', () => {
   it('runs end to end: exchange over mTLS, consumer verification, edited payload refused', async () => {
     const { stdout } = await run('npx', ['tsx', 'examples/token-exchange.ts'], {
       cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: database.url, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent' },
+      env: { ...process.env, DATABASE_URL: database.url, HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', LOG_LEVEL: 'silent' },
       timeout: 60_000,
     });
     expect(stdout).toContain('token exchange response (HTTP 200)');

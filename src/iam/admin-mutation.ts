@@ -1,0 +1,53 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../db/database.js';
+import type { IamEvent } from '../events/iam-event.js';
+import { recordEvent } from '../events/outbox.repository.js';
+import type { AdminRequest } from '../http/admin-router.js';
+import { writeAudit, type AuditRecord } from './audit.repository.js';
+
+/**
+ * The two writes every admin mutation adds to its IAM change. Passed in (defaults: the real
+ * repositories) so a test can make one fail after the IAM write and see the whole roll back.
+ */
+export interface MutationWriters {
+  writeAudit: (trx: Transaction<Database>, record: AuditRecord) => Promise<void>;
+  recordEvent: (trx: Transaction<Database>, event: IamEvent) => Promise<string>;
+}
+
+export const DEFAULT_WRITERS: MutationWriters = { writeAudit, recordEvent };
+
+/** What a mutation's IAM change reports, for its audit record and its event. */
+export interface MutationOutcome<T> {
+  result: T;
+  action: string;
+  target: string;
+  details?: Record<string, unknown>;
+  /** The IAM event about the user; none for changes no user's state depends on (a new role). */
+  event?: IamEvent;
+}
+
+/**
+ * Runs one admin mutation in ONE database transaction: the IAM change (`change`), its audit
+ * record and its outbox event commit together or not at all.
+ */
+export async function mutate<T>(
+  db: Kysely<Database>,
+  writers: MutationWriters,
+  request: AdminRequest,
+  change: (trx: Transaction<Database>) => Promise<MutationOutcome<T>>,
+): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    const outcome = await change(trx);
+    await writers.writeAudit(trx, {
+      actor: request.caller.actor,
+      action: outcome.action,
+      target: outcome.target,
+      outcome: 'success',
+      clientAddress: request.clientAddress,
+      requestId: request.requestId,
+      details: outcome.details,
+    });
+    if (outcome.event) await writers.recordEvent(trx, outcome.event);
+    return outcome.result;
+  });
+}

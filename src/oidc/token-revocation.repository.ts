@@ -1,0 +1,64 @@
+import { sql } from 'kysely';
+import type { DbExecutor } from '../db/database.js';
+
+/** oidc_model rows under this model name hold the `jti`s of revoked JWT access tokens. */
+export const REVOKED_ACCESS_TOKEN_MODEL = 'RevokedAccessToken';
+
+/** What revocation needs to know about a JWT access token (RFC 9068 claims). */
+export interface TokenIdentity {
+  jti?: string;
+  sub?: string;
+  /** `iat`, seconds since the epoch. */
+  iat?: number;
+}
+
+/** Longest token-exchange chain followed; chains are a handful of hops in practice. */
+const MAX_CHAIN = 32;
+
+const storable = (value: string) => !value.includes('\u0000');
+
+/**
+ * Revokes every token of `subject` issued up to now (per-subject cut-off): JWT access tokens and
+ * resume tokens descending from them introspect inactive and cannot be exchanged. Tokens issued
+ * in the same second as the cut-off count as revoked (JWT `iat` has one-second resolution).
+ */
+export async function revokeSubjectTokens(db: DbExecutor, subject: string): Promise<void> {
+  await db
+    .insertInto('subject_revocation')
+    .values({ subject, revoked_before: sql<Date>`now()` })
+    .onConflict((oc) => oc.column('subject').doUpdateSet({ revoked_before: sql<Date>`greatest(subject_revocation.revoked_before, excluded.revoked_before)` }))
+    .execute();
+}
+
+/**
+ * Whether a JWT access token is revoked: its own `jti` or the `jti` of any token it was exchanged
+ * from (RFC 8693, recorded in `token_exchange`) was revoked (RFC 7009), or it (or the root of its
+ * exchange chain) was issued at or before its subject's cut-off. One query.
+ */
+export async function isTokenRevoked(db: DbExecutor, token: TokenIdentity): Promise<boolean> {
+  const jti = token.jti !== undefined && storable(token.jti) ? token.jti : null;
+  const sub = token.sub !== undefined && storable(token.sub) ? token.sub : null;
+  const { rows } = await sql<{ jti_revoked: boolean; root_iat: number | null; cutoff: number | null }>`
+    with recursive chain (jti, parent, root_issued_at, depth) as (
+      select jti, subject_token_jti, root_issued_at, 0 from token_exchange where jti = ${jti}
+      union all
+      select t.jti, t.subject_token_jti, t.root_issued_at, c.depth + 1
+      from token_exchange t join chain c on t.jti = c.parent
+      where c.depth < ${MAX_CHAIN}
+    )
+    select
+      exists (
+        select 1 from oidc_model m
+        where m.model = ${REVOKED_ACCESS_TOKEN_MODEL}
+          and (m.id = ${jti} or m.id in (select parent from chain where parent is not null))
+      ) as jti_revoked,
+      (select extract(epoch from min(root_issued_at))::float8 from chain) as root_iat,
+      (select floor(extract(epoch from revoked_before))::float8 from subject_revocation where subject = ${sub}) as cutoff
+  `.execute(db);
+  const row = rows[0]!;
+  if (row.jti_revoked) return true;
+  if (row.cutoff === null) return false;
+  const issued = [token.iat, row.root_iat].filter((value): value is number => typeof value === 'number');
+  // A token without a known issue time is treated as issued before the cut-off.
+  return issued.length === 0 || Math.min(...issued) <= row.cutoff;
+}
