@@ -1,0 +1,151 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../../helpers/admin.js';
+import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
+import { mintUserAccessToken } from '../../helpers/tokens.js';
+import { exchange, holdingsOf, isActive, refresh, tokenEndpoint, type UserHoldings } from '../../helpers/user-tokens.js';
+
+let app: TestApp;
+let admin: AdminClient;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  admin = await adminClient(app);
+});
+afterAll(() => app?.stop());
+
+async function newUser(username: string): Promise<string> {
+  const response = await admin.call('POST', '/admin/users', { body: { username } });
+  expect(response.status).toBe(201);
+  return response.body.id;
+}
+
+/** Everything the user holds is usable (so the assertions after revocation can fail). */
+async function expectUsable(holdings: UserHoldings): Promise<string> {
+  expect(await isActive(app, holdings.accessToken, { client: 'orders-api' })).toBe(true);
+  expect(await isActive(app, holdings.resumeToken, { client: 'billing-worker' })).toBe(true);
+  expect(await isActive(app, holdings.chainedResumeToken, { client: 'billing-worker' })).toBe(true);
+  expect(await isActive(app, holdings.opaqueAccessToken, { basic: DEMO.webBff })).toBe(true);
+  const refreshed = await refresh(app, holdings.refreshToken);
+  expect([refreshed.status, refreshed.body.error]).toEqual([200, undefined]);
+  return refreshed.body.refresh_token ?? holdings.refreshToken;
+}
+
+async function expectRevoked(holdings: UserHoldings, refreshToken: string) {
+  const refreshed = await refresh(app, refreshToken);
+  expect([refreshed.status, refreshed.body.error]).toEqual([400, 'invalid_grant']);
+  expect(await isActive(app, holdings.accessToken, { client: 'orders-api' })).toBe(false);
+  expect(await isActive(app, holdings.resumeToken, { client: 'billing-worker' })).toBe(false);
+  expect(await isActive(app, holdings.chainedResumeToken, { client: 'billing-worker' })).toBe(false);
+  expect(await isActive(app, holdings.opaqueAccessToken, { basic: DEMO.webBff })).toBe(false);
+  for (const [client, token] of [
+    ['orders-api', holdings.accessToken],
+    ['billing-worker', holdings.resumeToken],
+    ['billing-worker', holdings.chainedResumeToken],
+  ] as const) {
+    const again = await exchange(app, client, token);
+    expect([again.status, again.body.error]).toEqual([400, 'invalid_request']);
+  }
+}
+
+async function storedModelsOf(userId: string) {
+  return app.custos.db
+    .selectFrom('oidc_model')
+    .select(['model'])
+    .where((eb) => eb.or([eb(eb.ref('payload', '->>').key('accountId' as never), '=', userId)]))
+    .execute();
+}
+
+describe('DELETE /admin/users/{id}/sessions', () => {
+  it('revokes sessions, grants, refresh and opaque tokens, JWT access tokens and resume tokens exchanged from them', async () => {
+    const userId = await newUser('mallory-victim');
+    const otherId = await newUser('bystander');
+    const holdings = await holdingsOf(app, userId);
+    const other = await holdingsOf(app, otherId);
+    const rotated = await expectUsable(holdings);
+    const listed = await admin.call('GET', `/admin/users/${userId}/sessions`);
+    expect(listed.body).toMatchObject({ items: [{ id: holdings.sessionUid, clients: ['web-bff'], login_at: expect.any(String) }], next_cursor: null });
+    expect(JSON.stringify(listed.body)).not.toMatch(/jti|grantId/);
+
+    const revoked = await admin.call('DELETE', `/admin/users/${userId}/sessions`);
+    expect(revoked.status).toBe(200);
+    expect(revoked.body).toMatchObject({ sessions_revoked: 1, grants_revoked: 1, backchannel_logout: { sent: 0, failed: 0 } });
+    expect(revoked.body.tokens_revoked).toBeGreaterThanOrEqual(2);
+
+    await expectRevoked(holdings, rotated);
+    expect(await storedModelsOf(userId)).toEqual([]);
+    expect((await admin.call('GET', `/admin/users/${userId}/sessions`)).body.items).toEqual([]);
+
+    // Another user's holdings are untouched.
+    await expectUsable(other);
+
+    const event = await app.custos.db.selectFrom('event_outbox').selectAll().orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
+    expect(event).toMatchObject({ type: 'session-revoked', subject: userId });
+    expect(event.payload).toMatchObject({ sessionIds: [holdings.sessionUid], initiatingEntity: 'admin' });
+    const audit = await admin.call('GET', `/admin/audit?action=sessions.revoke&target=user:${userId}`);
+    expect(audit.body.items).toHaveLength(1);
+    expect(audit.body.items[0].details).toMatchObject({ sessions_revoked: 1, grants_revoked: 1 });
+  });
+
+  it('does not outlive the revocation: tokens issued after it are active', async () => {
+    const userId = await newUser('comes-back');
+    await holdingsOf(app, userId);
+    expect((await admin.call('DELETE', `/admin/users/${userId}/sessions`)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // JWT iat has one-second resolution
+    const fresh = await mintUserAccessToken(app, { sub: userId });
+    expect(await isActive(app, fresh, { client: 'orders-api' })).toBe(true);
+    const resumed = await exchange(app, 'orders-api', fresh);
+    expect(resumed.status).toBe(200);
+  });
+
+  it('disabling a user revokes everything they hold too', async () => {
+    const userId = await newUser('to-disable');
+    const holdings = await holdingsOf(app, userId);
+    const rotated = await expectUsable(holdings);
+    const disabled = await admin.call('POST', `/admin/users/${userId}/disable`, { body: { reason: 'compromised' } });
+    expect([disabled.status, disabled.body.disabled]).toEqual([200, true]);
+    await expectRevoked(holdings, rotated);
+    const event = await app.custos.db.selectFrom('event_outbox').selectAll().orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
+    expect(event).toMatchObject({ type: 'account-disabled', subject: userId });
+    expect(event.payload).toMatchObject({ sessionIds: [holdings.sessionUid], reasonAdmin: 'compromised' });
+  });
+});
+
+describe('revocation follows token exchange (RFC 7009 at /token/revocation)', () => {
+  it('revoking the user token deactivates the resume tokens exchanged from it, chained ones too', async () => {
+    const userId = await newUser('single-token');
+    const holdings = await holdingsOf(app, userId);
+    expect(await isActive(app, holdings.chainedResumeToken, { client: 'billing-worker' })).toBe(true);
+    const revoked = await tokenEndpoint(app, '/token/revocation', { token: holdings.accessToken }, { basic: DEMO.webBff });
+    expect(revoked.status).toBe(200);
+    expect(await isActive(app, holdings.accessToken, { client: 'orders-api' })).toBe(false);
+    expect(await isActive(app, holdings.resumeToken, { client: 'billing-worker' })).toBe(false);
+    expect(await isActive(app, holdings.chainedResumeToken, { client: 'billing-worker' })).toBe(false);
+    const again = await exchange(app, 'billing-worker', holdings.chainedResumeToken);
+    expect([again.status, again.body.error]).toEqual([400, 'invalid_request']);
+    // Only that token's descendants: the user's session and refresh token live on.
+    expect((await refresh(app, holdings.refreshToken)).status).toBe(200);
+  });
+
+  it('revoking a resume token deactivates its descendants, not its parent', async () => {
+    const userId = await newUser('middle-token');
+    const holdings = await holdingsOf(app, userId);
+    const revoked = await tokenEndpoint(app, '/token/revocation', { token: holdings.resumeToken }, { client: 'orders-api' });
+    expect(revoked.status).toBe(200);
+    expect(await isActive(app, holdings.resumeToken, { client: 'billing-worker' })).toBe(false);
+    expect(await isActive(app, holdings.chainedResumeToken, { client: 'billing-worker' })).toBe(false);
+    expect(await isActive(app, holdings.accessToken, { client: 'orders-api' })).toBe(true);
+  });
+
+  it('a resume token is judged by the user token at the root of its chain', async () => {
+    const userId = await newUser('root-judged');
+    const accessToken = await mintUserAccessToken(app, { sub: userId });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const resume = await exchange(app, 'orders-api', accessToken);
+    expect(resume.status).toBe(200);
+    // Simulate a revocation that landed between the exchange's check and its signing: the cut-off
+    // is after the user token but before the resume token's own iat.
+    const { iat } = JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString()) as { iat: number };
+    await app.custos.db.insertInto('subject_revocation').values({ subject: userId, revoked_before: new Date(iat * 1000 + 500) }).execute();
+    expect(await isActive(app, resume.body.access_token, { client: 'billing-worker' })).toBe(false);
+  });
+});
