@@ -68,7 +68,8 @@ export async function holdingsOf(app: TestApp, userId: string): Promise<UserHold
   grant.addOIDCScope('openid offline_access');
   grant.addResourceScope(DEMO.ordersResource, 'orders orders:read');
   const grantId = await grant.save();
-  const session = new provider.Session({ accountId: userId, loginTs: Math.floor(Date.now() / 1000) } as never);
+  const session = new provider.Session();
+  session.loginAccount({ accountId: userId, loginTs: Math.floor(Date.now() / 1000) });
   session.sidFor('web-bff', `sid-${userId.slice(0, 8)}`);
   session.grantIdFor('web-bff', grantId);
   await (session.save as unknown as (ttl: number) => Promise<string>).call(session, 3600);
