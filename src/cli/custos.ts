@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { ConfigError } from '../config/config-error.js';
 import { loadConfig, loadEnv, resolveKeysDir } from '../config/load-config.js';
+import { registerAdminCommands } from './admin.command.js';
 import { registerKeysCommands } from './keys.command.js';
 import { registerPayloadHashCommand } from './payload-hash.command.js';
 import { registerPkiCommands } from './pki.command.js';
@@ -8,7 +9,7 @@ import { registerClientsCommands } from './clients.command.js';
 import { migrateCommand, serveCommand } from './serve.command.js';
 import { registerUsersCommands } from './users.command.js';
 
-/** The `custos` command line: serve, migrate, keys, pki, clients, users, roles. */
+/** The `custos` command line: serve, migrate, keys, pki, clients, users, roles, admin. */
 export function buildProgram(): Command {
   const program = new Command('custos').description('Custos zero-trust OAuth 2.0 / OpenID Connect authorization server');
   const keysDir = () => resolveKeysDir(loadEnv(), process.cwd());
@@ -23,6 +24,13 @@ export function buildProgram(): Command {
   registerClientsCommands(program);
   registerUsersCommands(program);
   registerPayloadHashCommand(program);
+  registerAdminCommands(program, {
+    keysDir: () => resolveKeysDir(loadEnv(), process.cwd()),
+    issuer: () => {
+      const env = loadEnv();
+      return env.ISSUER ?? `https://localhost:${env.PORT}`;
+    },
+  });
   return program;
 }
 

@@ -13,7 +13,8 @@ export interface AdminClient {
   url: string;
   agent: Agent;
   token: string;
-  call(method: string, path: string, options?: { body?: unknown; raw?: string; headers?: Record<string, string>; token?: string | null; agent?: Agent }): Promise<AdminResponse>;
+  /** `reset`: close the connection after this request (no keep-alive reuse). */
+  call(method: string, path: string, options?: { body?: unknown; raw?: string; headers?: Record<string, string>; token?: string | null; agent?: Agent; reset?: boolean }): Promise<AdminResponse>;
 }
 
 /** client_credentials over mTLS for the admin resource; returns the access token. */
@@ -41,7 +42,7 @@ export async function adminClient(app: TestApp): Promise<AdminClient> {
       let body: string | undefined = options.raw;
       if (options.body !== undefined) body = JSON.stringify(options.body);
       if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
-      const response = await request(`${url}${path}`, { method: method as 'GET', headers, body, dispatcher: options.agent ?? agent });
+      const response = await request(`${url}${path}`, { method: method as 'GET', headers, body, dispatcher: options.agent ?? agent, reset: options.reset ?? false });
       const text = await response.body.text();
       let parsed: unknown = text;
       try {
