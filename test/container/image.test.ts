@@ -122,6 +122,7 @@ describe('container image', () => {
     const issuer = `https://localhost:${port}`;
     const env = {
       PORT: String(port),
+      ADMIN_PORT: '0',
       ISSUER: issuer,
       DATABASE_URL: database!.url,
       TLS_CERT_FILE: '/etc/custos/tls/cert.pem',

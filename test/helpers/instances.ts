@@ -116,6 +116,7 @@ export async function startCluster(count: number, options: { env?: Record<string
           NODE_ENV: 'production',
           HOST: '127.0.0.1',
           PORT: String(port),
+          ADMIN_PORT: '0',
           ISSUER: CLUSTER_ISSUER,
           DATABASE_URL: database.url,
           KEYS_DIR: keysDir,

@@ -77,6 +77,13 @@ describe('users', () => {
     expect([response.status, response.body.error, fieldsOf(response.body)]).toEqual([409, 'username_taken', ['body:username']]);
   });
 
+  it('applies the password policy (weak_password names the field)', async () => {
+    const same = await admin.call('POST', '/admin/users', { body: { username: 'samesame12', password: 'SameSame12' } });
+    expect([same.status, same.body.error, fieldsOf(same.body)]).toEqual([400, 'weak_password', ['body:password']]);
+    const repeated = await admin.call('PUT', `/admin/users/${alice.id}/password`, { body: { password: 'aaaaaaaaaaaa' } });
+    expect([repeated.status, repeated.body.error, fieldsOf(repeated.body)]).toEqual([400, 'weak_password', ['body:password']]);
+  });
+
   it('refuses unknown roles with the offending field', async () => {
     const response = await admin.call('POST', '/admin/users', { body: { username: 'carol', roles: ['ops', 'nope'] } });
     expect([response.status, response.body.error, fieldsOf(response.body)]).toEqual([400, 'role_not_found', ['body:roles.1']]);

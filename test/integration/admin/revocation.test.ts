@@ -1,17 +1,58 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publicJwks } from '../../../src/keys/signing-keys.js';
 import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
+import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
 import { mintUserAccessToken } from '../../helpers/tokens.js';
 import { exchange, holdingsOf, isActive, refresh, tokenEndpoint, type UserHoldings } from '../../helpers/user-tokens.js';
 
 let app: TestApp;
 let admin: AdminClient;
+let config: TempConfigDir;
+let receiver: Server;
+/** Logout tokens POSTed to web-bff's back-channel logout URI (a real HTTP receiver here). */
+const logoutTokens: string[] = [];
 
 beforeAll(async () => {
-  app = await startTestApp();
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+    req.on('end', () => {
+      const token = new URLSearchParams(body).get('logout_token');
+      if (req.method === 'POST' && req.url === '/backchannel-logout' && token) logoutTokens.push(token);
+      res.statusCode = token ? 200 : 400;
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  config = await configDirWithClients([]);
+  const file = path.join(config.dir, 'clients.json');
+  const parsed = JSON.parse(await readFile(file, 'utf8')) as { clients: Array<Record<string, unknown>> };
+  parsed.clients.find((client) => client.client_id === 'web-bff')!.backchannel_logout_uri = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/backchannel-logout`;
+  await writeFile(file, JSON.stringify(parsed));
+  app = await startTestApp({ configDir: config.dir });
   admin = await adminClient(app);
 });
-afterAll(() => app?.stop());
+afterAll(async () => {
+  await app?.stop();
+  await config?.remove();
+  await new Promise((resolve) => receiver?.close(resolve));
+});
+
+/** Verifies a logout token (OpenID Connect Back-Channel Logout 1.0 §2.4) with the server's keys. */
+async function verifyLogoutToken(token: string) {
+  const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(publicJwks(app.custos.keys())), {
+    issuer: app.issuer,
+    audience: 'web-bff',
+    typ: 'logout+jwt',
+  });
+  return { payload, protectedHeader };
+}
 
 async function newUser(username: string): Promise<string> {
   const response = await admin.call('POST', '/admin/users', { body: { username } });
@@ -68,8 +109,12 @@ describe('DELETE /admin/users/{id}/sessions', () => {
 
     const revoked = await admin.call('DELETE', `/admin/users/${userId}/sessions`);
     expect(revoked.status).toBe(200);
-    expect(revoked.body).toMatchObject({ sessions_revoked: 1, grants_revoked: 1, backchannel_logout: { sent: 0, failed: 0 } });
+    expect(revoked.body).toMatchObject({ sessions_revoked: 1, grants_revoked: 1, backchannel_logout: { sent: 1, failed: 0 } });
     expect(revoked.body.tokens_revoked).toBeGreaterThanOrEqual(2);
+    expect(logoutTokens).toHaveLength(1);
+    const { payload } = await verifyLogoutToken(logoutTokens[0]!);
+    expect(payload).toMatchObject({ sub: userId, sid: `sid-${userId.slice(0, 8)}`, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } });
+    expect(payload.nonce).toBeUndefined();
 
     await expectRevoked(holdings, rotated);
     expect(await storedModelsOf(userId)).toEqual([]);
