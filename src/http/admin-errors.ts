@@ -42,7 +42,8 @@ export function adminErrorHandler(): Middleware<AppState> {
     } catch (error) {
       const { status, body, headers } = describe(error);
       if (status >= 500) ctx.state.log?.error({ err: error }, 'unhandled error');
-      else ctx.state.log?.debug({ err: error, code: body.error }, 'request rejected');
+      // Only the code: a parse error carries the raw body (which may hold a password).
+      else ctx.state.log?.debug({ code: body.error }, 'request rejected');
       ctx.status = status;
       for (const [name, value] of Object.entries(headers)) ctx.set(name, value);
       ctx.type = 'json';

@@ -65,7 +65,7 @@ export function createSessionService(deps: SessionServiceDeps) {
 
   async function revokeInTransaction(trx: Transaction<Database>, userId: string): Promise<RevokedInTransaction> {
     const destroyed = await destroyAccountModels(trx, userId);
-    await revokeSubjectTokens(trx, userId);
+    const cutOff = await revokeSubjectTokens(trx, userId);
     const sessionIds = destroyed.sessions.map((session) => String(session.uid ?? ''));
     return {
       sessionIds,
@@ -73,7 +73,7 @@ export function createSessionService(deps: SessionServiceDeps) {
         sessions_revoked: destroyed.sessions.length,
         grants_revoked: destroyed.grantIds.length,
         tokens_revoked: destroyed.tokens,
-        jwt_access_tokens_revoked_before: new Date().toISOString(),
+        jwt_access_tokens_revoked_before: cutOff.toISOString(),
       },
       async notify() {
         const provider = deps.provider();

@@ -8,7 +8,7 @@ let admin: AdminClient;
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 
 beforeAll(async () => {
-  app = await startTestApp();
+  app = await startTestApp({ env: { LOG_LEVEL: 'debug' } });
   admin = await adminClient(app);
 });
 afterAll(() => app?.stop());
@@ -222,6 +222,20 @@ describe('audit', () => {
     expect(Number(next.body.items[0].id)).toBeLessThan(Number(window.body.items[2].id));
     const bad = await admin.call('GET', '/admin/audit?since=yesterday');
     expect([bad.status, fieldsOf(bad.body)]).toEqual([400, ['query:since']]);
+  });
+});
+
+describe('logs', () => {
+  it('never hold passwords or tokens, on the error path too (debug level)', async () => {
+    const secret = 'super-secret-passphrase-1';
+    expect((await admin.call('POST', '/admin/users', { raw: `{"username":"logged","password":"${secret}",` })).body.error).toBe('invalid_json');
+    expect((await admin.call('POST', '/admin/users', { body: { username: 'logged', password: secret, extra: secret } })).status).toBe(400);
+    expect((await admin.call('POST', '/admin/users', { body: { username: 'logged', password: secret } })).status).toBe(201);
+    expect((await admin.call('POST', '/admin/users', { body: { username: 'logged', password: secret } })).status).toBe(409);
+    const logs = app.logs.join('');
+    expect(logs).toContain('request rejected');
+    expect(logs).not.toContain(secret);
+    expect(logs).not.toContain(admin.token);
   });
 });
 
