@@ -75,8 +75,13 @@ describe('migrations on an empty database', () => {
 
     const exchange = await columns('token_exchange');
     expect(Object.keys(exchange).sort()).toEqual(
-      ['actor_chain', 'audiences', 'client_id', 'created_at', 'event_payload_hash', 'expires_at', 'id', 'jti', 'scopes', 'subject', 'subject_token_jti'].sort(),
+      ['actor_chain', 'audiences', 'client_id', 'created_at', 'event_payload_hash', 'expires_at', 'id', 'jti', 'root_issued_at', 'scopes', 'subject', 'subject_token_jti'].sort(),
     );
+    expect(await columns('subject_revocation')).toEqual({
+      subject: { type: 'text', nullable: false },
+      revoked_before: { type: 'timestamp with time zone', nullable: false },
+    });
+    expect((await indexes('oidc_model')).oidc_model_account_idx).toMatch(/\(model, \(\(payload ->> 'accountId'::text\)\)\)/);
     expect(exchange.scopes).toEqual({ type: 'ARRAY', nullable: false });
     expect(Object.values(await indexes('token_exchange')).some((def) => /UNIQUE INDEX .* \(jti\)/.test(def))).toBe(true);
   });
