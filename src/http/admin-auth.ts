@@ -59,7 +59,11 @@ export function adminAuth(deps: AdminAuthDeps): Middleware<AppState & AdminAuthS
   // The peer certificate is parsed once per TLS connection.
   const peers = new WeakMap<TLSSocket, X509Certificate | undefined>();
   const peerOf = (socket: TLSSocket) => {
-    if (!peers.has(socket)) peers.set(socket, socket.getPeerX509Certificate());
+    if (!peers.has(socket)) {
+      peers.set(socket, socket.getPeerX509Certificate());
+      // The cached certificate must stay the connection's: refuse TLS 1.2 renegotiation from now on.
+      socket.disableRenegotiation();
+    }
     return peers.get(socket);
   };
 
