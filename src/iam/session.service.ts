@@ -53,6 +53,17 @@ function authorizationsOf(session: ModelPayload): Array<[string, { sid?: string 
 }
 
 /**
+ * The database part of revoking a user: deletes their sessions, grants and the tokens and codes
+ * of those grants, and sets their cut-off for JWT access tokens (and resume tokens exchanged from
+ * them). Inside the caller's transaction; back-channel logout is the caller's, after commit.
+ */
+export async function revokeStoredTokens(trx: Transaction<Database>, userId: string) {
+  const destroyed = await destroyAccountModels(trx, userId);
+  const cutOff = await revokeSubjectTokens(trx, userId);
+  return { destroyed, cutOff, sessionIds: destroyed.sessions.map((session) => String(session.uid ?? '')) };
+}
+
+/**
  * A user's sessions and their revocation: destroys the user's oidc-provider sessions and grants,
  * deletes the refresh tokens, opaque access tokens and codes of those grants, sets the user's
  * revocation cut-off (so JWT access tokens and resume tokens exchanged from them introspect
@@ -64,9 +75,7 @@ export function createSessionService(deps: SessionServiceDeps) {
   const log = deps.logger.child({ component: 'revocation' });
 
   async function revokeInTransaction(trx: Transaction<Database>, userId: string): Promise<RevokedInTransaction> {
-    const destroyed = await destroyAccountModels(trx, userId);
-    const cutOff = await revokeSubjectTokens(trx, userId);
-    const sessionIds = destroyed.sessions.map((session) => String(session.uid ?? ''));
+    const { destroyed, cutOff, sessionIds } = await revokeStoredTokens(trx, userId);
     return {
       sessionIds,
       counts: {

@@ -6,6 +6,7 @@ import { writeAudit } from './audit.repository.js';
 import { IamError } from './iam-errors.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { assertPasswordAcceptable } from './password-policy.js';
+import { revokeStoredTokens } from './session.service.js';
 import { assignRole, insertRole, rolesOfUser, unassignRole, type Role } from './role.repository.js';
 import { findUserById, findUserByUsername, insertUser, updateDisabled, updatePasswordHash, type User } from './user.repository.js';
 
@@ -76,14 +77,28 @@ export function createUsersService(deps: { db: Kysely<Database>; hasher: Passwor
       });
     },
 
-    /** Returns whether the flag changed (disabling a disabled user is not an error). */
+    /**
+     * Returns whether the flag changed (disabling a disabled user is not an error). Disabling also
+     * revokes the user's sessions, grants and tokens in the same transaction (as the admin API
+     * does; back-channel logout is sent only by the admin API, which has the running provider).
+     */
     async setDisabled(ref: UserRef, disabled: boolean, by: Actor): Promise<boolean> {
       return db.transaction().execute(async (trx) => {
         const user = await resolve(trx, ref);
         const changed = await updateDisabled(trx, user.id, disabled);
-        await audit(trx, by, disabled ? 'user.disable' : 'user.enable', `user:${user.id}`, { changed });
+        const revoked = disabled ? await revokeStoredTokens(trx, user.id) : undefined;
+        await audit(trx, by, disabled ? 'user.disable' : 'user.enable', `user:${user.id}`, {
+          changed,
+          ...(revoked ? { sessions_revoked: revoked.sessionIds.length, grants_revoked: revoked.destroyed.grantIds.length } : {}),
+        });
         if (changed) {
-          await recordEvent(trx, { type: disabled ? 'account-disabled' : 'account-enabled', userId: user.id, initiatingEntity: by.initiatingEntity, actor: by.actor });
+          await recordEvent(trx, {
+            type: disabled ? 'account-disabled' : 'account-enabled',
+            userId: user.id,
+            initiatingEntity: by.initiatingEntity,
+            actor: by.actor,
+            ...(revoked ? { sessionIds: revoked.sessionIds } : {}),
+          });
         }
         return changed;
       });

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicJwks } from '../../../src/keys/signing-keys.js';
+import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
+import { createUsersService } from '../../../src/iam/users.service.js';
 import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
 import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
@@ -152,6 +154,20 @@ describe('DELETE /admin/users/{id}/sessions', () => {
     const event = await app.custos.db.selectFrom('event_outbox').selectAll().orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
     expect(event).toMatchObject({ type: 'account-disabled', subject: userId });
     expect(event.payload).toMatchObject({ sessionIds: [holdings.sessionUid], reasonAdmin: 'compromised' });
+  });
+});
+
+describe('disabling through the users service (custos users disable)', () => {
+  it('revokes what the user holds too', async () => {
+    const userId = await newUser('cli-disabled');
+    const holdings = await holdingsOf(app, userId);
+    const rotated = await expectUsable(holdings);
+    const users = createUsersService({ db: app.custos.db, hasher: createPasswordHasher() });
+    expect(await users.setDisabled({ id: userId }, true, { actor: 'cli', initiatingEntity: 'admin' })).toBe(true);
+    await expectRevoked(holdings, rotated);
+    const event = await app.custos.db.selectFrom('event_outbox').selectAll().orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
+    expect(event).toMatchObject({ type: 'account-disabled', subject: userId });
+    expect(event.payload).toMatchObject({ sessionIds: [holdings.sessionUid] });
   });
 });
 
