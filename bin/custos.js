@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// `custos` command: the compiled CLI when built (npm run build), otherwise the TypeScript source through tsx.
+// `custos` command. In a source checkout it runs the TypeScript source through tsx, so the CLI a
+// user runs is never older than the code they edited; only an install without src/ runs dist/.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const compiled = fileURLToPath(new URL('../dist/src/cli/custos.js', import.meta.url));
-if (existsSync(compiled)) {
-  await import(compiled);
-} else {
+const source = new URL('../src/cli/custos.ts', import.meta.url);
+if (existsSync(fileURLToPath(source))) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(new URL('../src/cli/custos.ts', import.meta.url).href);
+  await import(source.href);
+} else {
+  await import(new URL('../dist/src/cli/custos.js', import.meta.url).href);
 }

@@ -29,6 +29,7 @@ import { registerTokenExchange } from './grants/token-exchange/token-exchange.gr
 import { loadCookieKeys } from './keys/cookie-keys.js';
 import { loadSigningKeys, publicJwks, verificationKeys, type SigningKeySet } from './keys/signing-keys.js';
 import { createFindAccount } from './oidc/accounts.js';
+import { clientSecretAuthentication } from './oidc/client-secrets.js';
 import { assertClientsValid } from './oidc/clients.js';
 import { interactionRoutes } from './oidc/interactions.routes.js';
 import { auditProviderEvents } from './oidc/logout.js';
@@ -150,8 +151,9 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
 
     const chain = createChainValidator(tls.clientCaPem);
     const proxies = config.env.TRUST_PROXY ? toBlockList(config.env.TRUST_PROXY) : undefined;
-    const secrets = createSecretVerifier();
-    const verifySecret = secrets.verify;
+    const clientSecrets = clientSecretAuthentication(
+      createSecretVerifier({ onVerification: (outcome) => metrics.secretVerifications.inc({ outcome }) }),
+    );
     const adapter = createKyselyAdapter(db);
     const { env } = config;
     const hasher = createPasswordHasher({
@@ -184,7 +186,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         files: config.files,
         keys: signingKeys,
         cookieKeys,
-        verifySecret,
+        compareSecret: clientSecrets.compare,
         chain,
         policy,
         access,
@@ -215,6 +217,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     let provider = build(keys);
     await assertClientsValid(provider, config.files.clients, config.sources.clients ?? config.configDir);
     const app = createPublicApp({
+      issuer,
       logger,
       metrics,
       bodyLimitBytes: config.env.BODY_LIMIT_BYTES,
@@ -234,6 +237,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
           maxBodyBytes: env.BODY_LIMIT_BYTES,
           clientAddress: clientAddressOf(proxies),
         }) as never,
+        clientSecrets.middleware as never,
         structuredTokenEndpoints(structuredTokens) as never,
       ],
     });
@@ -277,7 +281,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     });
     cleanups.push(events.stop);
 
-    logger.info({ issuer, port, adminPort: admin.port }, 'custos listening');
+    logger.info({ issuer, port, adminPort: admin.port, pid: process.pid }, 'custos listening');
     return {
       config,
       issuer,

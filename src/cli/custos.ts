@@ -6,6 +6,7 @@ import { registerKeysCommands } from './keys.command.js';
 import { registerPayloadHashCommand } from './payload-hash.command.js';
 import { registerPkiCommands } from './pki.command.js';
 import { registerClientsCommands } from './clients.command.js';
+import { describeError } from './describe-error.js';
 import { migrateCommand, serveCommand } from './serve.command.js';
 import { registerUsersCommands } from './users.command.js';
 
@@ -13,7 +14,7 @@ import { registerUsersCommands } from './users.command.js';
 export function buildProgram(): Command {
   const program = new Command('custos').description('Custos zero-trust OAuth 2.0 / OpenID Connect authorization server');
   const keysDir = () => resolveKeysDir(loadEnv(), process.cwd());
-  program.command('serve').description('run the server (default)').action(serveCommand);
+  program.command('serve', { isDefault: true }).description('run the server (default)').action(serveCommand);
   program.command('migrate').description('apply pending database migrations').action(migrateCommand);
   program.command('check-config').description('validate environment and config files, then exit').action(() => {
     const config = loadConfig();
@@ -45,6 +46,6 @@ function safeEnv() {
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (error) {
-  console.error(error instanceof ConfigError ? error.message : `custos: ${(error as Error).message}`);
+  console.error(error instanceof ConfigError ? error.message : `custos: ${describeError(error)}`);
   process.exitCode = 1;
 }

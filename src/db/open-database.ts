@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { AppConfig } from '../config/load-config.js';
 import { createDb } from './create-db.js';
 import type { Database } from './database.js';
@@ -25,11 +25,28 @@ export async function openDatabase(
   }
   if (!url) {
     log.info(`starting embedded PostgreSQL in ${env.DATA_DIR}`);
-    const embedded = await startEmbeddedPostgres({ dataDir: path.resolve(cwd, env.DATA_DIR), port: env.EMBEDDED_PG_PORT, log: log.debug });
+    const embedded = await startEmbeddedPostgres({ dataDir: path.resolve(cwd, env.DATA_DIR), port: env.EMBEDDED_PG_PORT, log: log.debug }).catch(
+      (error: Error) => {
+        throw new Error(
+          `embedded PostgreSQL (DATA_DIR=${env.DATA_DIR}, EMBEDDED_PG_PORT=${env.EMBEDDED_PG_PORT}) did not start: ${error.message}; ` +
+            'stop the other server (is custos already running?), or choose another DATA_DIR/EMBEDDED_PG_PORT, or set DATABASE_URL',
+          { cause: error.cause },
+        );
+      },
+    );
     url = embedded.connectionString;
     stopEmbedded = () => embedded.stop();
   }
   const db = createDb(url, { max: env.DATABASE_POOL_MAX });
+  try {
+    await sql`select 1`.execute(db);
+  } catch (error) {
+    await db.destroy();
+    await stopEmbedded();
+    const where = new URL(url);
+    const source = env.DATABASE_URL ? 'DATABASE_URL' : 'embedded PostgreSQL';
+    throw new Error(`${source}: cannot use PostgreSQL at ${where.host}${where.pathname}: ${describeDbError(error)}`, { cause: error });
+  }
   return {
     db,
     url,
@@ -38,4 +55,12 @@ export async function openDatabase(
       await stopEmbedded();
     },
   };
+}
+
+/** The driver's reason (`ECONNREFUSED`, `password authentication failed for user …`), on one line. */
+function describeDbError(error: unknown): string {
+  const e = error as { message?: string; code?: string; errors?: Array<{ message?: string }> };
+  // Node reports a refused dual-stack connection as an AggregateError with an empty message.
+  const message = e.message || e.errors?.map((inner) => inner.message).join('; ') || '';
+  return [e.code, message].filter(Boolean).join(' ') || 'unknown error';
 }

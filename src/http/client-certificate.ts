@@ -53,9 +53,12 @@ export function parseClientCertChainHeader(value: string): X509Certificate[] {
  * Resolves the request's client certificate (RFC 8705 §2): the TLS peer certificate, or,
  * only from a configured proxy address, the RFC 9440 `Client-Cert` header (a trusted proxy
  * that sends none may still connect with its own TLS client certificate). From any other
- * address the header is ignored (and logged): nothing is trusted for where it comes from.
+ * address the header is ignored (and logged, at most once per `warnIntervalMs`, with the number
+ * of headers ignored since the last line): nothing is trusted for where it comes from.
  */
-export function clientCertificate(options: { proxies?: BlockList }): Middleware<AppState & ClientCertificateState> {
+export function clientCertificate(options: { proxies?: BlockList; warnIntervalMs?: number }): Middleware<AppState & ClientCertificateState> {
+  // A flood of such headers must not flood the log: one line per interval, with the count held back.
+  const warnIgnored = throttle(options.warnIntervalMs ?? 60_000);
   // The peer certificate of a connection, read once per TLS socket (null: none presented).
   const peers = new WeakMap<TLSSocket, X509Certificate | null>();
   const peerOf = (socket: TLSSocket): X509Certificate | undefined => {
@@ -79,7 +82,11 @@ export function clientCertificate(options: { proxies?: BlockList }): Middleware<
       ctx.state.clientCertificateChain = chain ? parseClientCertChainHeader(chain) : [];
       ctx.state.clientCertificateSource = 'proxy';
     } else {
-      if (header) ctx.state.log.warn({ remoteAddress }, 'Client-Cert header from an untrusted address ignored');
+      if (header) {
+        warnIgnored((alsoIgnored) =>
+          ctx.state.log.warn({ remoteAddress, alsoIgnored }, 'Client-Cert header from an untrusted address ignored'),
+        );
+      }
       const peer = peerOf(ctx.req.socket as TLSSocket);
       if (peer) {
         ctx.state.clientCertificate = peer;
@@ -88,5 +95,21 @@ export function clientCertificate(options: { proxies?: BlockList }): Middleware<
       }
     }
     await next();
+  };
+}
+
+/** Runs `emit` at most once per `intervalMs`, passing how many calls it skipped since the last one. */
+function throttle(intervalMs: number): (emit: (skipped: number) => void) => void {
+  let last = -Infinity;
+  let skipped = 0;
+  return (emit) => {
+    const now = Date.now();
+    if (now - last < intervalMs) {
+      skipped++;
+      return;
+    }
+    last = now;
+    emit(skipped);
+    skipped = 0;
   };
 }

@@ -26,9 +26,13 @@ export async function listenHttps(
       requestCert: true,
       rejectUnauthorized: options.requireClientCert ?? false,
       minVersion: 'TLSv1.2',
+      // Slow clients: a TLS handshake, the headers and the whole request each have a bound, and
+      // Node checks the header and request bounds every second (its default is every 30 s).
+      handshakeTimeout: 10_000,
       keepAliveTimeout: 5_000,
       headersTimeout: 10_000,
       requestTimeout: 30_000,
+      connectionsCheckingInterval: 1_000,
     },
     handler,
   );

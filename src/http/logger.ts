@@ -32,10 +32,42 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]',
 ];
 
+/** Query strings of URLs and `name=value` pairs of credential parameters, wherever they appear in a text. */
+const URL_QUERY = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s?#"'`]*)\?[^\s#"'`]*/gi;
+const SECRET_PAIR =
+  /\b(client_secret|client_assertion|code_verifier|code|(?:access_|refresh_|id_|subject_|actor_)?token|id_token_hint|password|secret|state|nonce|xsrf)=[^&\s"'`]*/gi;
+
+/** Removes query strings and credential parameters from a message or stack. */
+export function scrub(text: string): string {
+  return text.replace(URL_QUERY, '$1?[redacted]').replace(SECRET_PAIR, '$1=[redacted]');
+}
+
+/**
+ * The `err` serializer: an allow-list of fields (never the arbitrary properties errors carry,
+ * like a TypeError's `input`/`base` URL or a driver's `detail` with row values), messages and
+ * stacks scrubbed of query strings and credential parameters, causes serialized the same way.
+ */
+export function serializeError(error: unknown, depth = 0): unknown {
+  if (!(error instanceof Error) && (typeof error !== 'object' || error === null)) return { message: scrub(String(error)) };
+  const e = error as Error & { code?: unknown; status?: unknown; statusCode?: unknown; error?: unknown; error_description?: unknown };
+  const out: Record<string, unknown> = { type: e.constructor?.name ?? 'Error', message: scrub(String(e.message ?? '')) };
+  for (const key of ['code', 'status', 'statusCode', 'error', 'error_description'] as const) {
+    if (typeof e[key] === 'string' || typeof e[key] === 'number') out[key] = typeof e[key] === 'string' ? scrub(e[key]) : e[key];
+  }
+  if (typeof e.stack === 'string') out.stack = scrub(e.stack);
+  if (e.cause !== undefined && depth < 5) out.cause = serializeError(e.cause, depth + 1);
+  return out;
+}
+
 /** JSON logger (pino) with secret redaction. */
 export function createLogger(options: { level: string; destination?: pino.DestinationStream }): Logger {
   return pino(
-    { level: options.level, base: { service: 'custos' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    {
+      level: options.level,
+      base: { service: 'custos' },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: { err: (error: unknown) => serializeError(error) },
+    },
     options.destination,
   );
 }

@@ -8,6 +8,7 @@ export interface Metrics {
   tokensIssued: Counter<'grant_type'>;
   tokenErrors: Counter<'grant_type' | 'error'>;
   events: EventMetrics;
+  secretVerifications: Counter<'outcome'>;
 }
 
 /** Outbox relay metrics (issue 9), set by `src/events/relay.ts`. */
@@ -84,6 +85,12 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
     events: createEventMetrics(registry),
+    secretVerifications: new Counter({
+      name: 'custos_client_secret_verifications_total',
+      help: 'argon2id client secret verifications (match, mismatch, overloaded: refused without verifying)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
   };
 }
 

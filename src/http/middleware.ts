@@ -51,7 +51,8 @@ export function errorHandler(): Middleware<AppState> {
     try {
       await next();
     } catch (error) {
-      const err = error as { status?: number; statusCode?: number; expose?: boolean; code?: string; message?: string };
+      // oidc-provider errors that escape its own handler (e.g. from a session save) carry `error`/`error_description`.
+      const err = error as { status?: number; statusCode?: number; expose?: boolean; message?: string; error?: unknown; error_description?: unknown };
       const status = error instanceof AppError ? error.status : (err.status ?? err.statusCode ?? 500);
       const safeStatus = status >= 400 && status < 600 ? status : 500;
       if (safeStatus >= 500) ctx.state.log?.error({ err: error }, 'unhandled error');
@@ -63,18 +64,57 @@ export function errorHandler(): Middleware<AppState> {
           ? { error: error.code, ...(error.expose ? { error_description: error.message } : {}) }
           : safeStatus >= 500
             ? { error: 'server_error' }
-            : { error: 'invalid_request', ...(err.expose && err.message ? { error_description: err.message } : {}) };
+            : typeof err.error === 'string' && err.expose
+              ? { error: err.error, ...(typeof err.error_description === 'string' ? { error_description: err.error_description } : {}) }
+              : { error: 'invalid_request', ...(err.expose && err.message ? { error_description: err.message } : {}) };
     }
   };
 }
 
-/** Refuses declared bodies larger than `limit` bytes before anything reads them (413). */
+/**
+ * The request body limit, on the bytes that arrive, not only on the declared length: a declared
+ * `Content-Length` above `limit` is refused before anything reads the body (413); a chunked body
+ * (no declared length) is read here, at most `limit` bytes, and refused with 413 as soon as it
+ * grows past it. A chunked body within the limit is handed on as `ctx.request.body`, where
+ * oidc-provider reads an already-received body.
+ */
 export function bodyLimit(limit: number): Middleware<AppState> {
+  const tooLarge = () => new AppError('invalid_request', `request body exceeds ${limit} bytes`, { status: 413 });
   return async function bodyLimitMiddleware(ctx, next) {
-    const length = Number(ctx.get('content-length') || 0);
-    if (length > limit) {
-      throw new AppError('invalid_request', `request body exceeds ${limit} bytes`, { status: 413 });
+    const declared = ctx.request.length;
+    if (declared !== undefined) {
+      if (declared > limit) throw tooLarge();
+    } else if (ctx.req.headers['transfer-encoding'] !== undefined) {
+      const chunks: Buffer[] = [];
+      let received = 0;
+      for await (const chunk of ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        received += chunk.length;
+        if (received > limit) {
+          ctx.set('Connection', 'close');
+          throw tooLarge();
+        }
+        chunks.push(chunk);
+      }
+      (ctx.request as { body?: unknown }).body = Buffer.concat(chunks, received);
     }
     await next();
+  };
+}
+
+/**
+ * The last middleware: 405 with `Allow` (RFC 9110 §15.5.6) for a known path asked with another
+ * method, 404 otherwise.
+ */
+export function notFound(allowedMethods: (path: string) => string[]): Middleware<AppState> {
+  return async function notFoundMiddleware(ctx) {
+    const allowed = allowedMethods(ctx.path);
+    if (allowed.length > 0) {
+      ctx.status = 405;
+      ctx.set('Allow', allowed.join(', '));
+      ctx.body = { error: 'invalid_request', error_description: `${ctx.method} is not allowed here; use ${allowed.join(' or ')}` };
+      return;
+    }
+    ctx.status = 404;
+    ctx.body = { error: 'not_found', error_description: 'no such endpoint' };
   };
 }

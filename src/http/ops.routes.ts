@@ -9,6 +9,9 @@ import type { Metrics } from './metrics.js';
  * `/metrics` (Prometheus text exposition format, only to `metricsAllow` addresses: it reveals
  * traffic and error volumes).
  */
+/** The paths {@link opsRoutes} answers (GET and HEAD). */
+export const OPS_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+
 export function opsRoutes(deps: { metrics: Metrics; ready: () => Promise<boolean>; metricsAllow: BlockList }): Middleware<AppState> {
   return async function opsMiddleware(ctx, next) {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();

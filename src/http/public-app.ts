@@ -3,13 +3,16 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { BlockList } from 'node:net';
-import { unauthorizedClientForDisallowedGrant } from '../oidc/internals.js';
+import { allowedMethods, unauthorizedClientForDisallowedGrant } from '../oidc/internals.js';
 import { clientCertificate } from './client-certificate.js';
-import { accessLog, bodyLimit, errorHandler, requestId, type AppState } from './middleware.js';
+import { issuerOrigin } from './issuer-origin.js';
+import { accessLog, bodyLimit, errorHandler, notFound, requestId, type AppState } from './middleware.js';
 import type { Metrics } from './metrics.js';
-import { opsRoutes } from './ops.routes.js';
+import { OPS_PATHS, opsRoutes } from './ops.routes.js';
 
 export interface PublicAppDeps {
+  /** The configured issuer: every URL the app emits derives from it. */
+  issuer: string;
   logger: Logger;
   metrics: Metrics;
   bodyLimitBytes: number;
@@ -46,6 +49,7 @@ export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
   app.use(requestId(deps.logger));
   app.use(accessLog(deps.metrics));
   app.use(errorHandler());
+  app.use(issuerOrigin(deps.issuer));
   app.use(bodyLimit(deps.bodyLimitBytes));
   app.use(opsRoutes({ metrics: deps.metrics, ready: deps.ready, metricsAllow: deps.metricsAllow }));
   app.use(clientCertificate({ proxies: deps.trustedProxies }));
@@ -54,9 +58,6 @@ export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
   app.use(async function oidcProvider(ctx, next) {
     await mounted(deps.provider())(ctx, next);
   });
-  app.use(async function notFound(ctx) {
-    ctx.status = 404;
-    ctx.body = { error: 'not_found', error_description: 'no such endpoint' };
-  });
+  app.use(notFound((path) => (OPS_PATHS.has(path) ? ['GET', 'HEAD'] : allowedMethods(deps.provider(), path))));
   return app;
 }

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { createConcurrencyLimit } from './concurrency-limit.js';
-import { verifySecret } from './secret-hash.js';
+import { hashSecret, verifySecret } from './secret-hash.js';
 
 export interface SecretVerifierOptions {
   /** argon2 verifications running at once (each holds a libuv thread and ~19 MiB). */
@@ -10,6 +10,8 @@ export interface SecretVerifierOptions {
   /** How long a successful verification is remembered. */
   cacheTtlMs?: number;
   maxCacheEntries?: number;
+  /** Called once per argon2 verification attempt (for metrics). */
+  onVerification?: (outcome: 'match' | 'mismatch' | 'overloaded') => void;
 }
 
 /**
@@ -17,6 +19,8 @@ export interface SecretVerifierOptions {
  * `maxConcurrent` run at once (the rest of libuv's pool stays free for TLS and JOSE work), at
  * most `maxQueued` wait, and a correct secret is remembered briefly under an HMAC with a
  * per-process key, so a legitimate client pays for argon2 once per `cacheTtlMs`, not per token.
+ * `verifyUnknown` spends the same work, through the same bounds, on a secret presented for a
+ * client that has none, so an unknown client answers in the time a wrong secret takes.
  */
 export function createSecretVerifier(options: SecretVerifierOptions = {}) {
   const maxConcurrent = options.maxConcurrent ?? 2;
@@ -26,6 +30,15 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
   const cacheKey = randomBytes(32);
   const verified = new Map<string, number>();
   const limit = createConcurrencyLimit(maxConcurrent, maxQueued);
+  // A hash of a random value, with the parameters of real ones: nothing ever matches it.
+  const nothing = hashSecret(randomBytes(32).toString('base64url'));
+  nothing.catch(() => {});
+
+  async function bounded(hash: string, secret: string): Promise<boolean> {
+    const ok = await limit.run(() => verifySecret(hash, secret));
+    options.onVerification?.(ok === undefined ? 'overloaded' : ok ? 'match' : 'mismatch');
+    return ok ?? false;
+  }
 
   const fingerprint = (hash: string, secret: string) =>
     createHmac('sha256', cacheKey).update(hash).update('\0').update(secret).digest('base64url');
@@ -36,7 +49,7 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
       const key = fingerprint(hash, secret);
       const until = verified.get(key);
       if (until !== undefined && until > Date.now()) return true;
-      const ok = (await limit.run(() => verifySecret(hash, secret))) ?? false;
+      const ok = await bounded(hash, secret);
       if (ok) {
         verified.delete(key);
         verified.set(key, Date.now() + ttl);
@@ -44,5 +57,12 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
       }
       return ok;
     },
+    /** Spends one verification on `secret` against a hash nothing matches; always false. */
+    async verifyUnknown(secret: string): Promise<false> {
+      await bounded(await nothing, secret);
+      return false;
+    },
   };
 }
+
+export type SecretVerifier = ReturnType<typeof createSecretVerifier>;

@@ -2,25 +2,38 @@
  * The one seam between Custos and oidc-provider's internals. Anything that reaches past
  * oidc-provider's documented configuration lives here, so upgrades have one place to check.
  */
-import type Provider from 'oidc-provider';
-import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider';
 // @ts-expect-error -- untyped internal module: the per-provider private state (grant handlers).
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 
+type SecretClient = { clientSecret: string; clientAuthMethod: string };
+
 /**
  * Client secrets are stored as argon2id hashes in the client's `client_secret` metadata;
- * replace the plaintext comparison with argon2 verification (awaited by oidc-provider's
- * client authentication, lib/shared/client_auth.js).
+ * replace the plaintext comparison with `compare` (awaited by oidc-provider's client
+ * authentication, lib/shared/client_auth.js, which accepts either secret method for either
+ * registration), given the request's context so it can check the method too.
  */
-export function useHashedClientSecrets(provider: Provider, verify: (hash: string, secret: string) => Promise<boolean>): void {
+export function useHashedClientSecrets(
+  provider: Provider,
+  compare: (client: SecretClient, secret: string, ctx: KoaContextWithOIDC | undefined) => Promise<boolean>,
+): void {
   const prototype = provider.Client.prototype as unknown as {
-    clientSecret?: string;
-    compareClientSecret(this: { clientSecret?: string }, actual: string): Promise<boolean>;
+    compareClientSecret(this: Partial<SecretClient>, actual: string): Promise<boolean>;
   };
   prototype.compareClientSecret = async function compareHashedClientSecret(actual: string) {
     if (typeof this.clientSecret !== 'string' || typeof actual !== 'string') return false;
-    return verify(this.clientSecret, actual);
+    const ctx = (Provider as unknown as { ctx?: KoaContextWithOIDC }).ctx;
+    return compare(this as SecretClient, actual, ctx);
   };
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'] as const;
+
+/** The methods oidc-provider's router answers on `path` (none when the path is not one of its routes). */
+export function allowedMethods(provider: Provider, path: string): string[] {
+  const { router } = instance(provider) as { router: { match(method: string, path: string): unknown } };
+  return METHODS.filter((method) => router.match(method, path) !== undefined);
 }
 
 const GRANT_NOT_ALLOWED = 'requested grant type is not allowed for this client';

@@ -1,11 +1,12 @@
 import type { Kysely } from 'kysely';
-import type { Adapter, AdapterConstructor, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterConstructor, type AdapterPayload } from 'oidc-provider';
 import type { Database } from '../db/database.js';
 import {
   consumeModel,
   destroyModel,
   findModel,
   revokeModelsByGrantId,
+  UnstorableValueError,
   upsertModel,
 } from '../db/oidc-model.repository.js';
 
@@ -18,7 +19,13 @@ export function createKyselyAdapter(db: Kysely<Database>): AdapterConstructor {
     constructor(private readonly model: string) {}
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-      await upsertModel(db, this.model, id, payload as Record<string, unknown>, expiresIn);
+      try {
+        await upsertModel(db, this.model, id, payload as Record<string, unknown>, expiresIn);
+      } catch (error) {
+        // Only request input puts NUL into a payload (a `state`, a `nonce`...): the request is bad.
+        if (error instanceof UnstorableValueError) throw new errors.InvalidRequest('request parameters must not contain NUL characters');
+        throw error;
+      }
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {

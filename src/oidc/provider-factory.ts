@@ -20,7 +20,8 @@ export interface ProviderDeps {
   files: ConfigFiles;
   keys: SigningKeySet;
   cookieKeys: string[];
-  verifySecret: (hash: string, secret: string) => Promise<boolean>;
+  /** Checks a presented client secret (hash, registered method), see client-secrets.ts. */
+  compareSecret: Parameters<typeof useHashedClientSecrets>[1];
   /** Validates client certificate chains against the configured CA bundle (RFC 8705 §2.1). */
   chain: ChainValidator;
   /** Which client may get tokens for which resource (RFC 8707), built once by the composition root. */
@@ -42,6 +43,9 @@ const BROWSER_ROUTES = new Set([
   'code_verification',
   'device_resume',
 ]);
+
+/** Lifetime (s) of what an unauthenticated request may have the provider store. */
+export const ANONYMOUS_TTL = 600;
 
 const ASYMMETRIC_ONLY = ['ES256', 'PS256', 'EdDSA'] as const;
 
@@ -80,14 +84,19 @@ export function createProvider(deps: ProviderDeps): Provider {
       clientAuthSigningAlgValues: [...ASYMMETRIC_ONLY],
     },
     pkce: { required: () => true },
+    // redirect_uri is always required (OIDC Core §3.1.2.1), also for single-redirect clients.
+    allowOmittingSingleRegisteredRedirectUri: false,
     ttl: {
       AuthorizationCode: 60,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 300,
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 300,
       IdToken: 3600,
-      Interaction: 3600,
+      // What an anonymous browser can make the provider store lives minutes, not days: an
+      // interaction (a valid authorization request awaiting login) and a session without an
+      // account (e.g. a logout prompt) expire after ANONYMOUS_TTL; signed-in sessions last 14 days.
+      Interaction: ANONYMOUS_TTL,
       Grant: 14 * 24 * 3600,
-      Session: 14 * 24 * 3600,
+      Session: (_ctx, session) => (session.accountId ? 14 * 24 * 3600 : ANONYMOUS_TTL),
       RefreshToken: 14 * 24 * 3600,
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
@@ -132,7 +141,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
 
   const provider = new Provider(deps.issuer, configuration);
-  useHashedClientSecrets(provider, deps.verifySecret);
+  useHashedClientSecrets(provider, deps.compareSecret);
   rejectUnknownClientCredentialsScopes(provider, new Set(scopes));
   deps.extend?.(provider);
   return provider;
