@@ -4,7 +4,8 @@ import type { Database } from './database.js';
 
 /** Opens a kysely instance over a `pg` pool for the given connection string. */
 export function createDb(connectionString: string, options: { max?: number } = {}): Kysely<Database> {
-  const pool = new pg.Pool({ connectionString, max: options.max ?? 20, application_name: 'custos' });
+  // A database that accepts TCP but never answers fails a connection after 10 s instead of hanging.
+  const pool = new pg.Pool({ connectionString, max: options.max ?? 20, application_name: 'custos', connectionTimeoutMillis: 10_000 });
   // An idle client that errors (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

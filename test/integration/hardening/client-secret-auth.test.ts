@@ -1,0 +1,74 @@
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashSecret } from '../../../src/iam/secret-hash.js';
+import { DEMO, formBody, startTestApp, type TestApp } from '../../helpers/app.js';
+import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
+
+const POST_CLIENT: [string, string] = ['post-client', 'post-client-secret-Rt5Yu8Io2Pa4'];
+
+let app: TestApp;
+let config: TempConfigDir;
+beforeAll(async () => {
+  config = await configDirWithClients([
+    {
+      client_id: POST_CLIENT[0],
+      client_secret_hash: await hashSecret(POST_CLIENT[1]),
+      token_endpoint_auth_method: 'client_secret_post',
+      grant_types: ['client_credentials'],
+      scope: 'orders:read',
+      resources: [DEMO.ordersResource],
+      default_resource: DEMO.ordersResource,
+    },
+  ]);
+  app = await startTestApp({ configDir: config.dir });
+});
+afterAll(async () => {
+  await app?.stop();
+  await config?.remove();
+});
+
+const viaPost = ([id, secret]: [string, string]) =>
+  postToken({ grant_type: 'client_credentials', client_id: id, client_secret: secret });
+const viaBasic = (credentials: [string, string]) => app.token({ grant_type: 'client_credentials' }, { basic: credentials });
+
+async function postToken(form: Record<string, string>) {
+  const response = await request(`${app.issuer}/token`, {
+    method: 'POST',
+    dispatcher: app.agent(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: formBody(form),
+  });
+  return { status: response.statusCode, body: (await response.body.json()) as Record<string, unknown> };
+}
+
+/** argon2 verifications so far, from the Prometheus counter. */
+async function verifications(): Promise<number> {
+  const response = await request(`${app.issuer}/metrics`, { dispatcher: app.agent() });
+  const text = await response.body.text();
+  const samples = [...text.matchAll(/^custos_client_secret_verifications_total\{outcome="(?:match|mismatch)"\} (\d+)$/gm)];
+  expect(text).toContain('custos_client_secret_verifications_total');
+  return samples.reduce((sum, match) => sum + Number(match[1]), 0);
+}
+
+describe('client secret authentication (issue 10 #5, #6)', () => {
+  it('honours the registered token_endpoint_auth_method strictly', async () => {
+    expect((await viaPost(DEMO.reportingJob)).status).toBe(401); // registered for client_secret_basic
+    expect((await viaBasic(POST_CLIENT)).status).toBe(401); // registered for client_secret_post
+    expect((await viaPost(DEMO.reportingJob)).body.error).toBe('invalid_client');
+    expect((await viaBasic(DEMO.reportingJob)).status).toBe(200);
+    expect((await viaPost(POST_CLIENT)).status).toBe(200);
+  });
+
+  it.each([
+    ['an unknown client_id (Basic)', () => viaBasic(['no-such-client', 'some-secret-value-123'])],
+    ['an unknown client_id (body)', () => viaPost(['no-such-client', 'some-secret-value-123'])],
+    ['a known client with a wrong secret', () => viaBasic([DEMO.reportingJob[0], 'wrong-secret-value-456'])],
+    ['a client registered for mutual TLS', () => viaBasic(['orders-api', 'some-secret-value-789'])],
+  ])('%s costs exactly one argon2 verification, like a wrong secret', async (_name, attempt) => {
+    const before = await verifications();
+    const { status, body } = await attempt();
+    expect(status).toBe(401);
+    expect(body.error).toBe('invalid_client');
+    expect((await verifications()) - before).toBe(1);
+  });
+});
