@@ -53,9 +53,15 @@ const paramValue = fc.oneof(
   fc.constantFrom('\u0000', 'a\u0000b', '\u0001\u001f', '\ud800', '%', '%zz', '\r\n'),
 );
 const form = fc.array(fc.tuple(fc.constantFrom(...PARAMS), paramValue), { maxLength: 8 });
-const encode = (pairs: Array<[string, string]>) =>
-  // encodeURIComponent throws on lone surrogates; send those as raw percent garbage instead.
-  pairs.map(([key, value]) => `${key}=${value.isWellFormed() ? encodeURIComponent(value) : '%ED%A0%80'}`).join('&');
+/** encodeURIComponent throws on lone surrogates; those go out as raw (invalid UTF-8) percent bytes. */
+function component(value: string): string {
+  try {
+    return encodeURIComponent(value);
+  } catch {
+    return '%ED%A0%80';
+  }
+}
+const encode = (pairs: Array<[string, string]>) => pairs.map(([key, value]) => `${key}=${component(value)}`).join('&');
 
 const request = fc.record({
   method: fc.constantFrom('GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'),
