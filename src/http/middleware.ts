@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { AppError } from './app-error.js';
 import { routeLabel, type Metrics } from './metrics.js';
@@ -71,31 +71,42 @@ export function errorHandler(): Middleware<AppState> {
   };
 }
 
+/** 413: the body is larger than the limit. */
+const tooLarge = (limit: number) => new AppError('invalid_request', `request body exceeds ${limit} bytes`, { status: 413 });
+
+/**
+ * The request body, at most `limit` bytes (413 as soon as more arrive, and the connection is
+ * closed after the answer); a body {@link bodyLimit} already read is returned as it is.
+ */
+export async function readBody(ctx: Context, limit: number): Promise<Buffer> {
+  const read = (ctx.request as { body?: unknown }).body;
+  if (Buffer.isBuffer(read)) return read;
+  const chunks: Buffer[] = [];
+  let received = 0;
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    received += chunk.length;
+    if (received > limit) {
+      ctx.set('Connection', 'close');
+      throw tooLarge(limit);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, received);
+}
+
 /**
  * The request body limit, on the bytes that arrive, not only on the declared length: a declared
  * `Content-Length` above `limit` is refused before anything reads the body (413); a chunked body
- * (no declared length) is read here, at most `limit` bytes, and refused with 413 as soon as it
- * grows past it. A chunked body within the limit is handed on as `ctx.request.body`, where
- * oidc-provider reads an already-received body.
+ * (no declared length) is read here with {@link readBody}. A chunked body within the limit is
+ * handed on as `ctx.request.body`, where oidc-provider reads an already-received body.
  */
 export function bodyLimit(limit: number): Middleware<AppState> {
-  const tooLarge = () => new AppError('invalid_request', `request body exceeds ${limit} bytes`, { status: 413 });
   return async function bodyLimitMiddleware(ctx, next) {
     const declared = ctx.request.length;
     if (declared !== undefined) {
-      if (declared > limit) throw tooLarge();
+      if (declared > limit) throw tooLarge(limit);
     } else if (ctx.req.headers['transfer-encoding'] !== undefined) {
-      const chunks: Buffer[] = [];
-      let received = 0;
-      for await (const chunk of ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-        received += chunk.length;
-        if (received > limit) {
-          ctx.set('Connection', 'close');
-          throw tooLarge();
-        }
-        chunks.push(chunk);
-      }
-      (ctx.request as { body?: unknown }).body = Buffer.concat(chunks, received);
+      (ctx.request as { body?: unknown }).body = await readBody(ctx, limit);
     }
     await next();
   };

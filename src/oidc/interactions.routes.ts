@@ -5,7 +5,7 @@ import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { Database } from '../db/database.js';
 import { AppError } from '../http/app-error.js';
-import type { AppState } from '../http/middleware.js';
+import { readBody, type AppState } from '../http/middleware.js';
 import { writeAudit, type AuditRecord } from '../iam/audit.repository.js';
 import type { LoginThrottle, ThrottleState } from '../iam/login-throttle.repository.js';
 import type { PasswordHasher } from '../iam/password-hasher.js';
@@ -83,14 +83,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
 
   async function readForm(ctx: Ctx): Promise<URLSearchParams> {
     if (!ctx.is('application/x-www-form-urlencoded')) throw new AppError('invalid_request', 'expected an HTML form post', { status: 415 });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > deps.maxBodyBytes) throw new AppError('invalid_request', 'the form is too large', { status: 413 });
-      chunks.push(chunk);
-    }
-    return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+    return new URLSearchParams((await readBody(ctx, deps.maxBodyBytes)).toString('utf8'));
   }
 
   /** The interaction of this browser (signed cookie), which must be the one in the URL. */

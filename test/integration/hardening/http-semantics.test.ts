@@ -19,7 +19,8 @@ async function postChunked(path: string, chunks: string[], headers: Record<strin
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body: Readable.from(chunks.map((chunk) => Buffer.from(chunk))),
   });
-  return { status: response.statusCode, headers: response.headers, body: (await response.body.json()) as Record<string, unknown> };
+  const text = await response.body.text();
+  return { status: response.statusCode, headers: response.headers, body: (text.startsWith('{') ? JSON.parse(text) : {}) as Record<string, unknown> };
 }
 
 const basic = `Basic ${Buffer.from(DEMO.reportingJob.join(':')).toString('base64')}`;
@@ -58,6 +59,32 @@ describe('HTTP semantics agree with the README (issue 10 #12)', () => {
     expect(response.statusCode).toBe(405);
     expect(response.headers.allow).toBe(allow);
     expect(((await response.body.json()) as { error: string }).error).toBe('invalid_request');
+  });
+
+  it('a chunked form post to the interaction pages is read like a declared one', async () => {
+    const query = new URLSearchParams({
+      client_id: 'web-bff',
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: 'http://localhost:3000/callback',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    });
+    const authorization = await request(`${app.issuer}/auth?${query}`, { dispatcher: app.agent() });
+    await authorization.body.dump();
+    expect(authorization.statusCode).toBe(303);
+    const cookies = ([] as string[]).concat(authorization.headers['set-cookie'] ?? []).map((cookie) => cookie.split(';')[0]).join('; ');
+    const page = await request(new URL(String(authorization.headers.location), app.issuer), { dispatcher: app.agent(), headers: { cookie: cookies } });
+    const html = await page.body.text();
+    const action = /action="([^"]*\/abort)"/.exec(html)?.[1];
+    const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1];
+    expect(action && csrf, html.slice(0, 300)).toBeTruthy();
+
+    const { status, headers } = await postChunked(new URL(action!, app.issuer).pathname, [`csrf=${csrf}`, '&x=1'], { cookie: cookies }).catch(
+      async () => ({ status: 0, headers: {} as Record<string, unknown> }),
+    );
+    expect(status).toBe(303);
+    expect(String(headers.location)).toContain('/auth/');
   });
 
   it('an unknown path is still 404', async () => {
