@@ -57,6 +57,8 @@ async function npmStart(options: { embedded?: boolean } = {}) {
       SHUTDOWN_TIMEOUT_MS: '2000',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so the clean-up can stop whatever a failing run leaves behind.
+    detached: true,
   });
   let output = '';
   npm.stdout!.on('data', (chunk) => (output += chunk));
@@ -64,7 +66,12 @@ async function npmStart(options: { embedded?: boolean } = {}) {
   const exited = new Promise<number | null>((resolve) => npm.on('exit', (code) => resolve(code)));
   let serverPid: number | undefined;
   cleanups.push(async () => {
-    for (const pid of [serverPid, npm.pid]) if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+    try {
+      process.kill(-npm.pid!, 'SIGKILL');
+    } catch {
+      // the group is gone already
+    }
+    if (serverPid && alive(serverPid)) process.kill(serverPid, 'SIGKILL');
     await database.drop();
     await rm(work, { recursive: true, force: true });
   });
