@@ -125,3 +125,13 @@ export const DEMO = {
   eventsResource: 'https://events.custos.test/orders',
   adminResource: 'urn:custos:admin',
 };
+
+/** A valid authorization request of the demo web-bff client (PKCE S256 of RFC 7636's example verifier), as query parameters. */
+export const WEB_BFF_AUTHORIZATION = new URLSearchParams({
+  client_id: 'web-bff',
+  response_type: 'code',
+  scope: 'openid',
+  redirect_uri: 'http://localhost:3000/callback',
+  code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+  code_challenge_method: 'S256',
+}).toString();

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formBody, startTestApp, type TestApp } from '../../helpers/app.js';
+import { formBody, startTestApp, WEB_BFF_AUTHORIZATION, type TestApp } from '../../helpers/app.js';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -10,15 +10,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.stop();
 });
-
-const AUTHORIZATION = {
-  client_id: 'web-bff',
-  response_type: 'code',
-  scope: 'openid',
-  redirect_uri: 'http://localhost:3000/callback',
-  code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-  code_challenge_method: 'S256',
-};
 
 async function send(method: string, path: string, form?: Record<string, string>) {
   const response = await request(`${app.issuer}${path}`, {
@@ -46,7 +37,7 @@ describe('anonymous requests create no durable rows (issue 10 #4)', () => {
     expect(await send('POST', '/session/end/confirm', { xsrf: 'forged', logout: 'yes' })).toBeLessThan(500);
     expect(await send('GET', '/session/end/success')).toBeLessThan(500);
     // A valid authorization request awaits a login: that interaction is legitimate, and short-lived.
-    expect(await send('GET', `/auth?${new URLSearchParams(AUTHORIZATION)}`)).toBe(303);
+    expect(await send('GET', `/auth?${WEB_BFF_AUTHORIZATION}`)).toBe(303);
     expect(await send('GET', '/auth?client_id=web-bff')).toBeLessThan(500);
     expect(await send('GET', '/auth/unknown-uid')).toBeLessThan(500);
     expect(await send('POST', '/token', { grant_type: 'client_credentials', client_id: 'nobody', client_secret: 'x'.repeat(20) })).toBe(401);

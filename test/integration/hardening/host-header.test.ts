@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../../helpers/app.js';
+import { startTestApp, WEB_BFF_AUTHORIZATION, type TestApp } from '../../helpers/app.js';
 import { rawRequest } from '../../helpers/raw-tls.js';
 
 let app: TestApp;
@@ -40,15 +40,7 @@ describe('every emitted URL derives from the issuer, never from the Host header 
   });
 
   it('the redirect of an authorization request stays on the issuer', async () => {
-    const query = new URLSearchParams({
-      client_id: 'web-bff',
-      response_type: 'code',
-      scope: 'openid',
-      redirect_uri: 'http://localhost:3000/callback',
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-      code_challenge_method: 'S256',
-    });
-    const response = await rawRequest(app, `GET /auth?${query} HTTP/1.1\r\nHost: evil.example`);
+    const response = await rawRequest(app, `GET /auth?${WEB_BFF_AUTHORIZATION} HTTP/1.1\r\nHost: evil.example`);
     expect(response.status).toBe(303);
     const location = /^location: (.+)$/im.exec(response.headers)?.[1]?.trim();
     expect(location).toBeDefined();

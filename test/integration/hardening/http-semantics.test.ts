@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
+import { DEMO, startTestApp, WEB_BFF_AUTHORIZATION, type TestApp } from '../../helpers/app.js';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -62,15 +62,7 @@ describe('HTTP semantics agree with the README (issue 10 #12)', () => {
   });
 
   it('a chunked form post to the interaction pages is read like a declared one', async () => {
-    const query = new URLSearchParams({
-      client_id: 'web-bff',
-      response_type: 'code',
-      scope: 'openid',
-      redirect_uri: 'http://localhost:3000/callback',
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-      code_challenge_method: 'S256',
-    });
-    const authorization = await request(`${app.issuer}/auth?${query}`, { dispatcher: app.agent() });
+    const authorization = await request(`${app.issuer}/auth?${WEB_BFF_AUTHORIZATION}`, { dispatcher: app.agent() });
     await authorization.body.dump();
     expect(authorization.statusCode).toBe(303);
     const cookies = ([] as string[]).concat(authorization.headers['set-cookie'] ?? []).map((cookie) => cookie.split(';')[0]).join('; ');

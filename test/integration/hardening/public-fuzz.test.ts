@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../../helpers/app.js';
+import { startTestApp, WEB_BFF_AUTHORIZATION, type TestApp } from '../../helpers/app.js';
 import { rawRequest } from '../../helpers/raw-tls.js';
 
 let app: TestApp;
@@ -136,7 +136,7 @@ describe('public listener under generated requests (issue 10 #2)', () => {
   });
 
   it('a NUL in an authorization request is sent back to the client as invalid_request (RFC 6749 §4.1.2.1)', async () => {
-    const query = 'client_id=web-bff&response_type=code&scope=openid&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fcallback&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&nonce=a%00b';
+    const query = `${WEB_BFF_AUTHORIZATION}&nonce=a%00b`;
     const response = await rawRequest(app, `GET /auth?${query} HTTP/1.1\r\nHost: ${host}`);
     expect(response.status).toBe(303);
     const location = new URL(/^location: (.+)$/im.exec(response.headers)![1]!.trim());
