@@ -51,6 +51,15 @@ function run(command: string, args: string[], env: Record<string, string>) {
 }
 const custos = (args: string[], env: Record<string, string>) => run(process.execPath, ['bin/custos.js', ...args], env);
 
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** One line naming the cause, exit code 1, no stack trace. */
 function expectOneLine(result: { code: number; stderr: string }, ...mentions: RegExp[]) {
   expect(result.code, result.stderr).toBe(1);
@@ -71,20 +80,18 @@ describe('CLI failures print one line with the cause (issue 10 #9)', () => {
     expectOneLine(result, /EMBEDDED_PG_PORT/, /already in use/);
   });
 
-  it('custos migrate while another PostgreSQL holds the data directory', async () => {
+  it('custos migrate against a data directory whose PostgreSQL cannot be reached names the cause', async () => {
     const dataDir = path.join(work, 'data-c');
     await mkdir(path.join(dataDir, 'pg'), { recursive: true });
-    // A running process owns the lock file (as the dev server's PostgreSQL would).
-    await writeFile(path.join(dataDir, 'pg', 'postmaster.pid'), `${process.pid}\n${dataDir}\n`);
+    // The lock file of a live process whose PostgreSQL does not answer on the port it names.
+    const port = await closedPort();
+    await writeFile(path.join(dataDir, 'pg', 'postmaster.pid'), `${process.pid}\n${dataDir}\n0\n${port}\n`);
     const result = await custos(['migrate'], { DATA_DIR: dataDir });
-    expectOneLine(result, /DATA_DIR=/, new RegExp(`in use by a running PostgreSQL \\(pid ${process.pid}\\)`));
+    expectOneLine(result, /embedded PostgreSQL/, new RegExp(`127\\.0\\.0\\.1:${port}`), /ECONNREFUSED/);
   });
 
   it('production: an unreachable database names DATABASE_URL and the cause', async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as { port: number }).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const port = await closedPort();
     const result = await custos(['migrate'], { ...production, DATABASE_URL: `postgres://custos:custos@127.0.0.1:${port}/custos` });
     expectOneLine(result, /DATABASE_URL/, new RegExp(`127\\.0\\.0\\.1:${port}`), /ECONNREFUSED/);
   });

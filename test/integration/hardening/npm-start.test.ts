@@ -1,13 +1,15 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmod, cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../helpers/database.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
+const run = promisify(execFile);
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
@@ -43,19 +45,20 @@ async function npmStart(options: { embedded?: boolean } = {}) {
   const databaseEnv = options.embedded
     ? { DATA_DIR: path.join(work, 'data'), EMBEDDED_PG_PORT: String(await freePort()) }
     : { DATABASE_URL: database.url };
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? work,
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    ...databaseEnv,
+    KEYS_DIR: path.join(work, 'keys'),
+    CONFIG_DIR: path.join(work, 'config'),
+    SHUTDOWN_TIMEOUT_MS: '2000',
+  };
   const npm = spawn('npm', ['start'], {
     cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? work,
-      NODE_ENV: 'test',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      ...databaseEnv,
-      KEYS_DIR: path.join(work, 'keys'),
-      CONFIG_DIR: path.join(work, 'config'),
-      SHUTDOWN_TIMEOUT_MS: '2000',
-    },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, so the clean-up can stop whatever a failing run leaves behind.
     detached: true,
@@ -86,7 +89,7 @@ async function npmStart(options: { embedded?: boolean } = {}) {
   const postgresPid = options.embedded
     ? Number((await readFile(path.join(work, 'data', 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0])
     : undefined;
-  return { npm, serverPid, postgresPid, listening, exited, output: () => output };
+  return { npm, env, serverPid, postgresPid, listening, exited, output: () => output };
 }
 
 async function gone(pid: number) {
@@ -109,6 +112,9 @@ describe('npm start stops on the signal the README names (issue 10 #8)', () => {
   it('SIGTERM to the npm process a user started stops the server and its embedded PostgreSQL', async () => {
     const started = await npmStart({ embedded: true });
     expect(alive(started.postgresPid!)).toBe(true);
+    // `npm run migrate` while the server runs uses its PostgreSQL instead of failing on the lock.
+    const migrate = await run('npm', ['run', '--silent', 'migrate'], { cwd: ROOT, env: started.env });
+    expect(migrate.stdout).toContain('database is up to date');
     process.kill(started.npm.pid!, 'SIGTERM');
     expect(await gone(started.serverPid)).toBe(true);
     expect(await gone(started.postgresPid!)).toBe(true);
