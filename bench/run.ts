@@ -22,7 +22,7 @@ import { Agent, request } from 'undici';
 import { createDb } from '../src/db/create-db.js';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { createPasswordHasher } from '../src/iam/password-hasher.js';
-import { createUsersService } from '../src/iam/users.service.js';
+import { createUserService } from '../src/iam/user.service.js';
 import { loadSigningKeys } from '../src/keys/signing-keys.js';
 import { ensureDevPki } from '../src/pki/dev-pki.js';
 import { eventPayloadHash } from '../src/verify/index.js';
@@ -218,7 +218,7 @@ async function mintUserToken(keysDir: string, issuer: string): Promise<string> {
 async function createBenchUser(databaseUrl: string, username: string, password: string): Promise<void> {
   const db = createDb(databaseUrl, { max: 1 });
   try {
-    await createUsersService({ db, hasher: createPasswordHasher() }).createUser({ username, password }, { actor: 'bench', initiatingEntity: 'system' });
+    await createUserService({ db, hasher: createPasswordHasher() }).create({ username, password }, { actor: 'bench', initiatingEntity: 'system' });
   } finally {
     await db.destroy();
   }

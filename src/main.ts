@@ -24,7 +24,7 @@ import { createAdminRoutes } from './iam/admin.routes.js';
 import { createPasswordHasher } from './iam/password-hasher.js';
 import { startEvents, type EventsDeps } from './events/events-module.js';
 import { createSecretVerifier } from './iam/secret-verifier.js';
-import { createUsersService } from './iam/users.service.js';
+import { createUserService } from './iam/user.service.js';
 import { registerTokenExchange } from './grants/token-exchange/token-exchange.grant.js';
 import { loadCookieKeys } from './keys/cookie-keys.js';
 import { loadSigningKeys, publicJwks, verificationKeys, type SigningKeySet } from './keys/signing-keys.js';
@@ -266,7 +266,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     cleanups.push(async () => clearInterval(purge));
 
     // Development with the demo config only: production and tests never get a generated user.
-    const demoUser = config.seedDemoData ? await ensureDemoUser(db, createUsersService({ db, hasher })) : undefined;
+    const demoUser = config.seedDemoData ? await ensureDemoUser(db, createUserService({ db, hasher })) : undefined;
 
     const events = await startEvents({
       config,

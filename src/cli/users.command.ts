@@ -3,7 +3,8 @@ import { loadConfig } from '../config/load-config.js';
 import { migrateToLatest } from '../db/migrator.js';
 import { openDatabase } from '../db/open-database.js';
 import { createPasswordHasher } from '../iam/password-hasher.js';
-import { createUsersService, type Actor, type UsersService } from '../iam/users.service.js';
+import type { Actor } from '../iam/admin-mutation.js';
+import { createUserService, type UserService } from '../iam/user.service.js';
 
 /** Every CLI change is audited with this actor. */
 const CLI: Actor = { actor: 'cli', initiatingEntity: 'admin' };
@@ -25,14 +26,14 @@ async function password(options: { passwordStdin?: boolean }, read: () => Promis
  * Opens the configured database (attaching to the embedded PostgreSQL of a running development
  * server, or starting it), applies pending migrations, runs `work`, closes.
  */
-async function withUsers<T>(work: (users: UsersService) => Promise<T>): Promise<T> {
+async function withUsers<T>(work: (users: UserService) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const { env } = config;
   const { db, close } = await openDatabase(config, process.cwd());
   try {
     await migrateToLatest(db);
     const hasher = createPasswordHasher({ cost: { memoryCost: env.ARGON2_MEMORY_KIB, timeCost: env.ARGON2_TIME_COST, parallelism: env.ARGON2_PARALLELISM } });
-    return await work(createUsersService({ db, hasher }));
+    return await work(createUserService({ db, hasher }));
   } finally {
     await close();
   }
@@ -57,7 +58,7 @@ export function registerUsersCommands(program: Command, deps: { readPassword?: (
     .option('--role <role>', 'role to assign (repeatable; the role must exist)', collect, [])
     .action(async (options: { username: string; passwordStdin?: boolean; email?: string; role: string[] }) => {
       const secret = await password(options, read);
-      const user = await withUsers((service) => service.createUser({ username: options.username, email: options.email, password: secret, roles: options.role }, CLI));
+      const user = await withUsers((service) => service.create({ username: options.username, email: options.email, password: secret, roles: options.role }, CLI));
       console.log(`created user ${user.username} (${user.id})${user.roles.length ? ` with roles ${user.roles.join(', ')}` : ''}`);
     });
   users
@@ -79,7 +80,7 @@ export function registerUsersCommands(program: Command, deps: { readPassword?: (
       .description(disabled ? 'disable a user (no more logins nor tokens)' : 'enable a disabled user')
       .requiredOption('--username <name>', 'username')
       .action(async (options: { username: string }) => {
-        const changed = await withUsers((service) => service.setDisabled({ username: options.username }, disabled, CLI));
+        const { changed } = await withUsers((service) => (disabled ? service.disable : service.enable)({ username: options.username }, CLI));
         console.log(`${options.username} ${changed ? 'is now' : 'was already'} ${disabled ? 'disabled' : 'enabled'}`);
       });
   }
@@ -93,7 +94,7 @@ export function registerUsersCommands(program: Command, deps: { readPassword?: (
       .requiredOption('--username <name>', 'username')
       .requiredOption('--role <role>', 'role name')
       .action(async (options: { username: string; role: string }) => {
-        const changed = await withUsers((service) => service.changeRole({ username: options.username }, options.role, assign, CLI));
+        const { changed } = await withUsers((service) => (assign ? service.assignRole : service.unassignRole)({ username: options.username }, options.role, CLI));
         const state = assign ? (changed ? 'now has' : 'already had') : changed ? 'no longer has' : 'did not have';
         console.log(`${options.username} ${state} role ${options.role}`);
       });
@@ -106,7 +107,7 @@ export function registerUsersCommands(program: Command, deps: { readPassword?: (
     .argument('<name>', 'role name: lower case, starting with a letter, up to 64 of a-z 0-9 : _ . -')
     .option('--description <text>', 'what the role is for')
     .action(async (name: string, options: { description?: string }) => {
-      await withUsers((service) => service.createRole(name, options.description ?? null, CLI));
+      await withUsers((service) => service.createRole({ name, description: options.description ?? null }, CLI));
       console.log(`created role ${name}`);
     });
 }

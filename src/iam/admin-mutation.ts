@@ -1,12 +1,26 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/database.js';
-import type { IamEvent } from '../events/iam-event.js';
+import type { IamEvent, InitiatingEntity } from '../events/iam-event.js';
 import { recordEvent } from '../events/outbox.repository.js';
 import type { AdminRequest } from '../http/admin-router.js';
 import { writeAudit, type AuditRecord } from './audit.repository.js';
 
+/** Who asks for a change, as its audit record and its event name them. */
+export interface Actor {
+  /** `cli`, `client:<client_id>`, `system`, … */
+  actor: string;
+  initiatingEntity: InitiatingEntity;
+  clientAddress?: string | null;
+  requestId?: string | null;
+}
+
+/** The actor of an admin API request. */
+export function adminActor(request: AdminRequest): Actor {
+  return { actor: request.caller.actor, initiatingEntity: 'admin', clientAddress: request.clientAddress, requestId: request.requestId };
+}
+
 /**
- * The two writes every admin mutation adds to its IAM change. Passed in (defaults: the real
+ * The two writes every IAM mutation adds to its IAM change. Passed in (defaults: the real
  * repositories) so a test can make one fail after the IAM write and see the whole roll back.
  */
 export interface MutationWriters {
@@ -27,24 +41,24 @@ export interface MutationOutcome<T> {
 }
 
 /**
- * Runs one admin mutation in ONE database transaction: the IAM change (`change`), its audit
+ * Runs one IAM mutation (admin API or CLI) in ONE database transaction: the IAM change (`change`), its audit
  * record and its outbox event commit together or not at all.
  */
 export async function mutate<T>(
   db: Kysely<Database>,
   writers: MutationWriters,
-  request: AdminRequest,
+  by: Actor,
   change: (trx: Transaction<Database>) => Promise<MutationOutcome<T>>,
 ): Promise<T> {
   return db.transaction().execute(async (trx) => {
     const outcome = await change(trx);
     await writers.writeAudit(trx, {
-      actor: request.caller.actor,
+      actor: by.actor,
       action: outcome.action,
       target: outcome.target,
       outcome: 'success',
-      clientAddress: request.clientAddress,
-      requestId: request.requestId,
+      clientAddress: by.clientAddress,
+      requestId: by.requestId,
       details: outcome.details,
     });
     if (outcome.event) await writers.recordEvent(trx, outcome.event);

@@ -7,7 +7,6 @@ import type { MutationWriters } from './admin-mutation.js';
 import { auditRoutes } from './audit.routes.js';
 import { createAuditService } from './audit.service.js';
 import type { PasswordHasher } from './password-hasher.js';
-import { createRoleService } from './role.service.js';
 import { roleRoutes } from './roles.routes.js';
 import { createSessionService } from './session.service.js';
 import { sessionRoutes } from './sessions.routes.js';
@@ -26,9 +25,10 @@ export interface AdminRoutesDeps {
 /** Every admin API route, wired to its service. */
 export function createAdminRoutes(deps: AdminRoutesDeps): AdminRoute[] {
   const sessions = createSessionService(deps);
+  const users = createUserService({ ...deps, sessions });
   return [
-    ...userRoutes(createUserService({ ...deps, sessions })),
-    ...roleRoutes(createRoleService(deps)),
+    ...userRoutes(users),
+    ...roleRoutes(users),
     ...sessionRoutes(sessions),
     ...auditRoutes(createAuditService(deps)),
   ];

@@ -1,9 +1,10 @@
 import { defineRoute, type AdminRoute } from '../http/admin-router.js';
 import { createRoleBody, pageOf, pageQuery, roleSchema } from './admin.schemas.js';
-import type { RoleService } from './role.service.js';
+import { adminActor } from './admin-mutation.js';
+import type { UserService } from './user.service.js';
 
 /** `/admin/roles`: create and list roles. */
-export function roleRoutes(roles: RoleService): AdminRoute[] {
+export function roleRoutes(roles: UserService): AdminRoute[] {
   return [
     defineRoute({
       method: 'post',
@@ -14,7 +15,7 @@ export function roleRoutes(roles: RoleService): AdminRoute[] {
       status: 201,
       response: roleSchema,
       errors: { 400: ['invalid_request', 'invalid_json'], 409: ['role_exists'], 413: ['body_too_large'], 415: ['unsupported_media_type'] },
-      handle: ({ body, request }) => roles.create(request, body),
+      handle: ({ body, request }) => roles.createRole(body, adminActor(request)),
     }),
     defineRoute({
       method: 'get',
@@ -25,7 +26,7 @@ export function roleRoutes(roles: RoleService): AdminRoute[] {
       status: 200,
       response: pageOf(roleSchema, 'RolePage'),
       errors: { 400: ['invalid_request', 'invalid_cursor'] },
-      handle: ({ query }) => roles.list(query),
+      handle: ({ query }) => roles.listRoles(query),
     }),
   ];
 }

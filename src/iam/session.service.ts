@@ -3,10 +3,9 @@ import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { destroyAccountModels, listAccountSessions, type ModelPayload } from '../db/oidc-model.repository.js';
-import type { AdminRequest } from '../http/admin-router.js';
 import { sendBackchannelLogout } from '../oidc/logout.js';
 import { revokeSubjectTokens } from '../oidc/token-revocation.repository.js';
-import { DEFAULT_WRITERS, mutate, type MutationWriters } from './admin-mutation.js';
+import { DEFAULT_WRITERS, mutate, type Actor, type MutationWriters } from './admin-mutation.js';
 import { IamError } from './iam-errors.js';
 import { decodeCursor, toPage, type Page } from './pagination.js';
 import { findUserById } from './user.repository.js';
@@ -55,12 +54,31 @@ function authorizationsOf(session: ModelPayload): Array<[string, { sid?: string 
 /**
  * The database part of revoking a user: deletes their sessions, grants and the tokens and codes
  * of those grants, and sets their cut-off for JWT access tokens (and resume tokens exchanged from
- * them). Inside the caller's transaction; back-channel logout is the caller's, after commit.
+ * them). Inside the caller's transaction; `notify` (back-channel logout) is the caller's, after
+ * commit: `send` sends it for the destroyed sessions; without `send` it does nothing.
  */
-export async function revokeStoredTokens(trx: Transaction<Database>, userId: string) {
+async function revokeStored(
+  trx: Transaction<Database>,
+  userId: string,
+  send?: (sessions: ModelPayload[]) => Promise<Revocation['backchannel_logout']>,
+): Promise<RevokedInTransaction> {
   const destroyed = await destroyAccountModels(trx, userId);
   const cutOff = await revokeSubjectTokens(trx, userId);
-  return { destroyed, cutOff, sessionIds: destroyed.sessions.map((session) => String(session.uid ?? '')) };
+  return {
+    sessionIds: destroyed.sessions.map((session) => String(session.uid ?? '')),
+    counts: {
+      sessions_revoked: destroyed.sessions.length,
+      grants_revoked: destroyed.grantIds.length,
+      tokens_revoked: destroyed.tokens,
+      jwt_access_tokens_revoked_before: cutOff.toISOString(),
+    },
+    notify: async () => (send ? send(destroyed.sessions) : { sent: 0, failed: 0 }),
+  };
+}
+
+/** Revocation without back-channel logout, for callers without the running provider (the CLI). */
+export function revokeWithoutLogout(trx: Transaction<Database>, userId: string): Promise<RevokedInTransaction> {
+  return revokeStored(trx, userId);
 }
 
 /**
@@ -74,24 +92,17 @@ export function createSessionService(deps: SessionServiceDeps) {
   const writers = deps.writers ?? DEFAULT_WRITERS;
   const log = deps.logger.child({ component: 'revocation' });
 
-  async function revokeInTransaction(trx: Transaction<Database>, userId: string): Promise<RevokedInTransaction> {
-    const { destroyed, cutOff, sessionIds } = await revokeStoredTokens(trx, userId);
-    return {
-      sessionIds,
-      counts: {
-        sessions_revoked: destroyed.sessions.length,
-        grants_revoked: destroyed.grantIds.length,
-        tokens_revoked: destroyed.tokens,
-        jwt_access_tokens_revoked_before: cutOff.toISOString(),
-      },
-      async notify() {
-        const provider = deps.provider();
-        const outcomes = await Promise.all(destroyed.sessions.map((session) => sendBackchannelLogout(provider, session)));
-        const failed = outcomes.flatMap((outcome) => outcome.failed);
-        if (failed.length > 0) log.warn({ userId, clients: failed }, 'back-channel logout failed');
-        return { sent: outcomes.reduce((n, o) => n + o.notified.length, 0), failed: failed.length };
-      },
-    };
+  async function backchannelLogout(userId: string, sessions: ModelPayload[]): Promise<Revocation['backchannel_logout']> {
+    const provider = deps.provider();
+    const outcomes = await Promise.all(sessions.map((session) => sendBackchannelLogout(provider, session)));
+    const failed = outcomes.flatMap((outcome) => outcome.failed);
+    if (failed.length > 0) log.warn({ userId, clients: failed }, 'back-channel logout failed');
+    return { sent: outcomes.reduce((n, o) => n + o.notified.length, 0), failed: failed.length };
+  }
+
+  /** Revokes in the caller's transaction; `notify()` after the commit sends back-channel logout. */
+  function revokeInTransaction(trx: Transaction<Database>, userId: string): Promise<RevokedInTransaction> {
+    return revokeStored(trx, userId, (sessions) => backchannelLogout(userId, sessions));
   }
 
   return {
@@ -116,8 +127,8 @@ export function createSessionService(deps: SessionServiceDeps) {
     },
 
     /** `DELETE /admin/users/{id}/sessions`: revoke everything the user holds. */
-    async revokeAll(request: AdminRequest, userId: string): Promise<Revocation> {
-      const revoked = await mutate(deps.db, writers, request, async (trx) => {
+    async revokeAll(by: Actor, userId: string): Promise<Revocation> {
+      const revoked = await mutate(deps.db, writers, by, async (trx) => {
         if (!(await findUserById(trx, userId))) throw new IamError('user_not_found', 'no such user');
         const inTrx = await revokeInTransaction(trx, userId);
         return {
@@ -125,7 +136,7 @@ export function createSessionService(deps: SessionServiceDeps) {
           action: 'sessions.revoke',
           target: `user:${userId}`,
           details: inTrx.counts,
-          event: { type: 'session-revoked', userId, sessionIds: inTrx.sessionIds, initiatingEntity: 'admin', actor: request.caller.actor },
+          event: { type: 'session-revoked', userId, sessionIds: inTrx.sessionIds, initiatingEntity: by.initiatingEntity, actor: by.actor },
         };
       });
       const backchannel = await revoked.notify();

@@ -1,3 +1,4 @@
+import { adminActor } from './admin-mutation.js';
 import { defineRoute, type AdminRoute } from '../http/admin-router.js';
 import { pageOf, pageQuery, revocationSchema, sessionSchema, userPath } from './admin.schemas.js';
 import type { SessionService } from './session.service.js';
@@ -27,7 +28,7 @@ export function sessionRoutes(sessions: SessionService): AdminRoute[] {
       status: 200,
       response: revocationSchema,
       errors: { 400: ['invalid_request'], 404: ['user_not_found'] },
-      handle: ({ params, request }) => sessions.revokeAll(request, params.id),
+      handle: ({ params, request }) => sessions.revokeAll(adminActor(request), params.id),
     }),
   ];
 }

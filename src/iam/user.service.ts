@@ -2,17 +2,16 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import { AppError } from '../http/app-error.js';
 import { FieldError } from '../http/admin-errors.js';
-import type { AdminRequest } from '../http/admin-router.js';
-import { DEFAULT_WRITERS, mutate, type MutationWriters } from './admin-mutation.js';
+import { DEFAULT_WRITERS, mutate, type Actor, type MutationWriters } from './admin-mutation.js';
 import { IamError } from './iam-errors.js';
 import { decodeCursor, toPage, type Page } from './pagination.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { assertPasswordAcceptable } from './password-policy.js';
-import { assignRole, roleExists, rolesOfUser, unassignRole } from './role.repository.js';
-import type { SessionService } from './session.service.js';
-import { findUserById, insertUser, listUsers, updateDisabled, updatePasswordHash, type User } from './user.repository.js';
+import { assignRole, insertRole, listRoles, roleExists, rolesOfUser, ROLE_NAME, unassignRole, type Role } from './role.repository.js';
+import { revokeWithoutLogout, type SessionService } from './session.service.js';
+import { findUserById, findUserByUsername, insertUser, listUsers, updateDisabled, updatePasswordHash, type User } from './user.repository.js';
 
-/** A user as the admin API shows it. */
+/** A user as the admin API shows it (and the CLI prints it). */
 export interface UserView {
   id: string;
   username: string;
@@ -39,18 +38,49 @@ export function toUserView(user: User): UserView {
   };
 }
 
+export interface RoleView {
+  name: string;
+  description: string | null;
+  created_at: string;
+}
+
+const toRoleView = (role: Role): RoleView => ({ name: role.name, description: role.description, created_at: role.createdAt.toISOString() });
+
+/** A user named by id (admin API) or by username (CLI). */
+export type UserRef = { id: string } | { username: string };
+
+export interface NewUserInput {
+  username: string;
+  email?: string | null;
+  /** Checked against the password policy; omitted: the account cannot log in with a password yet. */
+  password?: string;
+  roles?: string[];
+}
+
+/** A status or role change: the user after it, and whether anything changed (repeating one is not an error). */
+export interface UserChange {
+  user: UserView;
+  changed: boolean;
+}
+
 export interface UserServiceDeps {
   db: Kysely<Database>;
   hasher: PasswordHasher;
-  sessions: SessionService;
+  /**
+   * The running server's session service: disabling then also sends back-channel logout after
+   * the commit. Without it (CLI, seeding) disabling revokes sessions, grants and tokens in the
+   * same transaction but sends no back-channel logout (that needs the running provider).
+   */
+  sessions?: Pick<SessionService, 'revokeInTransaction'>;
+  /** Audit and outbox writers (the real repositories unless a test injects a failure). */
   writers?: MutationWriters;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * Checks the password policy (`weak_password` names the field), then hashes with argon2id off the
- * transaction (it takes tens of milliseconds); a full queue is 503.
+ * Checks the password policy (`weak_password` names the field), then hashes with argon2id before
+ * the transaction opens (it takes tens of milliseconds); a full queue is 503.
  */
 async function hashPassword(hasher: PasswordHasher, password: string, username: string): Promise<string> {
   try {
@@ -69,20 +99,41 @@ async function hashPassword(hasher: PasswordHasher, password: string, username: 
   }
 }
 
-async function requireUser(db: Parameters<typeof findUserById>[0], id: string): Promise<User> {
-  const user = await findUserById(db, id);
-  if (!user) throw new IamError('user_not_found', 'no such user');
+async function requireUser(db: Parameters<typeof findUserById>[0], ref: UserRef): Promise<User> {
+  const user = 'id' in ref ? await findUserById(db, ref.id) : await findUserByUsername(db, ref.username);
+  if (!user) throw new IamError('user_not_found', 'id' in ref ? 'no such user' : `no user "${ref.username}"`);
   return user;
 }
 
-/** Users: create, read, disable (revoking their sessions), enable, set password, roles. */
+const reasonOf = (reason?: string) => (reason ? { reason } : {});
+
+/**
+ * Users and roles, for the admin API and the CLI alike: each change, its audit record and its IAM
+ * event (outbox) commit in ONE transaction, or not at all.
+ */
 export function createUserService(deps: UserServiceDeps) {
   const writers = deps.writers ?? DEFAULT_WRITERS;
   const { db } = deps;
+  const revoke = deps.sessions ? deps.sessions.revokeInTransaction : revokeWithoutLogout;
+
+  async function changeRole(ref: UserRef, role: string, assign: boolean, by: Actor): Promise<UserChange> {
+    return mutate(db, writers, by, async (trx) => {
+      const { id } = await requireUser(trx, ref);
+      const changed = assign ? await assignRole(trx, id, role) : await unassignRole(trx, id, role);
+      const roles = await rolesOfUser(trx, id);
+      return {
+        result: { user: toUserView(await requireUser(trx, { id })), changed },
+        action: assign ? 'user.role.assign' : 'user.role.unassign',
+        target: `user:${id}`,
+        details: { role, changed },
+        event: { type: 'roles-changed', userId: id, roles, initiatingEntity: by.initiatingEntity, actor: by.actor },
+      };
+    });
+  }
 
   return {
     async get(id: string): Promise<UserView> {
-      return toUserView(await requireUser(db, id));
+      return toUserView(await requireUser(db, { id }));
     },
 
     async list(page: { limit: number; cursor?: string }): Promise<Page<UserView>> {
@@ -90,25 +141,25 @@ export function createUserService(deps: UserServiceDeps) {
       return toPage(await listUsers(db, { limit: page.limit + 1, after }), page.limit, (user) => user.id, toUserView);
     },
 
-    async create(request: AdminRequest, input: { username: string; email?: string | null; password?: string; roles?: string[] }): Promise<UserView> {
+    async create(input: NewUserInput, by: Actor): Promise<UserView> {
       const roles = [...new Set(input.roles ?? [])].sort();
       const passwordHash = input.password === undefined ? null : await hashPassword(deps.hasher, input.password, input.username);
       try {
-        return await mutate(db, writers, request, async (trx) => {
+        return await mutate(db, writers, by, async (trx) => {
           const unknown = [];
           for (const [index, role] of (input.roles ?? []).entries()) {
             if (!(await roleExists(trx, role))) unknown.push({ in: 'body' as const, field: `roles.${index}`, message: `no role "${role}"` });
           }
-          if (unknown.length > 0) throw new FieldError('role_not_found', 'unknown roles', unknown);
+          if (unknown.length > 0) throw new FieldError('role_not_found', unknown.map((issue) => issue.message).join(', '), unknown);
           const created = await insertUser(trx, { username: input.username, email: input.email ?? null, passwordHash });
           for (const role of roles) await assignRole(trx, created.id, role);
-          const user = roles.length > 0 ? await requireUser(trx, created.id) : created;
+          const user = roles.length > 0 ? await requireUser(trx, { id: created.id }) : created;
           return {
             result: toUserView(user),
             action: 'user.create',
             target: `user:${user.id}`,
             details: { username: user.username, roles, password_set: passwordHash !== null },
-            event: { type: 'account-created', userId: user.id, roles, initiatingEntity: 'admin', actor: request.caller.actor },
+            event: { type: 'account-created', userId: user.id, roles, initiatingEntity: by.initiatingEntity, actor: by.actor },
           };
         });
       } catch (error) {
@@ -119,83 +170,79 @@ export function createUserService(deps: UserServiceDeps) {
       }
     },
 
-    /** Disables the user and revokes everything they hold, in the same transaction. */
-    async disable(request: AdminRequest, id: string, reason?: string): Promise<UserView> {
-      const { user, notify } = await mutate(db, writers, request, async (trx) => {
-        await requireUser(trx, id);
-        const changed = await updateDisabled(trx, id, true);
-        const revoked = await deps.sessions.revokeInTransaction(trx, id);
-        return {
-          result: { user: await requireUser(trx, id), notify: revoked.notify },
-          action: 'user.disable',
-          target: `user:${id}`,
-          details: { changed, ...revoked.counts, ...(reason ? { reason } : {}) },
-          event: { type: 'account-disabled', userId: id, sessionIds: revoked.sessionIds, initiatingEntity: 'admin', actor: request.caller.actor, ...(reason ? { reasonAdmin: reason } : {}) },
-        };
-      });
-      await notify();
-      return toUserView(user);
-    },
-
-    async enable(request: AdminRequest, id: string, reason?: string): Promise<UserView> {
-      return mutate(db, writers, request, async (trx) => {
-        await requireUser(trx, id);
-        const changed = await updateDisabled(trx, id, false);
-        return {
-          result: toUserView(await requireUser(trx, id)),
-          action: 'user.enable',
-          target: `user:${id}`,
-          details: { changed, ...(reason ? { reason } : {}) },
-          event: { type: 'account-enabled', userId: id, initiatingEntity: 'admin', actor: request.caller.actor, ...(reason ? { reasonAdmin: reason } : {}) },
-        };
-      });
-    },
-
-    async setPassword(request: AdminRequest, id: string, password: string): Promise<void> {
-      const user = await requireUser(db, id);
+    async setPassword(ref: UserRef, password: string, by: Actor): Promise<void> {
+      const user = await requireUser(db, ref);
       const hash = await hashPassword(deps.hasher, password, user.username);
-      await mutate(db, writers, request, async (trx) => {
-        const before = await requireUser(trx, id);
-        await updatePasswordHash(trx, id, hash);
+      await mutate(db, writers, by, async (trx) => {
+        const before = await requireUser(trx, { id: user.id });
+        await updatePasswordHash(trx, user.id, hash);
         const changeType = before.passwordChangedAt === null ? 'create' : 'update';
         return {
           result: undefined,
           action: 'user.password.set',
-          target: `user:${id}`,
+          target: `user:${user.id}`,
           details: { change: changeType },
-          event: { type: 'credential-changed', userId: id, credentialType: 'password', changeType, initiatingEntity: 'admin', actor: request.caller.actor },
+          event: { type: 'credential-changed', userId: user.id, credentialType: 'password', changeType, initiatingEntity: by.initiatingEntity, actor: by.actor },
         };
       });
     },
 
-    async assignRole(request: AdminRequest, id: string, role: string): Promise<UserView> {
-      return mutate(db, writers, request, async (trx) => {
-        await requireUser(trx, id);
-        const changed = await assignRole(trx, id, role);
-        const roles = await rolesOfUser(trx, id);
+    /** Disables the user and revokes everything they hold, in the same transaction (back-channel logout after the commit, when wired). */
+    async disable(ref: UserRef, by: Actor, reason?: string): Promise<UserChange> {
+      const { change, notify } = await mutate(db, writers, by, async (trx) => {
+        const { id } = await requireUser(trx, ref);
+        const changed = await updateDisabled(trx, id, true);
+        const revoked = await revoke(trx, id);
         return {
-          result: toUserView(await requireUser(trx, id)),
-          action: 'user.role.assign',
+          result: { change: { user: toUserView(await requireUser(trx, { id })), changed }, notify: revoked.notify },
+          action: 'user.disable',
           target: `user:${id}`,
-          details: { role, changed },
-          event: { type: 'roles-changed', userId: id, roles, initiatingEntity: 'admin', actor: request.caller.actor },
+          details: { changed, ...revoked.counts, ...reasonOf(reason) },
+          event: { type: 'account-disabled', userId: id, sessionIds: revoked.sessionIds, initiatingEntity: by.initiatingEntity, actor: by.actor, ...(reason ? { reasonAdmin: reason } : {}) },
+        };
+      });
+      await notify();
+      return change;
+    },
+
+    async enable(ref: UserRef, by: Actor, reason?: string): Promise<UserChange> {
+      return mutate(db, writers, by, async (trx) => {
+        const { id } = await requireUser(trx, ref);
+        const changed = await updateDisabled(trx, id, false);
+        return {
+          result: { user: toUserView(await requireUser(trx, { id })), changed },
+          action: 'user.enable',
+          target: `user:${id}`,
+          details: { changed, ...reasonOf(reason) },
+          event: { type: 'account-enabled', userId: id, initiatingEntity: by.initiatingEntity, actor: by.actor, ...(reason ? { reasonAdmin: reason } : {}) },
         };
       });
     },
 
-    async unassignRole(request: AdminRequest, id: string, role: string): Promise<UserView> {
-      return mutate(db, writers, request, async (trx) => {
-        await requireUser(trx, id);
-        const changed = await unassignRole(trx, id, role);
-        const roles = await rolesOfUser(trx, id);
-        return {
-          result: toUserView(await requireUser(trx, id)),
-          action: 'user.role.unassign',
-          target: `user:${id}`,
-          details: { role, changed },
-          event: { type: 'roles-changed', userId: id, roles, initiatingEntity: 'admin', actor: request.caller.actor },
-        };
-      });
+    /** Idempotent: `changed` says whether the user did not have the role. */
+    assignRole: (ref: UserRef, role: string, by: Actor) => changeRole(ref, role, true, by),
+
+    /** Idempotent: `changed` says whether the user had the role. */
+    unassignRole: (ref: UserRef, role: string, by: Actor) => changeRole(ref, role, false, by),
+
+    async listRoles(page: { limit: number; cursor?: string }): Promise<Page<RoleView>> {
+      const after = decodeCursor(page.cursor, (key) => ROLE_NAME.test(key));
+      return toPage(await listRoles(db, { limit: page.limit + 1, after }), page.limit, (role) => role.name, toRoleView);
+    },
+
+    async createRole(input: { name: string; description?: string | null }, by: Actor): Promise<RoleView> {
+      try {
+        return await mutate(db, writers, by, async (trx) => {
+          const role = await insertRole(trx, input.name, input.description ?? null);
+          // A new role is assigned to nobody yet: no user's state changed, so no IAM event.
+          return { result: toRoleView(role), action: 'role.create', target: `role:${role.name}` };
+        });
+      } catch (error) {
+        if (error instanceof IamError && error.code === 'role_exists') {
+          throw new FieldError('role_exists', error.message, [{ in: 'body', field: 'name', message: 'already exists' }], { status: 409, cause: error });
+        }
+        throw error;
+      }
     },
   };
 }

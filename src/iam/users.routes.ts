@@ -1,5 +1,6 @@
 import { defineRoute, type AdminRoute } from '../http/admin-router.js';
 import { createUserBody, pageOf, pageQuery, setPasswordBody, statusChangeBody, userPath, userRolePath, userSchema } from './admin.schemas.js';
+import { adminActor } from './admin-mutation.js';
 import type { UserService } from './user.service.js';
 
 /** `/admin/users`: create, list, read, disable, enable, set password, assign and remove roles. */
@@ -14,7 +15,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       status: 201,
       response: userSchema,
       errors: { 400: ['invalid_request', 'invalid_json', 'role_not_found', 'weak_password'], 409: ['username_taken'], 413: ['body_too_large'], 415: ['unsupported_media_type'], 503: ['temporarily_unavailable'] },
-      handle: ({ body, request }) => users.create(request, body),
+      handle: ({ body, request }) => users.create(body, adminActor(request)),
     }),
     defineRoute({
       method: 'get',
@@ -49,7 +50,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       status: 200,
       response: userSchema,
       errors: { 400: ['invalid_request', 'invalid_json'], 404: ['user_not_found'], 413: ['body_too_large'], 415: ['unsupported_media_type'] },
-      handle: ({ params, body, request }) => users.disable(request, params.id, body.reason),
+      handle: async ({ params, body, request }) => (await users.disable({ id: params.id }, adminActor(request), body.reason)).user,
     }),
     defineRoute({
       method: 'post',
@@ -62,7 +63,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       status: 200,
       response: userSchema,
       errors: { 400: ['invalid_request', 'invalid_json'], 404: ['user_not_found'], 413: ['body_too_large'], 415: ['unsupported_media_type'] },
-      handle: ({ params, body, request }) => users.enable(request, params.id, body.reason),
+      handle: async ({ params, body, request }) => (await users.enable({ id: params.id }, adminActor(request), body.reason)).user,
     }),
     defineRoute({
       method: 'put',
@@ -73,7 +74,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       body: setPasswordBody,
       status: 204,
       errors: { 400: ['invalid_request', 'invalid_json', 'weak_password'], 404: ['user_not_found'], 413: ['body_too_large'], 415: ['unsupported_media_type'], 503: ['temporarily_unavailable'] },
-      handle: ({ params, body, request }) => users.setPassword(request, params.id, body.password),
+      handle: ({ params, body, request }) => users.setPassword({ id: params.id }, body.password, adminActor(request)),
     }),
     defineRoute({
       method: 'put',
@@ -84,7 +85,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       status: 200,
       response: userSchema,
       errors: { 400: ['invalid_request'], 404: ['user_not_found', 'role_not_found'] },
-      handle: ({ params, request }) => users.assignRole(request, params.id, params.role),
+      handle: async ({ params, request }) => (await users.assignRole({ id: params.id }, params.role, adminActor(request))).user,
     }),
     defineRoute({
       method: 'delete',
@@ -95,7 +96,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       status: 200,
       response: userSchema,
       errors: { 400: ['invalid_request'], 404: ['user_not_found', 'role_not_found'] },
-      handle: ({ params, request }) => users.unassignRole(request, params.id, params.role),
+      handle: async ({ params, request }) => (await users.unassignRole({ id: params.id }, params.role, adminActor(request))).user,
     }),
   ];
 }

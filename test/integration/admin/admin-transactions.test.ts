@@ -1,10 +1,9 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MutationWriters } from '../../../src/iam/admin-mutation.js';
+import { adminActor, type MutationWriters } from '../../../src/iam/admin-mutation.js';
 import { writeAudit } from '../../../src/iam/audit.repository.js';
 import { recordEvent } from '../../../src/events/outbox.repository.js';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
-import { createRoleService } from '../../../src/iam/role.service.js';
 import { createSessionService } from '../../../src/iam/session.service.js';
 import { createUserService } from '../../../src/iam/user.service.js';
 import type { AdminRequest } from '../../../src/http/admin-router.js';
@@ -93,6 +92,7 @@ describe('a failure after the IAM write rolls back the change, its audit record 
     clientAddress: '127.0.0.1',
     requestId: 'transaction-test',
   };
+  const by = adminActor(request);
 
   /** Real writers that fail at `where` after the IAM write and (for the event) after the audit row. */
   function failing(where: 'audit' | 'event'): MutationWriters {
@@ -114,27 +114,26 @@ describe('a failure after the IAM write rolls back the change, its audit record 
     const sessions = createSessionService({ db, provider: () => app.custos.provider(), logger: app.custos.logger, writers });
     return {
       users: createUserService({ db, hasher: createPasswordHasher({ cost: { memoryCost: 1024, timeCost: 1, parallelism: 1 } }), sessions, writers }),
-      roles: createRoleService({ db, writers }),
       sessions,
     };
   }
 
   it('for every mutation, whichever write fails', async () => {
     const ok = services({ writeAudit, recordEvent });
-    await ok.roles.create(request, { name: 'tx-role' });
-    const user = await ok.users.create(request, { username: 'tx-user', password: 'long enough password' });
+    await ok.users.createRole({ name: 'tx-role' }, by);
+    const user = await ok.users.create({ username: 'tx-user', password: 'long enough password' }, by);
     for (const where of ['audit', 'event'] as const) {
-      const { users, roles, sessions } = services(failing(where));
+      const { users, sessions } = services(failing(where));
       const mutations: Array<[string, () => Promise<unknown>, (() => Promise<unknown>)?]> = [
-        ['user.create', () => users.create(request, { username: `tx-new-${where}`, roles: ['tx-role'] })],
-        ['user.disable', () => users.disable(request, user.id)],
-        ['user.enable', () => users.enable(request, user.id), () => ok.users.disable(request, user.id)],
-        ['user.password.set', () => users.setPassword(request, user.id, 'a different password')],
-        ['user.role.assign', () => users.assignRole(request, user.id, 'tx-role'), () => ok.users.enable(request, user.id)],
-        ['user.role.unassign', () => users.unassignRole(request, user.id, 'tx-role'), () => ok.users.assignRole(request, user.id, 'tx-role')],
-        ['sessions.revoke', () => sessions.revokeAll(request, user.id)],
+        ['user.create', () => users.create({ username: `tx-new-${where}`, roles: ['tx-role'] }, by)],
+        ['user.disable', () => users.disable(user, by)],
+        ['user.enable', () => users.enable(user, by), () => ok.users.disable(user, by)],
+        ['user.password.set', () => users.setPassword(user, 'a different password', by)],
+        ['user.role.assign', () => users.assignRole(user, 'tx-role', by), () => ok.users.enable(user, by)],
+        ['user.role.unassign', () => users.unassignRole(user, 'tx-role', by), () => ok.users.assignRole(user, 'tx-role', by)],
+        ['sessions.revoke', () => sessions.revokeAll(by, user.id)],
         // role.create writes no event: only the audit failure applies to it.
-        ...(where === 'audit' ? [['role.create', () => roles.create(request, { name: `tx-other-${where}` })] as [string, () => Promise<unknown>]] : []),
+        ...(where === 'audit' ? [['role.create', () => users.createRole({ name: `tx-other-${where}` }, by)] as [string, () => Promise<unknown>]] : []),
       ];
       for (const [name, run, prepare] of mutations) {
         await prepare?.();
@@ -146,7 +145,7 @@ describe('a failure after the IAM write rolls back the change, its audit record 
         expect(await ok.users.get(user.id)).toEqual(stateBefore);
         expect(await app.custos.db.selectFrom('iam_user').select('password_hash').where('id', '=', user.id).executeTakeFirstOrThrow()).toEqual(hashBefore);
       }
-      await ok.users.unassignRole(request, user.id, 'tx-role');
+      await ok.users.unassignRole(user, 'tx-role', by);
     }
     expect(await app.custos.db.selectFrom('iam_user').select('username').where('username', 'like', 'tx-new-%').execute()).toEqual([]);
   });

@@ -103,10 +103,10 @@ describe('custos users / roles against DATABASE_URL', () => {
     expect((await inProcess(['users', 'add-role', '--username', 'zoe', '--role', 'orders-reader'], { env })).stdout).toContain('now has role orders-reader');
 
     const audit = await db.selectFrom('audit_log').select(['actor', 'action', 'target', 'outcome']).orderBy('id').execute();
-    expect(audit.map((row) => row.action)).toEqual(['role.create', 'user.create', 'user.password.set', 'user.disable', 'user.enable', 'user.role.remove', 'user.role.add']);
+    expect(audit.map((row) => row.action)).toEqual(['role.create', 'user.create', 'user.password.set', 'user.disable', 'user.enable', 'user.role.unassign', 'user.role.assign']);
     expect(audit.every((row) => row.actor === 'cli' && row.outcome === 'success')).toBe(true);
     const events = await db.selectFrom('event_outbox').select(['type', 'subject']).orderBy('id').execute();
-    expect(events.map((event) => event.type)).toEqual(['roles-changed', 'credential-changed', 'account-disabled', 'account-enabled', 'roles-changed', 'roles-changed']);
+    expect(events.map((event) => event.type)).toEqual(['account-created', 'credential-changed', 'account-disabled', 'account-enabled', 'roles-changed', 'roles-changed']);
     expect(events.every((event) => event.subject === user.id)).toBe(true);
   }, 120_000);
 

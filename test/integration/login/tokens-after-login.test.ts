@@ -62,13 +62,13 @@ describe('tokens from a real login', () => {
 
   it('a disabled user gets no more tokens at refresh', async () => {
     const session = await freshLogin();
-    await login.users.setDisabled({ id: userId }, true, { actor: 'cli', initiatingEntity: 'admin' });
+    await login.users.disable({ id: userId }, { actor: 'cli', initiatingEntity: 'admin' });
     try {
       const refused = await refresh(session.refreshToken!);
       expect(refused.status).toBe(400);
       expect(refused.body.error).toBe('invalid_grant');
     } finally {
-      await login.users.setDisabled({ id: userId }, false, { actor: 'cli', initiatingEntity: 'admin' });
+      await login.users.enable({ id: userId }, { actor: 'cli', initiatingEntity: 'admin' });
     }
   });
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../../src/db/create-db.js';
 import type { Database } from '../../../src/db/database.js';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
-import { createUsersService } from '../../../src/iam/users.service.js';
+import { createUserService } from '../../../src/iam/user.service.js';
 import { rotateSigningKeys } from '../../../src/keys/signing-keys.js';
 import { DEMO } from '../../helpers/app.js';
 import { CLUSTER_ISSUER, startCluster, type Cluster, type CookieJar, type Instance } from '../../helpers/instances.js';
@@ -26,10 +26,10 @@ beforeAll(async () => {
   cluster = await startCluster(2, { env: { LOGIN_DELAY_MS: '0' } });
   [a, b] = cluster.instances as [Instance, Instance];
   db = createDb(cluster.databaseUrl, { max: 2 });
-  const users = createUsersService({ db, hasher: createPasswordHasher() });
+  const users = createUserService({ db, hasher: createPasswordHasher() });
   const by = { actor: 'test', initiatingEntity: 'admin' as const };
-  await users.createRole('orders-reader', null, by);
-  for (const username of ['bob', 'mallory-target']) await users.createUser({ username, password: PASSWORD, roles: ['orders-reader'] }, by);
+  await users.createRole({ name: 'orders-reader' }, by);
+  for (const username of ['bob', 'mallory-target']) await users.create({ username, password: PASSWORD, roles: ['orders-reader'] }, by);
 }, 90_000);
 
 afterAll(async () => {
