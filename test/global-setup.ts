@@ -1,10 +1,10 @@
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded-postgres.js';
 import { missingPulsarPrerequisites, startPulsarStandalone, type PulsarStandalone } from '../scripts/pulsar/pulsar-standalone.js';
+import { freePort } from '../scripts/free-port.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -13,17 +13,6 @@ declare module 'vitest' {
     /** The run's Pulsar broker (test/helpers/pulsar.ts waits for it), or why there is none. */
     pulsar: { statusFile: string } | { unavailable: string };
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 let embedded: EmbeddedDatabase | undefined;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { PRIVATE_KEY_MODE, readOptionalFile, writeFileAtomic } from '../pki/files.js';
 
 /** Keys that sign oidc-provider's cookies: the first signs, every one verifies (rotation). */
 export type CookieKeys = string[];
@@ -21,13 +21,8 @@ function generateCookieKey(): string {
 /** Reads the cookie keys file; `undefined` when it does not exist. */
 export async function readCookieKeys(keysDir: string): Promise<CookieKeys | undefined> {
   const file = cookieKeysFile(keysDir);
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const text = await readOptionalFile(file);
+  if (text === undefined) return undefined;
   let keys: unknown;
   try {
     keys = JSON.parse(text);
@@ -41,11 +36,7 @@ export async function readCookieKeys(keysDir: string): Promise<CookieKeys | unde
 }
 
 async function writeCookieKeys(keysDir: string, keys: CookieKeys): Promise<void> {
-  const file = cookieKeysFile(keysDir);
-  await fs.mkdir(keysDir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, `${JSON.stringify(keys)}\n`, { mode: 0o600 });
-  await fs.rename(tmp, file);
+  await writeFileAtomic(cookieKeysFile(keysDir), `${JSON.stringify(keys)}\n`, PRIVATE_KEY_MODE);
 }
 
 /**

@@ -1,5 +1,5 @@
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { PRIVATE_KEY_MODE, readOptionalFile, writeFileAtomic } from '../pki/files.js';
 import { NodeEs256SigningKey } from './node-signing-key.js';
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, type JWK, type JWTVerifyGetKey } from 'jose';
 
@@ -31,13 +31,8 @@ function fileOf(dir: string, stage: (typeof STAGES)[number]): string {
 }
 
 async function readKey(file: string): Promise<SigningJwk | undefined> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const text = await readOptionalFile(file);
+  if (text === undefined) return undefined;
   const jwk = JSON.parse(text) as Partial<SigningJwk>;
   if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string' || typeof jwk.kid !== 'string' || !jwk.kid) {
     throw new Error(`${file}: expected an ES256 private JWK (kty EC, crv P-256, d, kid)`);
@@ -46,10 +41,7 @@ async function readKey(file: string): Promise<SigningJwk | undefined> {
 }
 
 async function writeKey(file: string, jwk: SigningJwk): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, `${JSON.stringify(jwk, null, 2)}\n`, { mode: 0o600 });
-  await fs.rename(tmp, file);
+  await writeFileAtomic(file, `${JSON.stringify(jwk, null, 2)}\n`, PRIVATE_KEY_MODE);
 }
 
 /**

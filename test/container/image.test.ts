@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLocalJWKSet, jwtVerify } from 'jose';
@@ -10,22 +9,12 @@ import { x5tS256 } from '../../src/pki/thumbprint.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { buildah, CACHE_DIR, ensureBaseImage, ensureTools, sh } from './buildah.js';
 import { checkoutImage, type Mount, type Rootfs } from './run-image.js';
+import { freePort } from '../../scripts/free-port.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const IMAGE = `localhost/custos-test:${process.pid}`;
 const UID = 10001;
 const log = (message: string) => process.stderr.write(`[test:container] ${message}\n`);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 let rootfs: Rootfs | undefined;
 let work: string;

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,6 +9,7 @@ import { initSigningKeys } from '../../src/keys/signing-keys.js';
 import { ensureDevPki, type DevPki } from '../../src/pki/dev-pki.js';
 import { formBody } from './app.js';
 import { createTestDatabase } from './database.js';
+import { freePort } from '../../scripts/free-port.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** The address clients use (a load balancer's): every instance has this issuer. */
@@ -57,17 +57,6 @@ export interface Cluster {
   /** Starts one more instance (named after the next letter) with the same settings and adds it to `instances`. */
   add(): Promise<Instance>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -11,6 +10,7 @@ import type { Database } from '../../../src/db/database.js';
 import { startEmbeddedPostgres } from '../../../src/db/embedded-postgres.js';
 import { registerUsersCommands } from '../../../src/cli/users.command.js';
 import { createTestDatabase } from '../../helpers/database.js';
+import { freePort } from '../../../scripts/free-port.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 
@@ -125,17 +125,6 @@ describe('custos users / roles against DATABASE_URL', () => {
     expect(await db.selectFrom('iam_user').select('username').where('username', '=', 'yann').execute()).toEqual([]);
   }, 120_000);
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('custos users with the embedded PostgreSQL', () => {
   let dataDir: string;

@@ -1,24 +1,17 @@
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb } from '../../../src/db/create-db.js';
 import type { Database } from '../../../src/db/database.js';
-import { migrateToLatest } from '../../../src/db/migrator.js';
 import type { IamEvent } from '../../../src/events/iam-event.js';
 import { assignSequenceIds, findUnacknowledged, markPublished, outboxBacklog, prunePublished, recordEvent } from '../../../src/events/outbox.repository.js';
-import { createTestDatabase } from '../../helpers/database.js';
+import { createMigratedDatabase } from '../../helpers/database.js';
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let db: Kysely<Database>;
+let close: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  db = createDb(database.url, { max: 4 });
-  await migrateToLatest(db);
+  ({ db, close } = await createMigratedDatabase());
 });
-afterAll(async () => {
-  await db?.destroy();
-  await database?.drop();
-});
+afterAll(() => close?.());
 
 const disabled = (userId: string): IamEvent => ({ type: 'account-disabled', userId, initiatingEntity: 'admin' });
 const record = (event: IamEvent) => db.transaction().execute((trx) => recordEvent(trx, event));

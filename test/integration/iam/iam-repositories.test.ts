@@ -1,8 +1,6 @@
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb } from '../../../src/db/create-db.js';
 import type { Database } from '../../../src/db/database.js';
-import { migrateToLatest } from '../../../src/db/migrator.js';
 import { recordEvent } from '../../../src/events/outbox.repository.js';
 import { listAudit, writeAudit } from '../../../src/iam/audit.repository.js';
 import { assignRole, insertRole, listRoles, rolesOfUser, unassignRole } from '../../../src/iam/role.repository.js';
@@ -15,20 +13,15 @@ import {
   updateDisabled,
   updatePasswordHash,
 } from '../../../src/iam/user.repository.js';
-import { createTestDatabase } from '../../helpers/database.js';
+import { createMigratedDatabase } from '../../helpers/database.js';
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let db: Kysely<Database>;
+let close: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  db = createDb(database.url, { max: 4 });
-  await migrateToLatest(db);
+  ({ db, close } = await createMigratedDatabase());
 });
-afterAll(async () => {
-  await db?.destroy();
-  await database?.drop();
-});
+afterAll(() => close?.());
 
 describe('users', () => {
   it('usernames are unique case-insensitively and looked up in any case', async () => {

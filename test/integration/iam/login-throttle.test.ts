@@ -1,22 +1,16 @@
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb } from '../../../src/db/create-db.js';
 import type { Database } from '../../../src/db/database.js';
-import { migrateToLatest } from '../../../src/db/migrator.js';
 import { createLoginThrottle } from '../../../src/iam/login-throttle.repository.js';
-import { createTestDatabase } from '../../helpers/database.js';
+import { createMigratedDatabase } from '../../helpers/database.js';
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let db: Kysely<Database>;
+let close: (() => Promise<void>) | undefined;
+
 beforeAll(async () => {
-  database = await createTestDatabase();
-  db = createDb(database.url, { max: 4 });
-  await migrateToLatest(db);
+  ({ db, close } = await createMigratedDatabase());
 });
-afterAll(async () => {
-  await db?.destroy();
-  await database?.drop();
-});
+afterAll(() => close?.());
 
 const options = { maxFailuresPerAccount: 3, maxFailuresPerAddress: 5, windowSeconds: 60, lockSeconds: 30, delayMs: 100 };
 

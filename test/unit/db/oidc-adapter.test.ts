@@ -3,28 +3,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { AdapterConstructor, AdapterPayload } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb } from '../../../src/db/create-db.js';
 import type { Database } from '../../../src/db/database.js';
-import { migrateToLatest } from '../../../src/db/migrator.js';
 import { findModel, purgeExpiredModels, upsertModel } from '../../../src/db/oidc-model.repository.js';
 import { createKyselyAdapter } from '../../../src/oidc/kysely-adapter.js';
-import { createTestDatabase } from '../../helpers/database.js';
+import { createMigratedDatabase } from '../../helpers/database.js';
 
 // Real PostgreSQL: a fresh database for this file, migrated with the real migrations.
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let db: Kysely<Database>;
+let close: (() => Promise<void>) | undefined;
 let Adapter: AdapterConstructor;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  db = createDb(database.url, { max: 4 });
-  await migrateToLatest(db);
+  ({ db, close } = await createMigratedDatabase());
   Adapter = createKyselyAdapter(db);
 });
-afterAll(async () => {
-  await db?.destroy();
-  await database?.drop();
-});
+afterAll(() => close?.());
 
 const id = () => randomUUID();
 
