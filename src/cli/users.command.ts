@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load-config.js';
 import { migrateToLatest } from '../db/migrator.js';
 import { openDatabase } from '../db/open-database.js';
-import { createPasswordHasher } from '../iam/password-hasher.js';
+import { argon2CostOf, createPasswordHasher } from '../iam/password-hasher.js';
 import type { Actor } from '../iam/admin-mutation.js';
 import { createUserService, type UserService } from '../iam/user.service.js';
 
@@ -28,11 +28,10 @@ async function password(options: { passwordStdin?: boolean }, read: () => Promis
  */
 async function withUsers<T>(work: (users: UserService) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const { env } = config;
   const { db, close } = await openDatabase(config, process.cwd());
   try {
     await migrateToLatest(db);
-    const hasher = createPasswordHasher({ cost: { memoryCost: env.ARGON2_MEMORY_KIB, timeCost: env.ARGON2_TIME_COST, parallelism: env.ARGON2_PARALLELISM } });
+    const hasher = createPasswordHasher({ cost: argon2CostOf(config.env) });
     return await work(createUserService({ db, hasher }));
   } finally {
     await close();

@@ -1,4 +1,5 @@
 import argon2 from 'argon2';
+import type { Env } from '../config/env.js';
 import { createConcurrencyLimit } from './concurrency-limit.js';
 
 /** argon2id cost (RFC 9106; defaults are OWASP's baseline: 19 MiB, t=2, p=1). */
@@ -10,6 +11,11 @@ export interface Argon2Cost {
 }
 
 export const DEFAULT_ARGON2_COST: Argon2Cost = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
+
+/** The argon2id cost configured by `ARGON2_MEMORY_KIB`, `ARGON2_TIME_COST`, `ARGON2_PARALLELISM`. */
+export function argon2CostOf(env: Pick<Env, 'ARGON2_MEMORY_KIB' | 'ARGON2_TIME_COST' | 'ARGON2_PARALLELISM'>): Argon2Cost {
+  return { memoryCost: env.ARGON2_MEMORY_KIB, timeCost: env.ARGON2_TIME_COST, parallelism: env.ARGON2_PARALLELISM };
+}
 
 export interface PasswordHasherOptions {
   cost?: Argon2Cost;

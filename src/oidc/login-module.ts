@@ -1,0 +1,44 @@
+import type { Kysely } from 'kysely';
+import type Provider from 'oidc-provider';
+import type { AppConfig } from '../config/load-config.js';
+import type { Database } from '../db/database.js';
+import { clientAddressOf } from '../http/client-address.js';
+import { createLoginThrottle } from '../iam/login-throttle.repository.js';
+import type { PasswordHasher } from '../iam/password-hasher.js';
+import { interactionRoutes } from './interactions.routes.js';
+
+export interface LoginDeps {
+  config: AppConfig;
+  db: Kysely<Database>;
+  provider: () => Provider;
+  hasher: PasswordHasher;
+  cookieKeys: readonly string[];
+  /** Proxies whose X-Forwarded-For is believed (TRUST_PROXY), for the throttle's client address. */
+  trustedProxies?: Parameters<typeof clientAddressOf>[0];
+}
+
+/**
+ * The login and consent pages (oidc-provider interactions) with the brute-force throttle
+ * configured from `LOGIN_*`; first-party clients (`first_party: true`) skip consent.
+ */
+export function createLoginRoutes(deps: LoginDeps) {
+  const { env, files } = deps.config;
+  const throttle = createLoginThrottle(deps.db, {
+    maxFailuresPerAccount: env.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+    maxFailuresPerAddress: env.LOGIN_MAX_FAILURES_PER_ADDRESS,
+    windowSeconds: env.LOGIN_FAILURE_WINDOW_SECONDS,
+    lockSeconds: env.LOGIN_LOCK_SECONDS,
+    delayMs: env.LOGIN_DELAY_MS,
+  });
+  const firstParty = new Set(files.clients.filter((client) => client.first_party).map((client) => client.client_id));
+  return interactionRoutes({
+    provider: deps.provider,
+    db: deps.db,
+    hasher: deps.hasher,
+    throttle,
+    cookieKeys: deps.cookieKeys,
+    firstParty: (clientId) => firstParty.has(clientId),
+    maxBodyBytes: env.BODY_LIMIT_BYTES,
+    clientAddress: clientAddressOf(deps.trustedProxies),
+  });
+}
