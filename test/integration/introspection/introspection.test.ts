@@ -1,8 +1,8 @@
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventPayloadHash } from '../../../src/verify/index.js';
-import { DEMO, formBody, startTestApp, type TestApp } from '../../helpers/app.js';
+import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
 import { mintUserAccessToken } from '../../helpers/tokens.js';
+import { tokenEndpoint } from '../../helpers/user-tokens.js';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -12,17 +12,8 @@ afterAll(async () => {
   await app?.stop();
 });
 
-async function post(path: '/token/introspection' | '/token/revocation', form: Record<string, string>, auth: { basic?: [string, string]; client?: string }) {
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-  if (auth.basic) headers.authorization = `Basic ${Buffer.from(auth.basic.join(':')).toString('base64')}`;
-  const response = await request(`${app.issuer}${path}`, {
-    method: 'POST',
-    headers,
-    body: formBody(auth.client ? { client_id: auth.client, ...form } : form),
-    dispatcher: auth.client ? app.clientAgent(auth.client) : app.agent(),
-  });
-  const text = await response.body.text();
-  return { status: response.statusCode, body: text ? JSON.parse(text) : undefined };
+function post(path: '/token/introspection' | '/token/revocation', form: Record<string, string>, auth: { basic?: [string, string]; client?: string }) {
+  return tokenEndpoint(app, path, form, auth);
 }
 
 function exchangeAsOrdersApi(subjectToken: string) {
