@@ -1,11 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { chmod, cp, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../../../scripts/free-port.js';
 import { createTestDatabase } from '../../helpers/database.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
@@ -23,14 +23,6 @@ const alive = (pid: number) => {
     return false;
   }
 };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * `npm start` exactly as the README says, on a fresh test database or (`embedded`) its own
