@@ -41,8 +41,8 @@ export interface MutationOutcome<T> {
 }
 
 /**
- * Runs one IAM mutation (admin API or CLI) in ONE database transaction: the IAM change (`change`), its audit
- * record and its outbox event commit together or not at all.
+ * Runs one IAM mutation (admin API or CLI) in ONE database transaction: the IAM change
+ * (`change`), its audit record and its outbox event commit together or not at all.
  */
 export async function mutate<T>(
   db: Kysely<Database>,
