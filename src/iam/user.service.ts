@@ -170,21 +170,28 @@ export function createUserService(deps: UserServiceDeps) {
       }
     },
 
+    /**
+     * Sets the password and, as after a compromise, revokes everything the user holds (sessions,
+     * grants, tokens; back-channel logout after the commit, when wired), in the same transaction:
+     * consumers treat the `credential-change` event as a revocation, and so does introspection.
+     */
     async setPassword(ref: UserRef, password: string, by: Actor): Promise<void> {
       const user = await requireUser(db, ref);
       const hash = await hashPassword(deps.hasher, password, user.username);
-      await mutate(db, writers, by, async (trx) => {
+      const notify = await mutate(db, writers, by, async (trx) => {
         const before = await requireUser(trx, { id: user.id });
         await updatePasswordHash(trx, user.id, hash);
+        const revoked = await revoke(trx, user.id);
         const changeType = before.passwordChangedAt === null ? 'create' : 'update';
         return {
-          result: undefined,
+          result: revoked.notify,
           action: 'user.password.set',
           target: `user:${user.id}`,
-          details: { change: changeType },
+          details: { change: changeType, ...revoked.counts },
           event: { type: 'credential-changed', userId: user.id, credentialType: 'password', changeType, initiatingEntity: by.initiatingEntity, actor: by.actor },
         };
       });
+      await notify();
     },
 
     /** Disables the user and revokes everything they hold, in the same transaction (back-channel logout after the commit, when wired). */

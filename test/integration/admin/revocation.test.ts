@@ -157,6 +157,22 @@ describe('DELETE /admin/users/{id}/sessions', () => {
   });
 });
 
+describe('PUT /admin/users/{id}/password', () => {
+  it('a new password revokes everything the user held, with back-channel logout', async () => {
+    const userId = await newUser('password-reset');
+    const holdings = await holdingsOf(app, userId);
+    const rotated = await expectUsable(holdings);
+    const before = logoutTokens.length;
+    const set = await admin.call('PUT', `/admin/users/${userId}/password`, { body: { password: 'a brand new passphrase' } });
+    expect(set.status).toBeLessThan(300);
+    await expectRevoked(holdings, rotated);
+    expect(logoutTokens).toHaveLength(before + 1);
+    expect((await verifyLogoutToken(logoutTokens.at(-1)!)).payload).toMatchObject({ sub: userId });
+    const event = await app.custos.db.selectFrom('event_outbox').selectAll().orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
+    expect(event).toMatchObject({ type: 'credential-changed', subject: userId });
+  });
+});
+
 describe('disabling through the users service (custos users disable)', () => {
   it('revokes what the user holds too', async () => {
     const userId = await newUser('cli-disabled');
