@@ -37,6 +37,25 @@ describe('the custos command (issue 10 #10, #12)', () => {
     expect((await run(process.execPath, ['bin/custos.js'], { cwd: pkg })).stdout.trim()).toBe('stale build');
   });
 
+  it('under an older system Node (what npx runs) it re-runs itself with the pinned Node 22, exit code included', async () => {
+    const systemNode = '/usr/bin/node';
+    const older = await run(systemNode, ['-p', 'process.versions.node'], { cwd: work }).then(
+      ({ stdout }) => Number(stdout.split('.')[0]) < 22,
+      () => false,
+    );
+    if (!older) return; // this machine's system Node is already 22+: nothing to re-run
+    const pkg = path.join(work, 'pkg-old-node');
+    await mkdir(path.join(pkg, 'bin'), { recursive: true });
+    await copyFile(path.join(ROOT, 'bin/custos.js'), path.join(pkg, 'bin/custos.js'));
+    await writeFile(path.join(pkg, 'package.json'), JSON.stringify({ type: 'module' }));
+    await symlink(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'));
+    await mkdir(path.join(pkg, 'src/cli'), { recursive: true });
+    await writeFile(path.join(pkg, 'src/cli/custos.ts'), "console.log(process.versions.node.split('.')[0]);\nprocess.exitCode = 3;\n");
+    const result = await run(systemNode, ['bin/custos.js'], { cwd: pkg }).catch((error: { code: number; stdout: string }) => error);
+    expect('code' in result ? result.code : 0).toBe(3);
+    expect(Number(result.stdout.trim())).toBeGreaterThanOrEqual(22);
+  });
+
   it('a bare `custos` runs `custos serve`, as its help says', async () => {
     const { stdout } = await run(process.execPath, ['bin/custos.js', '--help'], { cwd: ROOT });
     expect(stdout).toMatch(/serve\s+run the server \(default\)/);
