@@ -18,15 +18,16 @@ const MAX_CHAIN = 32;
 const storable = (value: string) => !value.includes('\u0000');
 
 /**
- * Revokes every token of `subject` issued up to now (per-subject cut-off): JWT access tokens and
- * resume tokens descending from them introspect inactive and cannot be exchanged. Tokens issued
- * in the same second as the cut-off count as revoked (JWT `iat` has one-second resolution).
- * Returns the cut-off (database time).
+ * Revokes every token of `subject` issued up to this moment (per-subject cut-off): JWT access
+ * tokens and resume tokens descending from them introspect inactive and cannot be exchanged.
+ * The cut-off is `clock_timestamp()`, not the transaction start, so tokens minted while a long
+ * revoking transaction runs do not survive it. Tokens issued in the same second as the cut-off
+ * count as revoked (JWT `iat` has one-second resolution). Returns the cut-off (database time).
  */
 export async function revokeSubjectTokens(db: DbExecutor, subject: string): Promise<Date> {
   const row = await db
     .insertInto('subject_revocation')
-    .values({ subject, revoked_before: sql<Date>`now()` })
+    .values({ subject, revoked_before: sql<Date>`clock_timestamp()` })
     .onConflict((oc) => oc.column('subject').doUpdateSet({ revoked_before: sql<Date>`greatest(subject_revocation.revoked_before, excluded.revoked_before)` }))
     .returning('revoked_before')
     .executeTakeFirstOrThrow();
