@@ -24,7 +24,7 @@ import { loadSigningKeys, publicJwks, verificationKeys, type SigningKeySet } fro
 import { createFindAccount } from './oidc/accounts.js';
 import { clientSecretAuthentication } from './oidc/client-secrets.js';
 import { assertClientsValid } from './oidc/clients.js';
-import { startExpiredPurge } from './oidc/expired-purge.js';
+import { longestTokenLifetime, startExpiredPurge } from './oidc/expired-purge.js';
 import { structuredTokenEndpoints } from './oidc/internals.js';
 import { createKyselyAdapter } from './oidc/kysely-adapter.js';
 import { createLoginRoutes } from './oidc/login-module.js';
@@ -163,7 +163,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       routes: createAdminRoutes({ db, hasher, provider: () => provider, logger }),
     });
     cleanups.push(admin.close);
-    cleanups.push(startExpiredPurge(db, env.PURGE_INTERVAL_MS, logger));
+    cleanups.push(startExpiredPurge(db, env.PURGE_INTERVAL_MS, logger, { auditRetentionDays: env.AUDIT_RETENTION_DAYS, longestTokenLifetimeSeconds: longestTokenLifetime(config.files) }));
 
     // Development with the demo config only: production and tests never get a generated user.
     const demoUser = config.seedDemoData ? await ensureDemoUser(db, createUserService({ db, hasher })) : undefined;

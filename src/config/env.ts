@@ -34,6 +34,8 @@ export const envSchema = z.object({
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(56 * 1024).default(56 * 1024),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
   PURGE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
+  // How long audit records are kept; the purge job deletes older ones.
+  AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(100 * 366).default(365),
   // argon2id cost of user passwords (RFC 9106; OWASP baseline 19 MiB, t=2, p=1).
   ARGON2_MEMORY_KIB: z.coerce.number().int().min(1024).max(4 * 1024 * 1024).default(19_456),
   ARGON2_TIME_COST: z.coerce.number().int().min(1).max(20).default(2),

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { DbExecutor } from '../db/database.js';
 
 export type AuditOutcome = 'success' | 'failure' | 'denied';
@@ -70,4 +71,19 @@ export async function listAudit(db: DbExecutor, filter: AuditFilter, page: { lim
     requestId: row.request_id,
     details: row.details,
   }));
+}
+
+/** Deletes audit records older than `retentionDays` (at most `limit` per call); returns how many were removed. */
+export async function purgeAuditBefore(db: DbExecutor, retentionDays: number, limit = 5000): Promise<number> {
+  const result = await db
+    .deleteFrom('audit_log')
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('audit_log')
+        .select('id')
+        .where('at', '<', sql<Date>`now() - make_interval(days => ${retentionDays})`)
+        .limit(limit),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
 }

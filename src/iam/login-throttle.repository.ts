@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 import { CompiledQuery, type Kysely } from 'kysely';
 import { RateLimiterPostgres, type RateLimiterRes } from 'rate-limiter-flexible';
-import type { Database } from '../db/database.js';
+import type { Database, DbExecutor } from '../db/database.js';
 
 /** Brute-force thresholds of the login page (environment `LOGIN_*`). */
 export interface LoginThrottleOptions {
@@ -15,7 +16,8 @@ export interface LoginThrottleOptions {
   delayMs: number;
 }
 
-export type ThrottleState = { locked: false } | { locked: true; retryAfterSeconds: number };
+/** `key` names the locked counter (`account:<digest>` or `address:<address key>`). */
+export type ThrottleState = { locked: false } | { locked: true; retryAfterSeconds: number; key: string };
 
 export interface FailureOutcome {
   /** How long to hold the failed answer back (growing with the account's failures). */
@@ -38,6 +40,11 @@ export interface LoginThrottle {
   recordFailure(username: string, address: string | undefined): Promise<FailureOutcome>;
   /** A successful login clears the account's counter (not the address's). */
   recordSuccess(username: string): Promise<void>;
+  /**
+   * Whether this is the first attempt seen against the lock `check` just reported (per locked key
+   * and lock period, across instances), so a locked key is audited once, not on every request.
+   */
+  firstLockedAttempt(state: ThrottleState): Promise<boolean>;
 }
 
 export const MAX_DELAY_MS = 4000;
@@ -62,15 +69,31 @@ function accountKey(username: string): string {
   return createHash('sha256').update(username.normalize('NFKC').toLowerCase()).digest('base64url');
 }
 
-/** Address key: IPv4-mapped IPv6 addresses count as their IPv4 address. */
-function addressKey(address: string | undefined): string | undefined {
+/**
+ * Address key: IPv4-mapped IPv6 addresses count as their IPv4 address, and an IPv6 address as its
+ * /64 (one subscriber usually holds a whole /64, so counting single addresses would let one client
+ * rotate through 2^64 of them, each with a fresh counter).
+ */
+export function addressKey(address: string | undefined): string | undefined {
   if (!address) return undefined;
-  return (address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address).slice(0, 64);
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  if (!isIPv6(address)) return address.slice(0, 64);
+  return `${ipv6Groups(address).slice(0, 4).join(':')}::/64`;
 }
 
-function lockState(res: RateLimiterRes | null, max: number): ThrottleState {
+/** The eight 16-bit groups of an IPv6 address (canonical hex; the WHATWG URL parser normalizes). */
+function ipv6Groups(address: string): string[] {
+  const withoutZone = address.split('%')[0]!;
+  const canonical = new URL(`http://[${withoutZone}]`).hostname.slice(1, -1);
+  const [head = '', tail] = canonical.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  return [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+}
+
+function lockState(res: RateLimiterRes | null, max: number, key: string): ThrottleState {
   if (!res || res.consumedPoints <= max) return { locked: false };
-  return { locked: true, retryAfterSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)) };
+  return { locked: true, retryAfterSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)), key };
 }
 
 export function createLoginThrottle(db: Kysely<Database>, options: LoginThrottleOptions): LoginThrottle {
@@ -79,12 +102,14 @@ export function createLoginThrottle(db: Kysely<Database>, options: LoginThrottle
   // `points` is the number of failures tolerated; the failure that reaches it blocks the key.
   const accounts = new RateLimiterPostgres({ ...common, keyPrefix: 'account', points: options.maxFailuresPerAccount });
   const addresses = new RateLimiterPostgres({ ...common, keyPrefix: 'address', points: options.maxFailuresPerAddress });
+  // One point per locked key and lock period: the first attempt against a lock consumes it.
+  const lockNotices = new RateLimiterPostgres({ ...common, keyPrefix: 'locked', points: 1, duration: options.lockSeconds });
 
   async function failure(limiter: RateLimiterPostgres, key: string, max: number): Promise<{ failures: number; locked: ThrottleState }> {
     const res = await limiter.penalty(key, 1);
     if (res.consumedPoints < max) return { failures: res.consumedPoints, locked: { locked: false } };
     await limiter.block(key, options.lockSeconds);
-    return { failures: res.consumedPoints, locked: { locked: true, retryAfterSeconds: options.lockSeconds } };
+    return { failures: res.consumedPoints, locked: { locked: true, retryAfterSeconds: options.lockSeconds, key: `${limiter.keyPrefix}:${key}` } };
   }
 
   return {
@@ -94,10 +119,10 @@ export function createLoginThrottle(db: Kysely<Database>, options: LoginThrottle
         accounts.get(accountKey(username)),
         ip ? addresses.get(ip) : Promise.resolve(null),
       ]);
-      const byAccount = lockState(account, options.maxFailuresPerAccount);
-      const byAddress = lockState(client, options.maxFailuresPerAddress);
+      const byAccount = lockState(account, options.maxFailuresPerAccount, `account:${accountKey(username)}`);
+      const byAddress = lockState(client, options.maxFailuresPerAddress, `address:${ip}`);
       if (byAccount.locked && byAddress.locked) {
-        return { locked: true, retryAfterSeconds: Math.max(byAccount.retryAfterSeconds, byAddress.retryAfterSeconds) };
+        return { ...byAccount, retryAfterSeconds: Math.max(byAccount.retryAfterSeconds, byAddress.retryAfterSeconds) };
       }
       return byAccount.locked ? byAccount : byAddress;
     },
@@ -114,5 +139,24 @@ export function createLoginThrottle(db: Kysely<Database>, options: LoginThrottle
     async recordSuccess(username) {
       await accounts.delete(accountKey(username));
     },
+    async firstLockedAttempt(state) {
+      if (!state.locked) return false;
+      try {
+        await lockNotices.consume(state.key, 1);
+        return true;
+      } catch (error) {
+        if (error instanceof Error) throw error;
+        return false; // rejected: this lock period was already noticed
+      }
+    },
   };
+}
+
+/** Deletes expired counters and locks (rate-limiter-flexible's `expire`, epoch ms); returns how many were removed. */
+export async function purgeExpiredThrottle(db: DbExecutor, limit = 5000): Promise<number> {
+  const result = await db
+    .deleteFrom(TABLE)
+    .where('key', 'in', (eb) => eb.selectFrom(TABLE).select('key').where('expire', '<', String(Date.now())).limit(limit))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
 }

@@ -169,7 +169,10 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     const shownUsername = username.slice(0, 128);
     const locked = await deps.throttle.check(username, addressOf(ctx));
     if (locked.locked) {
-      await audit(ctx, { actor: 'anonymous', action: 'login.locked', outcome: 'denied', details: { username: shownUsername, client_id: clientId } });
+      // Once per locked key and lock period: a flood against a lock adds no audit rows.
+      if (await deps.throttle.firstLockedAttempt(locked)) {
+        await audit(ctx, { actor: 'anonymous', action: 'login.locked', outcome: 'denied', details: { username: shownUsername, client_id: clientId } });
+      }
       ctx.set('Retry-After', String(locked.retryAfterSeconds));
       return renderLogin(ctx, interaction, 429, { username: shownUsername, error: `${LOGIN_FAILED} ${retryHint(locked)}` });
     }

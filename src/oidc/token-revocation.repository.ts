@@ -66,3 +66,15 @@ export async function isTokenRevoked(db: DbExecutor, token: TokenIdentity): Prom
   // A token without a known issue time is treated as issued before the cut-off.
   return issued.length === 0 || Math.min(...issued) <= row.cutoff;
 }
+
+/**
+ * Deletes cut-offs older than `olderThanSeconds` (the longest lifetime any token can have: by then
+ * every token issued before the cut-off has expired); returns how many were removed.
+ */
+export async function purgeSubjectRevocations(db: DbExecutor, olderThanSeconds: number): Promise<number> {
+  const result = await db
+    .deleteFrom('subject_revocation')
+    .where('revoked_before', '<', sql<Date>`now() - make_interval(secs => ${olderThanSeconds})`)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

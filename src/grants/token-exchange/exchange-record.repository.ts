@@ -55,3 +55,26 @@ export async function listExchangesBySubject(db: Db, subject: string, limit = 10
     .limit(limit)
     .execute();
 }
+
+/**
+ * Deletes exchange records that expired more than `marginSeconds` ago and that no remaining record
+ * descends from (the revocation chain walk of a live descendant still needs its ancestors), at
+ * most `limit` per call; returns how many were removed. Ancestors go in later rounds, once their
+ * descendants are gone.
+ */
+export async function purgeExpiredExchanges(db: Db, options: { marginSeconds: number; limit?: number }): Promise<number> {
+  const result = await db
+    .deleteFrom('token_exchange')
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('token_exchange as t')
+        .select('t.id')
+        .where('t.expires_at', '<', sql<Date>`now() - make_interval(secs => ${options.marginSeconds})`)
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom('token_exchange as c').select('c.id').whereRef('c.subject_token_jti', '=', 't.jti'))),
+        )
+        .limit(options.limit ?? 5000),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,23 +1,15 @@
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb } from '../../../src/db/create-db.js';
 import type { Database } from '../../../src/db/database.js';
-import { migrateToLatest } from '../../../src/db/migrator.js';
 import { revokeSubjectTokens } from '../../../src/oidc/token-revocation.repository.js';
-import { createTestDatabase } from '../../helpers/database.js';
+import { createMigratedDatabase } from '../../helpers/database.js';
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let db: Kysely<Database>;
-
+let close: (() => Promise<void>) | undefined;
 beforeAll(async () => {
-  database = await createTestDatabase();
-  db = createDb(database.url, { max: 2 });
-  await migrateToLatest(db);
+  ({ db, close } = await createMigratedDatabase({ max: 2 }));
 });
-afterAll(async () => {
-  await db?.destroy();
-  await database?.drop();
-});
+afterAll(() => close?.());
 
 describe('revokeSubjectTokens', () => {
   it('cuts off at the moment of the revocation, not at the start of a long transaction', async () => {

@@ -104,6 +104,8 @@ describe('login failures', () => {
     expect(locked.status).toBe(429);
     expect(locked.message).toContain(LOGIN_FAILED);
     expect(Number(locked.retryAfter)).toBeGreaterThan(0);
+    // Further attempts against the same lock are refused without adding audit rows.
+    expect((await submit('erin', 'wrong four')).status).toBe(429);
     expect(await audit('login.lock')).toHaveLength(1);
     expect((await audit('login.locked')).map((row) => row.outcome)).toEqual(['denied']);
     // An unknown username locks the same way: a lock reveals nothing about which accounts exist.
