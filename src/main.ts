@@ -128,6 +128,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       verificationKeys: () => publicKeys,
       signingKid: () => keys.current.kid,
       isRevoked,
+      trustedProxies: proxies,
     });
     let provider = build(keys);
     await assertClientsValid(provider, config.files.clients, config.sources.clients ?? config.configDir);

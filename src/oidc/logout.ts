@@ -86,9 +86,15 @@ export async function sendBackchannelLogout(provider: Provider, session: Session
  * refresh-token reuse (a rotated refresh token presented again: oidc-provider has revoked the
  * whole grant), and failed back-channel logout deliveries (logged).
  */
-export function auditProviderEvents(provider: Provider, db: Kysely<Database>, logger: Logger): void {
+export function auditProviderEvents(
+  provider: Provider,
+  db: Kysely<Database>,
+  logger: Logger,
+  /** The client's address as the login audit sees it (`clientAddressOf(TRUST_PROXY)`), not the proxy's. */
+  clientAddress: (ctx: KoaContextWithOIDC) => string | undefined,
+): void {
   const write = (ctx: KoaContextWithOIDC, record: Parameters<typeof writeAudit>[1]) =>
-    writeAudit(db, { ...record, clientAddress: ctx.ip, requestId: (ctx.state as { requestId?: string }).requestId ?? null }).catch((error) =>
+    writeAudit(db, { ...record, clientAddress: clientAddress(ctx) ?? null, requestId: (ctx.state as { requestId?: string }).requestId ?? null }).catch((error) =>
       logger.error({ err: error, action: record.action }, 'audit write failed'),
     );
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {

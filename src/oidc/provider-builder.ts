@@ -1,9 +1,11 @@
+import type { BlockList } from 'node:net';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { registerTokenExchange, type TokenExchangeDeps } from '../grants/token-exchange/token-exchange.grant.js';
+import { clientAddressOf } from '../http/client-address.js';
 import type { Metrics } from '../http/metrics.js';
 import type { SigningKeySet } from '../keys/signing-keys.js';
 import { auditProviderEvents } from './logout.js';
@@ -31,6 +33,8 @@ export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend
   db: Kysely<Database>;
   logger: Logger;
   metrics: Metrics;
+  /** TRUST_PROXY: audit records of provider events name the client behind these proxies. */
+  trustedProxies?: BlockList;
 }
 
 /**
@@ -39,13 +43,14 @@ export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend
  * logging and the token metrics.
  */
 export function createProviderBuilder(deps: ProviderBuilderDeps): (keys: SigningKeySet) => Provider {
-  const { db, logger, metrics, verificationKeys, signingKid, isRevoked, ...providerDeps } = deps;
+  const { db, logger, metrics, verificationKeys, signingKid, isRevoked, trustedProxies, ...providerDeps } = deps;
+  const clientAddress = clientAddressOf(trustedProxies);
   return (keys) => {
     const provider = createProvider({
       ...providerDeps,
       keys,
       extend: (built) => {
-        auditProviderEvents(built, db, logger);
+        auditProviderEvents(built, db, logger, clientAddress);
         registerTokenExchange({
           provider: built,
           db,

@@ -1,4 +1,5 @@
 import { decodeJwt } from 'jose';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicJwks } from '../../../src/keys/signing-keys.js';
 import { sendBackchannelLogout, type SessionForLogout } from '../../../src/oidc/logout.js';
@@ -13,7 +14,8 @@ let userId: string;
 const PASSWORD = 'correct horse battery';
 
 beforeAll(async () => {
-  login = await startLoginFixture();
+  // Tests reach the server from loopback: it is the trusted proxy, so X-Forwarded-For names the client.
+  login = await startLoginFixture({ env: { TRUST_PROXY: '127.0.0.1,::1' } });
   userId = await login.createUser({ username: 'frank', password: PASSWORD, roles: ['orders-reader'] });
   browser = await launchBrowser({ trust: login.app.custos.tls.certPem });
 });
@@ -45,10 +47,19 @@ describe('tokens from a real login', () => {
     expect(second.status).toBe(200);
     const newest = second.body.refresh_token as string;
 
-    // The rotated token, presented again: reuse detected.
-    const reused = await refresh(first.body.refresh_token);
-    expect(reused.status).toBe(400);
-    expect(reused.body.error).toBe('invalid_grant');
+    // The rotated token, presented again (through the trusted proxy): reuse detected.
+    const reused = await request(`${login.app.issuer}/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: first.body.refresh_token }).toString(),
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${DEMO.webBff[0]}:${DEMO.webBff[1]}`).toString('base64')}`,
+        'x-forwarded-for': '203.0.113.77',
+      },
+      dispatcher: login.app.agent(),
+    });
+    expect(reused.statusCode).toBe(400);
+    expect(((await reused.body.json()) as { error: string }).error).toBe('invalid_grant');
     // The whole grant is gone: the newest refresh token is refused too.
     const afterReuse = await refresh(newest);
     expect(afterReuse.status).toBe(400);
@@ -57,7 +68,7 @@ describe('tokens from a real login', () => {
     const reuses = () => login.app.custos.db.selectFrom('audit_log').selectAll().where('action', '=', 'refresh.reuse').execute();
     await expect.poll(async () => (await reuses()).length).toBe(1);
     const audit = await reuses();
-    expect(audit[0]).toMatchObject({ actor: 'client:web-bff', target: `user:${userId}`, outcome: 'denied' });
+    expect(audit[0]).toMatchObject({ actor: 'client:web-bff', target: `user:${userId}`, outcome: 'denied', client_address: '203.0.113.77' });
   });
 
   it('a disabled user gets no more tokens at refresh', async () => {
