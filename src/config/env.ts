@@ -58,7 +58,11 @@ export const envSchema = z.object({
   EVENTS_RETRY_MAX_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   EVENTS_SEND_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   EVENTS_RETENTION_MS: z.coerce.number().int().min(0).default(7 * 24 * 3600 * 1000),
-  PULSAR_WS_URL: z.url({ protocol: /^wss?$/ }).optional(),
+  PULSAR_WS_URL: z
+    .url({ protocol: /^wss?$/ })
+    // Credentials in the URL would reach logs with it; token auth has PULSAR_TOKEN.
+    .refine((value) => !new URL(value).username && !new URL(value).password, 'must not contain credentials (use PULSAR_TOKEN)')
+    .optional(),
   PULSAR_SERVICE_URL: z.url({ protocol: /^pulsar(\+ssl)?$/ }).optional(),
   PULSAR_PRODUCER_NAME: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, _ . - (at most 64)').default('custos-relay'),
   PULSAR_TOKEN: z.string().min(1).optional(),

@@ -69,6 +69,8 @@ function refusalReason(status: number | undefined, body: string): string {
  */
 export function createPulsarWsSink(options: PulsarWsSinkOptions): EventSink {
   const base = new URL(producerPath(options.topic), options.url);
+  // Only the host reaches messages and logs (never a path, query or userinfo).
+  const brokerHost = base.host;
   let connection: Connection | undefined;
 
   const connect = (initialSequenceId: number): Promise<Connection> => {
@@ -119,7 +121,7 @@ export function createPulsarWsSink(options: PulsarWsSinkOptions): EventSink {
         });
         response.on('error', () => reject(new Error(`Pulsar refused the producer: HTTP ${response.statusCode}`)));
       });
-      socket.once('error', (error) => reject(new Error(`cannot reach Pulsar at ${options.url}: ${error.message}`)));
+      socket.once('error', (error) => reject(new Error(`cannot reach Pulsar at ${brokerHost}: ${error.message}`)));
       socket.once('close', (code) => reject(new Error(`WebSocket closed during connect (${code})`)));
     });
   };

@@ -16,6 +16,9 @@ describe('event settings', () => {
     expect(() => loadEnv({ EVENTS_SINK: 'kafka' })).toThrow(/EVENTS_SINK/);
     expect(() => loadEnv({ EVENTS_TOPIC: 'my-topic' })).toThrow(/EVENTS_TOPIC: expected persistent:\/\/tenant\/namespace\/topic/);
     expect(() => loadEnv({ PULSAR_WS_URL: 'http://broker:8080' })).toThrow(/PULSAR_WS_URL/);
+    expect(() => loadEnv({ PULSAR_WS_URL: 'wss://admin:hunter2@broker:8443' })).toThrow(/environment variable PULSAR_WS_URL: must not contain credentials \(use PULSAR_TOKEN\)/);
+    expect(() => loadEnv({ PULSAR_WS_URL: 'wss://admin:hunter2@broker:8443' })).not.toThrow(/hunter2/);
+    expect(() => loadEnv({ PULSAR_WS_URL: 'ws://token@broker:8080' })).toThrow(/PULSAR_WS_URL: must not contain credentials/);
     expect(() => loadEnv({ PULSAR_TOKEN: 'secret-token-value', EVENTS_SINK: 'pulsar-ws' })).not.toThrow(/secret-token-value/);
   });
 });
