@@ -14,13 +14,22 @@ export interface SecretVerifierOptions {
   onVerification?: (outcome: 'match' | 'mismatch' | 'overloaded') => void;
 }
 
+/** The verifier's queue is full: the caller should answer "try again shortly", not "wrong secret". */
+export class SecretVerifierBusy extends Error {
+  constructor() {
+    super('too many client secret verifications at this moment');
+    this.name = 'SecretVerifierBusy';
+  }
+}
+
 /**
  * argon2id verification that cannot be turned into a denial of service: at most
  * `maxConcurrent` run at once (the rest of libuv's pool stays free for TLS and JOSE work), at
  * most `maxQueued` wait, and a correct secret is remembered briefly under an HMAC with a
  * per-process key, so a legitimate client pays for argon2 once per `cacheTtlMs`, not per token.
  * `verifyUnknown` spends the same work, through the same bounds, on a secret presented for a
- * client that has none, so an unknown client answers in the time a wrong secret takes.
+ * client that has none, so an unknown client answers in the time a wrong secret takes. When the
+ * queue is full both throw {@link SecretVerifierBusy} (overload must not look like a wrong secret).
  */
 export function createSecretVerifier(options: SecretVerifierOptions = {}) {
   const maxConcurrent = options.maxConcurrent ?? 2;
@@ -37,14 +46,15 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
   async function bounded(hash: string, secret: string): Promise<boolean> {
     const ok = await limit.run(() => verifySecret(hash, secret));
     options.onVerification?.(ok === undefined ? 'overloaded' : ok ? 'match' : 'mismatch');
-    return ok ?? false;
+    if (ok === undefined) throw new SecretVerifierBusy();
+    return ok;
   }
 
   const fingerprint = (hash: string, secret: string) =>
     createHmac('sha256', cacheKey).update(hash).update('\0').update(secret).digest('base64url');
 
   return {
-    /** Verifies `secret` against an argon2id `hash`; false when wrong or when overloaded. */
+    /** Verifies `secret` against an argon2id `hash`; false when wrong; throws {@link SecretVerifierBusy} when overloaded. */
     async verify(hash: string, secret: string): Promise<boolean> {
       const key = fingerprint(hash, secret);
       const until = verified.get(key);
@@ -57,7 +67,7 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
       }
       return ok;
     },
-    /** Spends one verification on `secret` against a hash nothing matches; always false. */
+    /** Spends one verification on `secret` against a hash nothing matches; false, or throws {@link SecretVerifierBusy}. */
     async verifyUnknown(secret: string): Promise<false> {
       await bounded(await nothing, secret);
       return false;

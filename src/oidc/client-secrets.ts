@@ -1,6 +1,10 @@
 import type { Middleware } from 'koa';
-import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { SecretVerifier } from '../iam/secret-verifier.js';
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import { SecretVerifierBusy, type SecretVerifier } from '../iam/secret-verifier.js';
+
+/** Seconds a client is asked to wait when secret verification is overloaded. */
+const RETRY_AFTER_SECONDS = 5;
+const BUSY_DESCRIPTION = 'too many client authentications at this moment: retry shortly';
 
 type SecretMethod = 'client_secret_basic' | 'client_secret_post';
 
@@ -29,21 +33,40 @@ export function presentedSecret(ctx: KoaContextWithOIDC): { method: SecretMethod
  * - `middleware` makes every failed client authentication that presented a secret cost one
  *   argon2 verification, through the same bounded verifier, also when no hash was compared (an
  *   unknown `client_id`, a client registered for another method): the answer's timing does not
- *   tell which client ids exist.
+ *   tell which client ids exist;
+ * - overload (the verifier's queue is full) answers 503 `temporarily_unavailable` with
+ *   `Retry-After` (RFC 6749 §5.2 error JSON), for known and unknown clients alike, never a 401
+ *   that would tell a client its correct secret is wrong.
  */
 export function clientSecretAuthentication(verifier: SecretVerifier) {
   const compared = new WeakSet<object>();
   return {
     async compare(client: { clientSecret: string; clientAuthMethod: string }, secret: string, ctx: KoaContextWithOIDC | undefined): Promise<boolean> {
       if (ctx) compared.add(ctx);
-      const matches = await verifier.verify(client.clientSecret, secret);
+      const matches = await verifier.verify(client.clientSecret, secret).catch((error: unknown) => {
+        if (!(error instanceof SecretVerifierBusy)) throw error;
+        ctx?.set('Retry-After', String(RETRY_AFTER_SECONDS));
+        const unavailable = new errors.TemporarilyUnavailable(BUSY_DESCRIPTION);
+        Object.assign(unavailable, { status: 503, statusCode: 503, expose: true, error_description: BUSY_DESCRIPTION });
+        throw unavailable;
+      });
       return matches && ctx !== undefined && presentedSecret(ctx)?.method === client.clientAuthMethod;
     },
     middleware: async function uniformClientAuthentication(ctx: KoaContextWithOIDC, next: () => Promise<unknown>): Promise<void> {
       await next();
       if (ctx.status !== 401 || compared.has(ctx)) return;
       const presented = presentedSecret(ctx);
-      if (presented) await verifier.verifyUnknown(presented.secret);
+      if (!presented) return;
+      try {
+        await verifier.verifyUnknown(presented.secret);
+      } catch (error) {
+        if (!(error instanceof SecretVerifierBusy)) throw error;
+        // The same answer a known client gets when overloaded: no hint about which ids exist.
+        ctx.remove('WWW-Authenticate');
+        ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
+        ctx.status = 503;
+        ctx.body = { error: 'temporarily_unavailable', error_description: BUSY_DESCRIPTION };
+      }
     } as Middleware,
   };
 }

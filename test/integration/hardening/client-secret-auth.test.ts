@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret } from '../../../src/iam/secret-hash.js';
 import { DEMO, formBody, startTestApp, type TestApp } from '../../helpers/app.js';
@@ -70,5 +70,38 @@ describe('client secret authentication (issue 10 #5, #6)', () => {
     expect(status).toBe(401);
     expect(body.error).toBe('invalid_client');
     expect((await verifications()) - before).toBe(1);
+  });
+
+  it('overload answers 503 temporarily_unavailable with Retry-After, for known and unknown clients, never a 5xx without body or a false 401', async () => {
+    // 2 verifications run and 32 wait; a burst of distinct wrong secrets overflows the queue.
+    const burst = new Agent({ connections: 128, connect: { ca: app.custos.tls.clientCaPem } });
+    try {
+      await Promise.all(Array.from({ length: 128 }, () => request(`${app.issuer}/healthz`, { dispatcher: burst }).then((r) => r.body.dump())));
+      const answers = await Promise.all(
+        Array.from({ length: 128 }, async (_, i) => {
+          const id = i % 2 === 0 ? POST_CLIENT[0] : `no-such-client-${i}`;
+          const response = await request(`${app.issuer}/token`, {
+            method: 'POST',
+            dispatcher: burst,
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: formBody({ grant_type: 'client_credentials', client_id: id, client_secret: `wrong-secret-${i}` }),
+          });
+          return { status: response.statusCode, retryAfter: response.headers['retry-after'], body: (await response.body.json()) as Record<string, unknown>, known: i % 2 === 0 };
+        }),
+      );
+      for (const answer of answers) {
+        if (answer.status === 401) expect(answer.body.error).toBe('invalid_client');
+        else {
+          expect(answer).toMatchObject({ status: 503, retryAfter: '5', body: { error: 'temporarily_unavailable' } });
+        }
+      }
+      const busy = answers.filter((answer) => answer.status === 503);
+      expect(busy.some((answer) => answer.known)).toBe(true);
+      expect(busy.some((answer) => !answer.known)).toBe(true);
+    } finally {
+      await burst.close();
+    }
+    // Once the burst is over the right secret works again.
+    expect((await viaPost(POST_CLIENT)).status).toBe(200);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hashSecret } from '../../../src/iam/secret-hash.js';
-import { createSecretVerifier } from '../../../src/iam/secret-verifier.js';
+import { createSecretVerifier, SecretVerifierBusy } from '../../../src/iam/secret-verifier.js';
 
 describe('createSecretVerifier', () => {
   it('verifies argon2id hashes and refuses wrong secrets and non-argon2id hashes', async () => {
@@ -19,17 +19,28 @@ describe('createSecretVerifier', () => {
     // The cached answer needs no argon2 slot: it succeeds even with the pool and queue full.
     const busy = createSecretVerifier({ maxConcurrent: 1, maxQueued: 0, cacheTtlMs: 60_000 });
     expect(await busy.verify(hash, 's3cret-value-for-cache')).toBe(true);
-    const pending = Array.from({ length: 3 }, () => busy.verify(hash, 'wrong'));
+    const pending = Array.from({ length: 3 }, () => busy.verify(hash, 'wrong').catch((error: unknown) => error));
     expect(await busy.verify(hash, 's3cret-value-for-cache')).toBe(true);
-    expect(await Promise.all(pending)).toEqual([false, false, false]);
+    const [first, ...rest] = await Promise.all(pending);
+    expect(first).toBe(false);
+    expect(rest.every((result) => result instanceof SecretVerifierBusy)).toBe(true);
   });
 
   it('bounds concurrent work: beyond the queue, attempts fail at once', async () => {
     const hash = await hashSecret('another-secret-value');
     const verifier = createSecretVerifier({ maxConcurrent: 1, maxQueued: 1 });
-    const results = await Promise.all(Array.from({ length: 6 }, () => verifier.verify(hash, 'another-secret-value')));
-    // One runs, one waits, four are refused immediately; afterwards the correct secret is cached.
-    expect(results.filter(Boolean).length).toBe(2);
+    const results = await Promise.all(Array.from({ length: 6 }, () => verifier.verify(hash, 'another-secret-value').catch((error: unknown) => error)));
+    // One runs, one waits, four are refused immediately as overload (not as a wrong secret);
+    // afterwards the correct secret is cached.
+    expect(results.filter((result) => result === true).length).toBe(2);
+    expect(results.filter((result) => result instanceof SecretVerifierBusy).length).toBe(4);
     expect(await verifier.verify(hash, 'another-secret-value')).toBe(true);
+  });
+
+  it('overload of the unknown-client path throws too, after spending no work', async () => {
+    const verifier = createSecretVerifier({ maxConcurrent: 1, maxQueued: 0 });
+    const results = await Promise.all(Array.from({ length: 3 }, () => verifier.verifyUnknown('some-secret').catch((error: unknown) => error)));
+    expect(results[0]).toBe(false);
+    expect(results.slice(1).every((result) => result instanceof SecretVerifierBusy)).toBe(true);
   });
 });
