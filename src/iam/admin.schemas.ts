@@ -9,16 +9,19 @@ import { ROLE_NAME } from './role.repository.js';
  */
 
 const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
+const WELL_FORMED = 'not well-formed Unicode (a lone UTF-16 surrogate)';
+
+/** A string of well-formed Unicode: JSON can escape a lone surrogate, PostgreSQL text and jsonb cannot hold one. */
+export const text = () => z.string().refine((value) => value.isWellFormed(), WELL_FORMED);
 
 export const userId = z.uuid().meta({ description: 'user id (UUID)', example: '7f9c24e8-3b12-4d5e-8f6a-1b2c3d4e5f60' });
 export const roleName = z.string().regex(ROLE_NAME, 'role names are lower case: a letter, then up to 63 of a-z 0-9 : _ . -').meta({ example: 'orders-admin' });
-export const username = z.string().trim().min(1).max(128).regex(NO_CONTROL, 'no control characters').meta({ example: 'alice' });
-export const password = z
-  .string()
+export const username = text().trim().min(1).max(128).regex(NO_CONTROL, 'no control characters').meta({ example: 'alice' });
+export const password = text()
   .min(MIN_PASSWORD_LENGTH, `at least ${MIN_PASSWORD_LENGTH} characters`)
   .max(MAX_PASSWORD_LENGTH * 2)
   .meta({ description: `${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters, not the username, not one repeated character; stored as an argon2id hash, never returned`, format: 'password' });
-const reason = z.string().max(256).regex(NO_CONTROL, 'no control characters').meta({ description: 'free text for the audit log and the event (reason_admin)' });
+const reason = text().max(256).regex(NO_CONTROL, 'no control characters').meta({ description: 'free text for the audit log and the event (reason_admin)' });
 
 export const userPath = z.strictObject({ id: userId });
 export const userRolePath = z.strictObject({ id: userId, role: roleName });
@@ -41,7 +44,7 @@ export const createUserBody = z
 export const setPasswordBody = z.strictObject({ password }).meta({ id: 'SetPassword' });
 export const statusChangeBody = z.strictObject({ reason: reason.optional() }).meta({ id: 'StatusChange' });
 export const createRoleBody = z
-  .strictObject({ name: roleName, description: z.string().max(1024).regex(NO_CONTROL, 'no control characters').nullable().optional() })
+  .strictObject({ name: roleName, description: text().max(1024).regex(NO_CONTROL, 'no control characters').nullable().optional() })
   .meta({ id: 'CreateRole' });
 
 export const userSchema = z

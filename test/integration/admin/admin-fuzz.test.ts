@@ -89,9 +89,22 @@ function validOfType(type: string, schema: Schema, depth: number): fc.Arbitrary<
       if (schema.pattern && knownRoles.length > 0 && new RegExp(schema.pattern).test(knownRoles[0]!) && schema.maxLength === undefined) {
         return fc.oneof(fc.constantFrom(...knownRoles), fc.stringMatching(new RegExp(schema.pattern)));
       }
-      if (schema.pattern) return fc.stringMatching(new RegExp(schema.pattern)).filter((s) => s.length >= (schema.minLength ?? 0) && s.length <= (schema.maxLength ?? 1e6));
-      return fc.string({ minLength: schema.minLength ?? 0, maxLength: Math.min(schema.maxLength ?? 40, 40), unit: 'binary' });
+      if (schema.pattern) return withLoneSurrogates(fc.stringMatching(new RegExp(schema.pattern)).filter((s) => s.length >= (schema.minLength ?? 0) && s.length <= (schema.maxLength ?? 1e6)));
+      return withLoneSurrogates(fc.string({ minLength: schema.minLength ?? 0, maxLength: Math.min(schema.maxLength ?? 40, 40), unit: 'binary' }));
   }
+}
+
+/**
+ * Sometimes a lone UTF-16 surrogate inserted somewhere: JSON.stringify escapes it (`\ud800`),
+ * JSON.parse gives it back, and PostgreSQL's text and jsonb refuse it.
+ */
+function withLoneSurrogates(strings: fc.Arbitrary<string>): fc.Arbitrary<string> {
+  const lone = fc.constantFrom('\ud800', '\udbff', '\udc00', '\udfff');
+  const inserted = fc.tuple(strings, lone, fc.nat()).map(([s, surrogate, at]) => {
+    const i = at % (s.length + 1);
+    return s.slice(0, i) + surrogate + s.slice(i);
+  });
+  return fc.oneof({ weight: 4, arbitrary: strings }, { weight: 1, arbitrary: inserted });
 }
 
 /** Valid values most of the time, anything JSON (or a raw string) otherwise. */
