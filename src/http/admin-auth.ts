@@ -1,9 +1,9 @@
-import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { JSONWebKeySet } from 'jose';
 import type { Middleware } from 'koa';
 import { createAccessTokenVerifier, VerifyError, type AccessTokenClaims, type AccessTokenVerifier } from '../verify/index.js';
 import { AppError } from './app-error.js';
+import { peerCertificateOf } from './peer-certificate.js';
 import type { AppState } from './middleware.js';
 
 /** Audience (RFC 8707 resource) and scope an admin access token must carry. */
@@ -56,17 +56,6 @@ export function adminAuth(deps: AdminAuthDeps): Middleware<AppState & AdminAuthS
     }
     return verifier;
   };
-  // The peer certificate is parsed once per TLS connection.
-  const peers = new WeakMap<TLSSocket, X509Certificate | undefined>();
-  const peerOf = (socket: TLSSocket) => {
-    if (!peers.has(socket)) {
-      peers.set(socket, socket.getPeerX509Certificate());
-      // The cached certificate must stay the connection's: refuse TLS 1.2 renegotiation from now on.
-      socket.disableRenegotiation();
-    }
-    return peers.get(socket);
-  };
-
   return async function adminAuthMiddleware(ctx, next) {
     const match = BEARER.exec(ctx.get('authorization'));
     if (!match) {
@@ -74,7 +63,7 @@ export function adminAuth(deps: AdminAuthDeps): Middleware<AppState & AdminAuthS
     }
     let claims: AccessTokenClaims;
     try {
-      claims = await verifierFor(deps.publicJwks()).verify(match[1]!, { clientCertificate: peerOf(ctx.req.socket as TLSSocket) });
+      claims = await verifierFor(deps.publicJwks()).verify(match[1]!, { clientCertificate: peerCertificateOf(ctx.req.socket as TLSSocket) });
     } catch (error) {
       if (!(error instanceof VerifyError)) throw error;
       ctx.state.log.info({ code: error.code }, 'admin token refused');

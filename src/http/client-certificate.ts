@@ -6,6 +6,7 @@ import { parseItem, parseList, type Item } from 'structured-headers';
 import { addressAllowed } from './address-allow.js';
 import { AppError } from './app-error.js';
 import type { AppState } from './middleware.js';
+import { peerCertificateOf } from './peer-certificate.js';
 
 /** The client certificate of a request, from the TLS handshake or a trusted proxy. */
 export interface ClientCertificateState {
@@ -59,19 +60,6 @@ export function parseClientCertChainHeader(value: string): X509Certificate[] {
 export function clientCertificate(options: { proxies?: BlockList; warnIntervalMs?: number }): Middleware<AppState & ClientCertificateState> {
   // A flood of such headers must not flood the log: one line per interval, with the count held back.
   const warnIgnored = throttle(options.warnIntervalMs ?? 60_000);
-  // The peer certificate of a connection, read once per TLS socket (null: none presented).
-  const peers = new WeakMap<TLSSocket, X509Certificate | null>();
-  const peerOf = (socket: TLSSocket): X509Certificate | undefined => {
-    let peer = peers.get(socket);
-    if (peer === undefined) {
-      if (typeof socket.getPeerX509Certificate !== 'function') return undefined;
-      peer = socket.getPeerX509Certificate() ?? null;
-      // The cached certificate must stay the connection's: refuse TLS 1.2 renegotiation from now on.
-      socket.disableRenegotiation();
-      peers.set(socket, peer);
-    }
-    return peer ?? undefined;
-  };
   return async function clientCertificateMiddleware(ctx, next) {
     const header = ctx.get('client-cert');
     const remoteAddress = ctx.req.socket.remoteAddress;
@@ -87,7 +75,7 @@ export function clientCertificate(options: { proxies?: BlockList; warnIntervalMs
           ctx.state.log.warn({ remoteAddress, alsoIgnored }, 'Client-Cert header from an untrusted address ignored'),
         );
       }
-      const peer = peerOf(ctx.req.socket as TLSSocket);
+      const peer = peerCertificateOf(ctx.req.socket as TLSSocket);
       if (peer) {
         ctx.state.clientCertificate = peer;
         ctx.state.clientCertificateChain = [];
