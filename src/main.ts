@@ -162,6 +162,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       publicJwks: () => jwks,
       isRevoked,
       routes: createAdminRoutes({ db, hasher, provider: () => provider, logger }),
+      db,
     });
     cleanups.push(admin.close);
     cleanups.push(startExpiredPurge(db, env.PURGE_INTERVAL_MS, logger, { auditRetentionDays: env.AUDIT_RETENTION_DAYS, longestTokenLifetimeSeconds: longestTokenLifetime(config.files) }));

@@ -1,4 +1,5 @@
 import type { Server } from 'node:https';
+import type { Kysely } from 'kysely';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import { adminAuth, type AdminAuthDeps } from './admin-auth.js';
@@ -8,6 +9,8 @@ import { closeServer, listenHttps, type TlsMaterial } from './https-server.js';
 import { jsonBody } from './json-body.js';
 import { accessLog, requestId, type AppState } from './middleware.js';
 import type { Metrics } from './metrics.js';
+import type { Database } from '../db/database.js';
+import { createRefusalAudit } from '../iam/refusal-audit.js';
 
 /** Admin request bodies are small JSON documents. */
 export const ADMIN_BODY_LIMIT_BYTES = 16 * 1024;
@@ -16,6 +19,8 @@ export interface AdminAppDeps extends AdminAuthDeps {
   logger: Logger;
   metrics: Metrics;
   routes: readonly AdminRoute[];
+  /** Where refused requests are audited (denied: 401/403; failure: refused mutations). */
+  db: Kysely<Database>;
 }
 
 /**
@@ -38,7 +43,7 @@ export function createAdminApp(deps: AdminAppDeps): Koa<AppState> {
   app.silent = true;
   app.use(requestId(deps.logger.child({ listener: 'admin' })));
   app.use(accessLog(deps.metrics));
-  app.use(adminErrorHandler());
+  app.use(adminErrorHandler(createRefusalAudit(deps.db, deps.logger)));
   app.use(adminAuth(deps) as Koa.Middleware<AppState>);
   app.use(jsonBody(ADMIN_BODY_LIMIT_BYTES) as Koa.Middleware<AppState>);
   app.use(adminRouter(routes) as Koa.Middleware<AppState>);

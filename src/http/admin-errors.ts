@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import { AppError } from './app-error.js';
 import type { AppState } from './middleware.js';
@@ -32,7 +33,10 @@ const BODY_ERRORS: Record<string, { code: string; status: number; description: s
  * The admin app's one error middleware: `{ error, error_description, fields? }` with a stable
  * `error` code; 5xx bodies say `server_error` only, and the detail goes to the log.
  */
-export function adminErrorHandler(): Middleware<AppState> {
+export function adminErrorHandler(
+  /** Audits a refused request (4xx), after the answer is set; never throws. */
+  onRefusal?: (refusal: { status: number; code: string; method: string; path: string; actor?: string; clientAddress?: string; requestId?: string; socket: TLSSocket }) => Promise<void>,
+): Middleware<AppState> {
   return async function adminErrorMiddleware(ctx, next) {
     try {
       await next();
@@ -48,6 +52,18 @@ export function adminErrorHandler(): Middleware<AppState> {
       for (const [name, value] of Object.entries(headers)) ctx.set(name, value);
       ctx.type = 'json';
       ctx.body = body;
+      if (onRefusal && status >= 400 && status < 500) {
+        await onRefusal({
+          status,
+          code: String(body.error),
+          method: ctx.method,
+          path: ctx.path,
+          actor: (ctx.state as { admin?: { actor: string } }).admin?.actor,
+          clientAddress: ctx.ip,
+          requestId: ctx.state.requestId,
+          socket: ctx.req.socket as TLSSocket,
+        });
+      }
     }
   };
 }

@@ -206,7 +206,10 @@ describe('audit', () => {
     const actions = all.body.items.map((entry: { action: string }) => entry.action);
     expect(actions).toEqual(expect.arrayContaining(['role.create', 'user.create', 'user.disable', 'user.enable', 'user.password.set', 'user.role.assign', 'user.role.unassign', 'sessions.revoke']));
     for (const entry of all.body.items) {
-      expect(entry).toMatchObject({ actor: 'client:admin-cli', outcome: 'success', client_address: expect.any(String), request_id: expect.any(String) });
+      // Refused requests are audited too (admin.refused: failure, admin.denied: denied).
+      const outcome = ({ 'admin.refused': 'failure', 'admin.denied': 'denied' } as Record<string, string>)[entry.action] ?? 'success';
+      expect(entry).toMatchObject({ outcome, client_address: expect.any(String), request_id: expect.any(String) });
+      if (entry.action !== 'admin.denied') expect(entry.actor).toBe('client:admin-cli');
       expect(JSON.stringify(entry)).not.toMatch(/passphrase|correct horse|argon2/);
     }
     const user = all.body.items.find((entry: { action: string; details: Record<string, unknown> }) => entry.action === 'user.create' && entry.details.username === 'Alice');

@@ -106,10 +106,50 @@ describe('admin token checks', () => {
     expectRefused(await admin.call('GET', '/admin/users', { token }), 401, 'token_revoked');
   });
 
-  it('never reveals the token or internals in refusals, and audits nothing for refused calls', async () => {
+  it('never reveals the token or internals in refusals, and changes nothing for refused calls', async () => {
     const response = await admin.call('POST', '/admin/roles', { token: null, body: { name: 'sneaky' } });
     expect(response.status).toBe(401);
     expect((await admin.call('GET', '/admin/roles')).body.items).toEqual([]);
     expect(app.logs.join('')).not.toContain(admin.token);
+  });
+});
+
+describe('audit of refused admin requests', () => {
+  const rows = (action: string) =>
+    app.custos.db.selectFrom('audit_log').selectAll().where('action', '=', action).orderBy('id').execute();
+
+  it('records each refusal as denied: client id or certificate thumbprint as actor, the code, no token', async () => {
+    const denied = await rows('admin.denied');
+    expect(denied.every((row) => row.outcome === 'denied')).toBe(true);
+    const codes = denied.map((row) => row.details.code).sort();
+    expect(codes).toEqual(['binding_mismatch', 'insufficient_scope', 'invalid_token', 'token_required', 'token_revoked', 'wrong_audience']);
+    expect(denied.every((row) => /^cert:[A-Za-z0-9_-]{43}$/.test(row.actor))).toBe(true);
+    // admin-cli and admin-reader present different certificates.
+    const actorOf = (code: string) => denied.find((row) => row.details.code === code)!.actor;
+    expect(actorOf('insufficient_scope')).not.toBe(actorOf('token_required'));
+    expect(denied.find((row) => row.details.code === 'token_required')).toMatchObject({ client_address: expect.any(String), details: { method: 'GET', path: '/admin/users', status: 401 } });
+    expect(JSON.stringify(denied)).not.toContain(admin.token);
+    expect(JSON.stringify(denied)).not.toContain('not.a.jwt');
+  });
+
+  it('aggregates a flood of refusals from one certificate: one record per code and window', async () => {
+    const before = (await rows('admin.denied')).length;
+    for (let i = 0; i < 25; i++) expect((await admin.call('GET', '/admin/users', { token: null })).status).toBe(401);
+    for (let i = 0; i < 25; i++) expect((await admin.call('GET', '/admin/users', { token: `garbage${i}` })).status).toBe(401);
+    expect((await rows('admin.denied')).length).toBe(before);
+  });
+
+  it('records a refused mutation of an authenticated admin as failure', async () => {
+    const refused = await admin.call('POST', '/admin/roles', { body: { name: 'Not A Role' } });
+    expect(refused.status).toBe(400);
+    const missing = await admin.call('DELETE', '/admin/users/00000000-0000-4000-8000-000000000000/roles/ops');
+    expect(missing.status).toBe(404);
+    // Refused reads are not mutations: not audited.
+    expect((await admin.call('GET', '/admin/users/00000000-0000-4000-8000-000000000000')).status).toBe(404);
+    const failures = await rows('admin.refused');
+    expect(failures.map((row) => [row.actor, row.outcome, row.details.code, row.details.method])).toEqual([
+      ['client:admin-cli', 'failure', 'invalid_request', 'POST'],
+      ['client:admin-cli', 'failure', missing.body.error, 'DELETE'],
+    ]);
   });
 });

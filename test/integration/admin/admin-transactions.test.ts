@@ -77,12 +77,14 @@ describe('every admin mutation writes one audit row and one outbox row in its tr
     expect((await lastRows()).audit).toMatchObject({ action: 'role.create', target: 'role:billing' });
   });
 
-  it('a refused mutation (4xx) leaves no audit or outbox row', async () => {
+  it('a refused mutation (4xx) changes nothing and emits no event; only its admin.refused failure record is written', async () => {
     const before = await counts();
     expect((await admin.call('POST', '/admin/users', { body: { username: 'erin' } })).status).toBe(409);
     expect((await admin.call('POST', '/admin/users', { body: { username: 'frank', roles: ['ghost'] } })).status).toBe(400);
     expect((await admin.call('PUT', '/admin/users/00000000-0000-4000-8000-000000000000/roles/ops')).status).toBe(404);
-    expect(await counts()).toEqual(before);
+    expect(await counts()).toEqual({ ...before, audit: before.audit + 3 });
+    const refused = await app.custos.db.selectFrom('audit_log').select(['action', 'outcome']).orderBy('id', 'desc').limit(3).execute();
+    expect(refused).toEqual(Array(3).fill({ action: 'admin.refused', outcome: 'failure' }));
   });
 });
 
