@@ -1,15 +1,6 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database } from './database.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
-
-/**
- * PostgreSQL text cannot hold NUL; a key containing one (only ever client input, e.g. a forged
- * token) cannot match a stored row, so lookups answer "not found" instead of a driver error.
- */
-function storable(value: string): boolean {
-  return !value.includes('\u0000');
-}
+import { sql } from 'kysely';
+import type { DbExecutor } from './database.js';
+import { storable } from './storable.js';
 
 /** A payload PostgreSQL cannot store: a string holding NUL (jsonb rejects `\u0000`, SQLSTATE 22P05). */
 export class UnstorableValueError extends Error {
@@ -20,7 +11,7 @@ export class UnstorableValueError extends Error {
 export type ModelPayload = Record<string, unknown>;
 
 /** Inserts or replaces one model instance; `expiresIn` in seconds. */
-export async function upsertModel(db: Db, model: string, id: string, payload: ModelPayload, expiresIn?: number): Promise<void> {
+export async function upsertModel(db: DbExecutor, model: string, id: string, payload: ModelPayload, expiresIn?: number): Promise<void> {
   const row = {
     model,
     id,
@@ -52,7 +43,7 @@ export async function upsertModel(db: Db, model: string, id: string, payload: Mo
 
 /** Finds a live (not expired) model instance by one of its keys. */
 export async function findModel(
-  db: Db,
+  db: DbExecutor,
   model: string,
   key: { id: string } | { uid: string } | { user_code: string },
 ): Promise<ModelPayload | undefined> {
@@ -72,25 +63,25 @@ export async function findModel(
 }
 
 /** Marks a model instance consumed (authorization codes, refresh tokens after rotation). */
-export async function consumeModel(db: Db, model: string, id: string): Promise<void> {
+export async function consumeModel(db: DbExecutor, model: string, id: string): Promise<void> {
   if (!storable(id)) return;
   await db.updateTable('oidc_model').set({ consumed_at: sql<Date>`now()` }).where('model', '=', model).where('id', '=', id).execute();
 }
 
-export async function destroyModel(db: Db, model: string, id: string): Promise<void> {
+export async function destroyModel(db: DbExecutor, model: string, id: string): Promise<void> {
   if (!storable(id)) return;
   await db.deleteFrom('oidc_model').where('model', '=', model).where('id', '=', id).execute();
 }
 
 /** Deletes every token and code of a grant (RFC 7009 §2.1 cascading revocation). */
-export async function revokeModelsByGrantId(db: Db, grantId: string): Promise<number> {
+export async function revokeModelsByGrantId(db: DbExecutor, grantId: string): Promise<number> {
   if (!storable(grantId)) return 0;
   const result = await db.deleteFrom('oidc_model').where('grant_id', '=', grantId).executeTakeFirst();
   return Number(result.numDeletedRows);
 }
 
 /** Deletes expired rows; returns how many were removed. */
-export async function purgeExpiredModels(db: Db, limit = 5000): Promise<number> {
+export async function purgeExpiredModels(db: DbExecutor, limit = 5000): Promise<number> {
   const result = await db
     .deleteFrom('oidc_model')
     .where(({ eb, selectFrom }) =>
@@ -111,7 +102,7 @@ const ACCOUNT_ID = sql<string>`payload->>'accountId'`;
 
 /** An account's live sessions (oidc-provider `Session` payloads), ordered by `uid`, `limit` after `afterUid`. */
 export async function listAccountSessions(
-  db: Db,
+  db: DbExecutor,
   accountId: string,
   page: { limit: number; afterUid?: string } = { limit: 10_000 },
 ): Promise<Array<{ payload: ModelPayload; expiresAt: Date | null; createdAt: Date }>> {
@@ -147,7 +138,7 @@ export interface DestroyedAccountModels {
  * grants (RFC 7009 §2.1 cascading revocation), inside the caller's transaction. The rows are
  * locked first, so a concurrent refresh either finishes before or finds nothing.
  */
-export async function destroyAccountModels(db: Db, accountId: string): Promise<DestroyedAccountModels> {
+export async function destroyAccountModels(db: DbExecutor, accountId: string): Promise<DestroyedAccountModels> {
   if (!storable(accountId)) return { sessions: [], grantIds: [], tokens: 0 };
   const owned = await db
     .selectFrom('oidc_model')

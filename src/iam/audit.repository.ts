@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { DbExecutor } from '../db/database.js';
+import { withoutNul } from '../db/storable.js';
 
 export type AuditOutcome = 'success' | 'failure' | 'denied';
 
@@ -31,21 +32,19 @@ export interface AuditFilter {
   until?: Date;
 }
 
-const clean = (value: string | null | undefined) => (value == null ? null : value.replaceAll('\u0000', ''));
-
 /** Appends an audit record; pass the caller's transaction so it commits with the change it records. */
 export async function writeAudit(db: DbExecutor, record: AuditRecord): Promise<void> {
   await db
     .insertInto('audit_log')
     .values({
-      actor: clean(record.actor)!,
+      actor: withoutNul(record.actor)!,
       action: record.action,
-      target: clean(record.target),
+      target: withoutNul(record.target),
       outcome: record.outcome,
-      client_address: clean(record.clientAddress),
-      request_id: clean(record.requestId),
+      client_address: withoutNul(record.clientAddress),
+      request_id: withoutNul(record.requestId),
       // jsonb cannot hold U+0000 (escaped or not); client-supplied strings may contain it.
-      details: JSON.stringify(record.details ?? {}, (_key, value: unknown) => (typeof value === 'string' ? value.replaceAll('\u0000', '') : value)),
+      details: JSON.stringify(record.details ?? {}, (_key, value: unknown) => (typeof value === 'string' ? withoutNul(value) : value)),
     })
     .execute();
 }

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { DbExecutor } from '../db/database.js';
+import { storable } from '../db/storable.js';
 import { IamError, PG_CHECK_VIOLATION, PG_UNIQUE_VIOLATION, pgCode } from './iam-errors.js';
 
 /** A user as the rest of Custos sees it (never the password hash, except through {@link findLoginCandidate}). */
@@ -21,7 +22,6 @@ export interface NewUser {
 }
 
 /** PostgreSQL text cannot hold NUL; such input can never name a stored user. */
-const storable = (value: string) => !value.includes('\u0000');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function baseQuery(db: DbExecutor) {

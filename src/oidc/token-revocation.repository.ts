@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { DbExecutor } from '../db/database.js';
+import { storable } from '../db/storable.js';
 
 /** oidc_model rows under this model name hold the `jti`s of revoked JWT access tokens. */
 export const REVOKED_ACCESS_TOKEN_MODEL = 'RevokedAccessToken';
@@ -14,8 +15,6 @@ export interface TokenIdentity {
 
 /** Longest token-exchange chain followed; chains are a handful of hops in practice. */
 const MAX_CHAIN = 32;
-
-const storable = (value: string) => !value.includes('\u0000');
 
 /**
  * Revokes every token of `subject` issued up to this moment (per-subject cut-off): JWT access

@@ -1,8 +1,6 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database } from '../../db/database.js';
+import { sql } from 'kysely';
+import type { DbExecutor } from '../../db/database.js';
 import type { ActClaim } from './subject-token.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 /** One audited token exchange. */
 export interface ExchangeRecord {
@@ -24,7 +22,7 @@ export interface ExchangeRecord {
  * `root_issued_at` is its parent's when the subject token was itself exchanged, else the subject
  * token's `iat`.
  */
-export async function insertExchangeRecord(db: Db, record: ExchangeRecord): Promise<void> {
+export async function insertExchangeRecord(db: DbExecutor, record: ExchangeRecord): Promise<void> {
   await db
     .insertInto('token_exchange')
     .values({
@@ -46,7 +44,7 @@ export async function insertExchangeRecord(db: Db, record: ExchangeRecord): Prom
 }
 
 /** Exchanges recorded for a subject, newest first. */
-export async function listExchangesBySubject(db: Db, subject: string, limit = 100) {
+export async function listExchangesBySubject(db: DbExecutor, subject: string, limit = 100) {
   return db
     .selectFrom('token_exchange')
     .selectAll()
@@ -62,7 +60,7 @@ export async function listExchangesBySubject(db: Db, subject: string, limit = 10
  * most `limit` per call; returns how many were removed. Ancestors go in later rounds, once their
  * descendants are gone.
  */
-export async function purgeExpiredExchanges(db: Db, options: { marginSeconds: number; limit?: number }): Promise<number> {
+export async function purgeExpiredExchanges(db: DbExecutor, options: { marginSeconds: number; limit?: number }): Promise<number> {
   const result = await db
     .deleteFrom('token_exchange')
     .where('id', 'in', (eb) =>
