@@ -64,14 +64,28 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     return actual.length === expected.length && timingSafeEqual(actual, expected);
   };
 
-  async function formTargets(clientId: string | undefined): Promise<string[]> {
+  // One Client.find per request: the page's name and its form targets come from the same lookup.
+  type FoundClient = { clientName?: string; redirectUris?: string[] } | undefined;
+  const clients = new WeakMap<Ctx, Map<string, Promise<FoundClient>>>();
+  function findClient(ctx: Ctx, clientId: string): Promise<FoundClient> {
+    let found = clients.get(ctx);
+    if (!found) clients.set(ctx, (found = new Map()));
+    let client = found.get(clientId);
+    if (!client) {
+      client = deps.provider().Client.find(clientId).catch(() => undefined) as Promise<FoundClient>;
+      found.set(clientId, client);
+    }
+    return client;
+  }
+
+  async function formTargets(ctx: Ctx, clientId: string | undefined): Promise<string[]> {
     if (!clientId) return [];
-    const client = await deps.provider().Client.find(clientId).catch(() => undefined);
+    const client = await findClient(ctx, clientId);
     return originsOf(client?.redirectUris ?? []);
   }
 
   async function send(ctx: Ctx, status: number, body: string, clientId?: string): Promise<void> {
-    ctx.set(pageHeaders(await formTargets(clientId)));
+    ctx.set(pageHeaders(await formTargets(ctx, clientId)));
     ctx.status = status;
     ctx.type = 'html';
     ctx.body = body;
@@ -106,9 +120,9 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     ctx.redirect(returnTo);
   }
 
-  async function clientName(interaction: Interaction): Promise<string> {
+  async function clientName(ctx: Ctx, interaction: Interaction): Promise<string> {
     const clientId = String(interaction.params.client_id ?? '');
-    const client = await deps.provider().Client.find(clientId).catch(() => undefined);
+    const client = await findClient(ctx, clientId);
     return client?.clientName ?? clientId;
   }
 
@@ -117,7 +131,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     await send(
       ctx,
       status,
-      loginPage({ action: `${base}/login`, abortAction: `${base}/abort`, csrfToken: csrfToken(interaction.uid), clientName: await clientName(interaction), ...extra }),
+      loginPage({ action: `${base}/login`, abortAction: `${base}/abort`, csrfToken: csrfToken(interaction.uid), clientName: await clientName(ctx, interaction), ...extra }),
       String(interaction.params.client_id),
     );
   }
@@ -148,7 +162,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
           action: `/interaction/${uid}/confirm`,
           abortAction: `/interaction/${uid}/abort`,
           csrfToken: csrfToken(uid),
-          clientName: await clientName(interaction),
+          clientName: await clientName(ctx, interaction),
           scopes: details.missingOIDCScope ?? [],
           resources: Object.entries(details.missingResourceScopes ?? {}).map(([resource, scopes]) => ({ resource, scopes })),
         }),
