@@ -8,15 +8,12 @@ import {
   findUnacknowledged,
   markPublished,
   outboxBacklog,
-  OUTBOX_CHANNEL,
   prunePublished,
   type OutboxRow,
 } from './outbox.repository.js';
+import { listenForOutbox, releaseRelayLock, tryRelayLock } from './relay-lock.repository.js';
 import { buildSecurityEventClaims, type SetSigner } from './security-event-token.js';
 import type { EventSink, OutboundEvent } from './sinks/event-sink.js';
-
-/** Session-level advisory lock key held by the one active relay ("custos" in ASCII). */
-export const RELAY_LOCK_KEY = 0x637573746f73n;
 
 /** Options of {@link createRelay}. */
 export interface RelayOptions {
@@ -95,8 +92,7 @@ export function createRelay(options: RelayOptions): Relay {
     client.on('error', () => {});
     try {
       await client.connect();
-      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [RELAY_LOCK_KEY.toString()]);
-      if (!rows[0]?.locked) {
+      if (!(await tryRelayLock(client))) {
         await client.end().catch(() => {});
         return false;
       }
@@ -108,7 +104,7 @@ export function createRelay(options: RelayOptions): Relay {
           void options.sink.close().catch(() => {});
         }
       });
-      await client.query(`listen ${OUTBOX_CHANNEL}`);
+      await listenForOutbox(client);
       lockClient = client;
       log.info({ sink: options.sink.name }, 'event relay active');
       return true;
@@ -222,7 +218,7 @@ export function createRelay(options: RelayOptions): Relay {
       const client = lockClient;
       lockClient = undefined;
       if (client) {
-        await client.query('select pg_advisory_unlock($1)', [RELAY_LOCK_KEY.toString()]).catch(() => {});
+        await releaseRelayLock(client).catch(() => {});
         await client.end().catch(() => {});
       }
       await options.sink.close().catch((error) => log.warn({ err: error }, 'closing the event sink failed'));

@@ -4,7 +4,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../../src/db/create-db.js';
 import type { Database } from '../../../src/db/database.js';
-import { RELAY_LOCK_KEY } from '../../../src/events/relay.js';
+import { RELAY_LOCK_KEY } from '../../../src/events/relay-lock.repository.js';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
 import { createUserService } from '../../../src/iam/user.service.js';
 import { createSecurityEventVerifier } from '../../../src/verify/index.js';
