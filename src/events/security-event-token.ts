@@ -1,4 +1,5 @@
-import { importJWK, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
+import { NodeEs256SigningKey } from '../keys/node-signing-key.js';
 import type { SigningJwk } from '../keys/signing-keys.js';
 import type { IamEvent } from './iam-event.js';
 
@@ -83,18 +84,20 @@ export type SetSigner = (claims: SecurityEventClaims) => Promise<string>;
 
 /**
  * A {@link SetSigner} over the server's current ES256 signing key (header `typ: secevent+jwt`,
- * RFC 8417 §2.3), so SETs verify against the served JWKS. Keys are imported once per `kid`.
+ * RFC 8417 §2.3), so SETs verify against the served JWKS. It signs with the same synchronous
+ * `node:crypto` key as the provider's tokens ({@link NodeEs256SigningKey}), built once per
+ * signing key (a key reload brings a new one), not per event.
  */
 export function createSetSigner(currentKey: () => SigningJwk): SetSigner {
-  const imported = new Map<string, Promise<CryptoKey | Uint8Array>>();
+  let signer: { jwk: SigningJwk; key: NodeEs256SigningKey; header: string } | undefined;
   return async (claims) => {
     const jwk = currentKey();
-    let key = imported.get(jwk.kid);
-    if (!key) {
-      key = importJWK(jwk, 'ES256');
-      imported.clear();
-      imported.set(jwk.kid, key);
+    if (signer?.jwk !== jwk) {
+      const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'secevent+jwt', kid: jwk.kid })).toString('base64url');
+      signer = { jwk, key: new NodeEs256SigningKey(jwk), header };
     }
-    return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'secevent+jwt', kid: jwk.kid }).sign(await key);
+    // RFC 7515 §7.1 compact serialization: header.payload.signature, each base64url.
+    const input = `${signer.header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+    return `${input}.${Buffer.from(signer.key.sign(Buffer.from(input))).toString('base64url')}`;
   };
 }

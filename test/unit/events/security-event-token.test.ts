@@ -64,6 +64,20 @@ describe('Security Event Tokens (RFC 8417, CAEP 1.0)', () => {
     });
   });
 
+  it('follows the current key across a rotation (one node:crypto key per signing key)', async () => {
+    const current = await generateSigningKey();
+    const next = await generateSigningKey();
+    let active = current;
+    const sign = createSetSigner(() => active);
+    const claims = buildSecurityEventClaims({ eventId: 'e-3', txid: '10', occurredAt, event: { type: 'account-enabled', userId: 'u3', initiatingEntity: 'admin' } }, { issuer: ISSUER, audience: 'consumer' });
+    const verifier = createSecurityEventVerifier({ issuer: ISSUER, audience: 'consumer', jwks: publicJwks({ current, next }) });
+    const before = await sign(claims);
+    active = next;
+    const after = await sign(claims);
+    expect([decodeProtectedHeader(before).kid, decodeProtectedHeader(after).kid]).toEqual([current.kid, next.kid]);
+    await expect(verifier.verify(after)).resolves.toMatchObject({ id: 'e-3' });
+  });
+
   it('refuses an access token presented as a SET (typ, sub, exp)', async () => {
     const current = await generateSigningKey();
     const next = await generateSigningKey();
