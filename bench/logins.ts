@@ -25,7 +25,8 @@ export interface LoginJob {
 
 const job = JSON.parse(process.argv[2] ?? '{}') as LoginJob;
 const origin = new URL(job.origin);
-if (!['127.0.0.1', '[::1]', 'localhost'].includes(origin.hostname)) throw new Error('login driver refuses non-loopback targets');
+const LOOPBACK = ['127.0.0.1', '[::1]', 'localhost'];
+if (!LOOPBACK.includes(origin.hostname)) throw new Error('login driver refuses non-loopback targets');
 const pool = new Pool(job.origin, { connections: job.concurrency, connect: { ca: job.ca, servername: 'localhost' } });
 const basic = `Basic ${Buffer.from(`${encodeURIComponent(job.clientId)}:${encodeURIComponent(job.clientSecret)}`).toString('base64')}`;
 
@@ -34,7 +35,8 @@ async function signIn(): Promise<void> {
   const jar = new Map<string, string>();
   const send = async (method: 'GET' | 'POST', target: string, body?: string, headers: Record<string, string> = {}) => {
     const url = new URL(target, job.origin);
-    if (url.origin !== origin.origin) throw new Error(`unexpected redirect to ${url.origin}`);
+    // Custos builds its URLs from the issuer (https://localhost:<port>); the pool connects to the same port on loopback.
+    if (url.port !== origin.port || !LOOPBACK.includes(url.hostname)) throw new Error(`unexpected redirect to ${url.origin}`);
     const response: Dispatcher.ResponseData = await pool.request({
       method,
       path: url.pathname + url.search,

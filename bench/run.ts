@@ -281,6 +281,7 @@ async function main(): Promise<void> {
       ALLOW_DEV_KEYS_IN_PRODUCTION: 'true',
       HOST: '127.0.0.1',
       PORT: String(PORT),
+      ADMIN_PORT: '0',
       ISSUER: issuer,
       DATABASE_URL: database.url,
       KEYS_DIR: 'keys/dev',

@@ -152,6 +152,7 @@ async function demo(): Promise<void> {
     env: {
       ...process.env,
       PORT: process.env.PORT ?? '0',
+      ADMIN_PORT: process.env.ADMIN_PORT ?? '0',
       DATA_DIR: process.env.DATA_DIR ?? '.data/example',
       EMBEDDED_PG_PORT: process.env.EMBEDDED_PG_PORT ?? '54339',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',

@@ -69,6 +69,7 @@ describe('the custos command (issue 10 #10, #12)', () => {
         PATH: process.env.PATH ?? '',
         NODE_ENV: 'test',
         PORT: '0',
+        ADMIN_PORT: '0',
         HOST: '127.0.0.1',
         DATABASE_URL: database.url,
         KEYS_DIR: path.join(work, 'keys'),

@@ -42,6 +42,7 @@ async function npmStart(options: { embedded?: boolean } = {}) {
     HOME: process.env.HOME ?? work,
     NODE_ENV: 'test',
     PORT: '0',
+    ADMIN_PORT: '0',
     HOST: '127.0.0.1',
     ...databaseEnv,
     KEYS_DIR: path.join(work, 'keys'),
