@@ -3,7 +3,7 @@ import { jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Database } from '../db/database.js';
 import { upsertModel } from '../db/oidc-model.repository.js';
-import { isTokenRevoked, REVOKED_ACCESS_TOKEN_MODEL, type TokenIdentity } from './token-revocation.repository.js';
+import { descendantsExpireAt, isTokenRevoked, REVOKED_ACCESS_TOKEN_MODEL, type TokenIdentity } from './token-revocation.repository.js';
 
 interface IntrospectionCaller {
   clientId: string;
@@ -58,7 +58,9 @@ export function createStructuredTokens(deps: {
       const claims = await verify(token);
       if (!claims) return true; // RFC 7009 §2.2: an invalid token is not an error
       if (claims.client_id !== caller.clientId) return false;
-      const ttl = Math.max(1, claims.exp! - Math.floor(Date.now() / 1000));
+      // Remembered until the token and everything exchanged from it have expired.
+      const until = Math.max(claims.exp!, (await descendantsExpireAt(deps.db, claims.jti!)) ?? 0);
+      const ttl = Math.max(1, Math.ceil(until - Date.now() / 1000));
       await upsertModel(deps.db, REVOKED_ACCESS_TOKEN_MODEL, claims.jti!, { jti: claims.jti, clientId: caller.clientId }, ttl);
       return true;
     },

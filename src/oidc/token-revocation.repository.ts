@@ -67,6 +67,27 @@ export async function isTokenRevoked(db: DbExecutor, token: TokenIdentity): Prom
 }
 
 /**
+ * When the last token exchanged from `jti` (directly or down a chain, RFC 8693) expires, in
+ * seconds since the epoch; null when nothing was exchanged from it. A revocation of `jti` must be
+ * remembered until then, or its longer-lived descendants (resume tokens) would come back to life
+ * when the revoked parent's own lifetime ends.
+ */
+export async function descendantsExpireAt(db: DbExecutor, jti: string): Promise<number | null> {
+  if (!storable(jti)) return null;
+  const { rows } = await sql<{ exp: number | null }>`
+    with recursive tree (jti, expires_at, depth) as (
+      select jti, expires_at, 1 from token_exchange where subject_token_jti = ${jti}
+      union all
+      select t.jti, t.expires_at, d.depth + 1
+      from token_exchange t join tree d on t.subject_token_jti = d.jti
+      where d.depth < ${MAX_CHAIN}
+    )
+    select extract(epoch from max(expires_at))::float8 as exp from tree
+  `.execute(db);
+  return rows[0]?.exp ?? null;
+}
+
+/**
  * Deletes cut-offs older than `olderThanSeconds` (the longest lifetime any token can have: by then
  * every token issued before the cut-off has expired); returns how many were removed.
  */

@@ -197,6 +197,18 @@ describe('revocation follows token exchange (RFC 7009 at /token/revocation)', ()
     expect(await isActive(app, holdings.accessToken, { client: 'orders-api' })).toBe(false);
     expect(await isActive(app, holdings.resumeToken, { client: 'billing-worker' })).toBe(false);
     expect(await isActive(app, holdings.chainedResumeToken, { client: 'billing-worker' })).toBe(false);
+    // The revocation is remembered until the longest-lived descendant expires, not only the 300 s
+    // user token: otherwise the resume tokens would come back to life when it expires.
+    const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string; exp: number };
+    const marker = await app.custos.db
+      .selectFrom('oidc_model')
+      .select('expires_at')
+      .where('model', '=', 'RevokedAccessToken')
+      .where('id', '=', claimsOf(holdings.accessToken).jti)
+      .executeTakeFirstOrThrow();
+    const longest = Math.max(claimsOf(holdings.resumeToken).exp, claimsOf(holdings.chainedResumeToken).exp);
+    expect(longest).toBeGreaterThan(claimsOf(holdings.accessToken).exp);
+    expect(new Date(marker.expires_at!).getTime()).toBeGreaterThanOrEqual(longest * 1000 - 1000);
     const again = await exchange(app, 'billing-worker', holdings.chainedResumeToken);
     expect([again.status, again.body.error]).toEqual([400, 'invalid_request']);
     // Only that token's descendants: the user's session and refresh token live on.
