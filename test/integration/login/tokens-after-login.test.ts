@@ -80,6 +80,9 @@ describe('tokens from a real login', () => {
       expect(refused.body.error).toBe('invalid_grant');
     } finally {
       await login.users.enable({ id: userId }, { actor: 'cli', initiatingEntity: 'admin' });
+      // Disabling set a revocation cut-off; tokens issued in its second count as revoked (JWT iat
+      // has one-second resolution), so the next tests' logins must start in a later second.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
     }
   });
 
