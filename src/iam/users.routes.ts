@@ -69,7 +69,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       method: 'put',
       path: '/admin/users/{id}/password',
       operationId: 'setUserPassword',
-      summary: "Set a user's password (argon2id)",
+      summary: "Set a user's password (argon2id) and revoke everything they hold (as DELETE /admin/users/{id}/sessions)",
       params: userPath,
       body: setPasswordBody,
       status: 204,
