@@ -1,8 +1,7 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashSecret } from '../../../src/iam/secret-hash.js';
 import { DEMO, formBody, startTestApp, type TestApp } from '../../helpers/app.js';
-import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
+import { clientSecretPostClient, configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
 
 const POST_CLIENT: [string, string] = ['post-client', 'post-client-secret-Zq8Xw3Kp9Lm2'];
 
@@ -10,17 +9,7 @@ let app: TestApp;
 let config: TempConfigDir;
 beforeAll(async () => {
   // The demo config plus one client_secret_post client (the demo has none).
-  config = await configDirWithClients([
-    {
-      client_id: POST_CLIENT[0],
-      client_secret_hash: await hashSecret(POST_CLIENT[1]),
-      token_endpoint_auth_method: 'client_secret_post',
-      grant_types: ['client_credentials'],
-      scope: 'orders:read',
-      resources: [DEMO.ordersResource],
-      default_resource: DEMO.ordersResource,
-    },
-  ]);
+  config = await configDirWithClients([await clientSecretPostClient(POST_CLIENT)]);
   // The most verbose level: whatever any layer logs, it must not carry secrets.
   app = await startTestApp({ configDir: config.dir, env: { LOG_LEVEL: 'trace' } });
 });

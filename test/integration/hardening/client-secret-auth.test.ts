@@ -1,25 +1,14 @@
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashSecret } from '../../../src/iam/secret-hash.js';
 import { DEMO, formBody, startTestApp, type TestApp } from '../../helpers/app.js';
-import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
+import { clientSecretPostClient, configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
 
 const POST_CLIENT: [string, string] = ['post-client', 'post-client-secret-Rt5Yu8Io2Pa4'];
 
 let app: TestApp;
 let config: TempConfigDir;
 beforeAll(async () => {
-  config = await configDirWithClients([
-    {
-      client_id: POST_CLIENT[0],
-      client_secret_hash: await hashSecret(POST_CLIENT[1]),
-      token_endpoint_auth_method: 'client_secret_post',
-      grant_types: ['client_credentials'],
-      scope: 'orders:read',
-      resources: [DEMO.ordersResource],
-      default_resource: DEMO.ordersResource,
-    },
-  ]);
+  config = await configDirWithClients([await clientSecretPostClient(POST_CLIENT)]);
   app = await startTestApp({ configDir: config.dir });
 });
 afterAll(async () => {
