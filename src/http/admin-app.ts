@@ -41,8 +41,9 @@ export function createAdminApp(deps: AdminAppDeps): Koa<AppState> {
   const document = adminOpenApiDocument(routes, { issuer: deps.issuer, version: '1' });
   const app = new Koa<AppState>();
   app.silent = true;
-  app.use(requestId(deps.logger.child({ listener: 'admin' })));
-  app.use(accessLog(deps.metrics));
+  const logger = deps.logger.child({ listener: 'admin' });
+  app.use(requestId(logger));
+  app.use(accessLog(logger, deps.metrics));
   app.use(adminErrorHandler(createRefusalAudit(deps.db, deps.logger)));
   app.use(adminAuth(deps) as Koa.Middleware<AppState>);
   app.use(jsonBody(ADMIN_BODY_LIMIT_BYTES) as Koa.Middleware<AppState>);

@@ -60,7 +60,7 @@ export function parseClientCertChainHeader(value: string): X509Certificate[] {
 export function clientCertificate(options: { proxies?: BlockList; warnIntervalMs?: number }): Middleware<AppState & ClientCertificateState> {
   // A flood of such headers must not flood the log: one line per interval, with the count held back.
   const warnIgnored = throttle(options.warnIntervalMs ?? 60_000);
-  return async function clientCertificateMiddleware(ctx, next) {
+  return function clientCertificateMiddleware(ctx, next) {
     const header = ctx.get('client-cert');
     const remoteAddress = ctx.req.socket.remoteAddress;
     const fromProxy = addressAllowed(options.proxies, remoteAddress);
@@ -82,7 +82,7 @@ export function clientCertificate(options: { proxies?: BlockList; warnIntervalMs
         ctx.state.clientCertificateSource = 'tls';
       }
     }
-    await next();
+    return next();
   };
 }
 

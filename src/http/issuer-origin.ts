@@ -16,7 +16,7 @@ const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(
  */
 export function issuerOrigin(issuer: string): Middleware<AppState> {
   const { host } = new URL(issuer);
-  return async function issuerOriginMiddleware(ctx, next) {
+  return function issuerOriginMiddleware(ctx, next) {
     const { req } = ctx;
     let hosts = 0;
     for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
@@ -32,6 +32,6 @@ export function issuerOrigin(issuer: string): Middleware<AppState> {
       ctx.originalUrl = ctx.request.originalUrl = ctx.url;
     }
     req.headers.host = host;
-    await next();
+    return next();
   };
 }

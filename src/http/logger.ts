@@ -59,7 +59,12 @@ export function serializeError(error: unknown, depth = 0): unknown {
   return out;
 }
 
-/** JSON logger (pino) with secret redaction. */
+/**
+ * JSON logger (pino) with secret redaction. Without a destination it writes to stdout
+ * asynchronously: lines written while a write is in flight go out together in the next one
+ * (one system call for many access lines under load), and pino flushes what is pending
+ * synchronously when the process exits.
+ */
 export function createLogger(options: { level: string; destination?: pino.DestinationStream }): Logger {
   return pino(
     {
@@ -68,6 +73,6 @@ export function createLogger(options: { level: string; destination?: pino.Destin
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: { err: (error: unknown) => serializeError(error) },
     },
-    options.destination,
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }

@@ -12,36 +12,52 @@ export interface AppState {
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** Reuses a well-formed incoming `X-Request-Id` or makes one; echoes it on the response. */
+/**
+ * Reuses a well-formed incoming `X-Request-Id` or makes one; echoes it on the response.
+ * `ctx.state.log` (a child logger carrying the id) is made on first use: most requests log
+ * nothing but their access line.
+ */
 export function requestId(logger: Logger): Middleware<AppState> {
-  return async function requestIdMiddleware(ctx, next) {
+  return function requestIdMiddleware(ctx, next) {
     const incoming = ctx.get('x-request-id');
     const id = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    ctx.state.requestId = id;
-    ctx.state.log = logger.child({ requestId: id });
+    let log: Logger | undefined;
+    Object.defineProperties(ctx.state, {
+      requestId: { value: id, enumerable: true, writable: true },
+      log: {
+        get: () => (log ??= logger.child({ requestId: id })),
+        set: (value: Logger) => (log = value),
+        enumerable: true,
+      },
+    });
     ctx.set('X-Request-Id', id);
-    await next();
+    return next();
   };
 }
 
 /**
- * Logs one JSON line per request (method, path without query string, status, duration) and
- * records Prometheus metrics. Query strings are never logged: they carry codes and state.
+ * Logs one JSON line per request (method, path without query string, status, duration, request
+ * id, client id) and records Prometheus metrics. Query strings are never logged: they carry
+ * codes and state. The line holds only these fields, so it is written without the redaction
+ * pass the other log lines go through.
  */
-export function accessLog(metrics: Metrics): Middleware<AppState> {
-  return async function accessLogMiddleware(ctx, next) {
+export function accessLog(logger: Logger, metrics: Metrics): Middleware<AppState> {
+  const access = logger.child({}, { redact: { paths: [] } });
+  return function accessLogMiddleware(ctx, next) {
     const started = process.hrtime.bigint();
-    const route = routeLabel(ctx.path);
     ctx.res.once('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.requests.inc({ method: ctx.method, route, status: String(ctx.status) });
+      const route = routeLabel(ctx.path);
+      const status = ctx.status;
+      metrics.requests.inc({ method: ctx.method, route, status: String(status) });
       metrics.duration.observe({ method: ctx.method, route }, seconds);
-      ctx.state.log[ctx.status >= 500 ? 'error' : 'info'](
-        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1e4) / 10, clientId: (ctx as { oidc?: { client?: { clientId: string } } }).oidc?.client?.clientId },
+      const clientId = (ctx as { oidc?: { client?: { clientId: string } } }).oidc?.client?.clientId;
+      access[status >= 500 ? 'error' : 'info'](
+        { requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, status, ms: Math.round(seconds * 1e4) / 10, clientId },
         'request',
       );
     });
-    await next();
+    return next();
   };
 }
 
@@ -101,14 +117,17 @@ export async function readBody(ctx: Context, limit: number): Promise<Buffer> {
  * handed on as `ctx.request.body`, where oidc-provider reads an already-received body.
  */
 export function bodyLimit(limit: number): Middleware<AppState> {
-  return async function bodyLimitMiddleware(ctx, next) {
+  return function bodyLimitMiddleware(ctx, next) {
     const declared = ctx.request.length;
     if (declared !== undefined) {
       if (declared > limit) throw tooLarge(limit);
     } else if (ctx.req.headers['transfer-encoding'] !== undefined) {
-      (ctx.request as { body?: unknown }).body = await readBody(ctx, limit);
+      return readBody(ctx, limit).then((body) => {
+        (ctx.request as { body?: unknown }).body = body;
+        return next();
+      });
     }
-    await next();
+    return next();
   };
 }
 

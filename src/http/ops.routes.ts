@@ -13,29 +13,29 @@ import type { Metrics } from './metrics.js';
 export const OPS_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
 
 export function opsRoutes(deps: { metrics: Metrics; ready: () => Promise<boolean>; metricsAllow: BlockList }): Middleware<AppState> {
-  return async function opsMiddleware(ctx, next) {
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+  async function answer(ctx: Parameters<Middleware<AppState>>[0]): Promise<void> {
     switch (ctx.path) {
       case '/healthz':
         ctx.body = { status: 'ok' };
-        return undefined;
+        return;
       case '/readyz': {
         const ready = await deps.ready();
         ctx.status = ready ? 200 : 503;
         ctx.body = { status: ready ? 'ready' : 'unavailable' };
-        return undefined;
+        return;
       }
-      case '/metrics':
+      default:
         if (!addressAllowed(deps.metricsAllow, ctx.req.socket.remoteAddress)) {
           ctx.status = 403;
           ctx.body = { error: 'forbidden', error_description: 'metrics are served to METRICS_ALLOW addresses only' };
-          return undefined;
+          return;
         }
         ctx.type = deps.metrics.registry.contentType;
         ctx.body = await deps.metrics.registry.metrics();
-        return undefined;
-      default:
-        return next();
     }
+  }
+  return function opsMiddleware(ctx, next) {
+    if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || !OPS_PATHS.has(ctx.path)) return next();
+    return answer(ctx);
   };
 }

@@ -47,7 +47,7 @@ export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
     return middleware;
   };
   app.use(requestId(deps.logger));
-  app.use(accessLog(deps.metrics));
+  app.use(accessLog(deps.logger, deps.metrics));
   app.use(errorHandler());
   app.use(issuerOrigin(deps.issuer));
   app.use(bodyLimit(deps.bodyLimitBytes));
@@ -55,8 +55,8 @@ export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
   app.use(clientCertificate({ proxies: deps.trustedProxies }));
   for (const route of deps.routes ?? []) app.use(route);
   app.use(unauthorizedClientForDisallowedGrant());
-  app.use(async function oidcProvider(ctx, next) {
-    await mounted(deps.provider())(ctx, next);
+  app.use(function oidcProvider(ctx, next) {
+    return mounted(deps.provider())(ctx, next);
   });
   app.use(notFound((path) => (OPS_PATHS.has(path) ? ['GET', 'HEAD'] : allowedMethods(deps.provider(), path))));
   return app;

@@ -40,6 +40,22 @@ export function presentedSecret(ctx: KoaContextWithOIDC): { method: SecretMethod
  */
 export function clientSecretAuthentication(verifier: SecretVerifier) {
   const compared = new WeakSet<object>();
+  async function evenOutFailure(ctx: KoaContextWithOIDC, next: () => Promise<unknown>): Promise<void> {
+    await next();
+    if (ctx.status !== 401 || compared.has(ctx)) return;
+    const presented = presentedSecret(ctx);
+    if (!presented) return;
+    try {
+      await verifier.verifyUnknown(presented.secret);
+    } catch (error) {
+      if (!(error instanceof SecretVerifierBusy)) throw error;
+      // The same answer a known client gets when overloaded: no hint about which ids exist.
+      ctx.remove('WWW-Authenticate');
+      ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
+      ctx.status = 503;
+      ctx.body = { error: 'temporarily_unavailable', error_description: BUSY_DESCRIPTION };
+    }
+  }
   return {
     async compare(client: { clientSecret: string; clientAuthMethod: string }, secret: string, ctx: KoaContextWithOIDC | undefined): Promise<boolean> {
       if (ctx) compared.add(ctx);
@@ -52,21 +68,9 @@ export function clientSecretAuthentication(verifier: SecretVerifier) {
       });
       return matches && ctx !== undefined && presentedSecret(ctx)?.method === client.clientAuthMethod;
     },
-    middleware: async function uniformClientAuthentication(ctx: KoaContextWithOIDC, next: () => Promise<unknown>): Promise<void> {
-      await next();
-      if (ctx.status !== 401 || compared.has(ctx)) return;
-      const presented = presentedSecret(ctx);
-      if (!presented) return;
-      try {
-        await verifier.verifyUnknown(presented.secret);
-      } catch (error) {
-        if (!(error instanceof SecretVerifierBusy)) throw error;
-        // The same answer a known client gets when overloaded: no hint about which ids exist.
-        ctx.remove('WWW-Authenticate');
-        ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
-        ctx.status = 503;
-        ctx.body = { error: 'temporarily_unavailable', error_description: BUSY_DESCRIPTION };
-      }
+    // Clients authenticate only at POST endpoints (token, introspection, revocation, PAR, ...).
+    middleware: function uniformClientAuthentication(ctx: KoaContextWithOIDC, next: () => Promise<unknown>): Promise<unknown> {
+      return ctx.method === 'POST' ? evenOutFailure(ctx, next) : next();
     } as Middleware,
   };
 }

@@ -237,15 +237,18 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     return finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
   }
 
-  return async function interactions(ctx, next) {
+  return function interactions(ctx, next) {
     if (ctx.path === STYLESHEET_PATH && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
       ctx.set('Cache-Control', 'public, max-age=3600');
       ctx.set('X-Content-Type-Options', 'nosniff');
       ctx.type = 'text/css';
       ctx.body = STYLESHEET;
-      return;
+      return Promise.resolve();
     }
-    if (!ctx.path.startsWith('/interaction/')) return next();
+    return ctx.path.startsWith('/interaction/') ? interaction(ctx) : next();
+  };
+
+  async function interaction(ctx: Ctx): Promise<void> {
     const match = ROUTE.exec(ctx.path);
     try {
       if (!match) throw new AppError('not_found', 'There is no such page.', { status: 404 });
@@ -269,5 +272,5 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       }
       throw error;
     }
-  };
+  }
 }

@@ -44,15 +44,18 @@ const GRANT_NOT_ALLOWED = 'requested grant type is not allowed for this client';
  * Rewrites that one response after the provider has run.
  */
 export function unauthorizedClientForDisallowedGrant() {
-  return async function rewriteDisallowedGrant(
-    ctx: { path: string; status: number; body: unknown },
-    next: () => Promise<unknown>,
-  ): Promise<void> {
+  async function rewrite(ctx: { status: number; body: unknown }, next: () => Promise<unknown>): Promise<void> {
     await next();
     const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
-    if (ctx.path === '/token' && ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === GRANT_NOT_ALLOWED) {
+    if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === GRANT_NOT_ALLOWED) {
       ctx.body = { ...body, error: 'unauthorized_client' };
     }
+  }
+  return function rewriteDisallowedGrant(
+    ctx: { method: string; path: string; status: number; body: unknown },
+    next: () => Promise<unknown>,
+  ): Promise<unknown> {
+    return ctx.method === 'POST' && ctx.path === '/token' ? rewrite(ctx, next) : next();
   };
 }
 
@@ -68,7 +71,11 @@ interface StructuredTokenHandlers {
  * of its JWT access tokens, keeping oidc-provider's client authentication.
  */
 export function structuredTokenEndpoints(handlers: StructuredTokenHandlers) {
-  return async function answerStructuredTokens(ctx: KoaContextWithOIDC, next: () => Promise<unknown>): Promise<void> {
+  // Introspection and revocation are POST-only endpoints apart from `/token`; nothing else is looked at.
+  return function answerStructuredTokens(ctx: KoaContextWithOIDC, next: () => Promise<unknown>): Promise<unknown> {
+    return ctx.method === 'POST' && ctx.path !== '/token' ? answer(ctx, next) : next();
+  };
+  async function answer(ctx: KoaContextWithOIDC, next: () => Promise<unknown>): Promise<void> {
     await next();
     const body = ctx.body as { error?: unknown } | undefined;
     if (ctx.status !== 400 || body?.error !== 'unsupported_token_type') return;
@@ -88,7 +95,7 @@ export function structuredTokenEndpoints(handlers: StructuredTokenHandlers) {
       ctx.status = 400;
       ctx.body = { error: 'invalid_request', error_description: 'client is not authorized to revoke the presented token' };
     }
-  };
+  }
 }
 
 /**

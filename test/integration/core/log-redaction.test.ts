@@ -81,4 +81,27 @@ describe('secrets never reach the logs', () => {
       for (const part of token.split('.').slice(1)) expect(logs).not.toContain(part);
     }
   });
+
+  it('every line of a request carries its request id, the one its response echoes', async () => {
+    const logsBefore = app.logs.length;
+    const known = await request(`${app.issuer}/interaction/no-such-interaction`, { dispatcher: app.agent(), headers: { 'x-request-id': 'trace-me-1' } });
+    await known.body.dump();
+    expect(known.headers['x-request-id']).toBe('trace-me-1');
+    const made = await request(`${app.issuer}/jwks`, { dispatcher: app.agent(), headers: { 'x-request-id': 'not a valid id' } });
+    await made.body.dump();
+    const madeId = String(made.headers['x-request-id']);
+    expect(madeId).toMatch(/^[0-9a-f-]{36}$/);
+
+    const lines = app.logs
+      .slice(logsBefore)
+      .join('')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const first = lines.filter((line) => line.requestId === 'trace-me-1');
+    // The page's own debug line (written through the request's logger) and the access line.
+    expect(first.map((line) => line.msg)).toEqual(['interaction not found', 'request']);
+    expect(first[1]).toMatchObject({ method: 'GET', path: '/interaction/no-such-interaction', status: 400 });
+    expect(lines.filter((line) => line.requestId === madeId)).toEqual([expect.objectContaining({ msg: 'request', path: '/jwks', status: 200 })]);
+  });
 });
