@@ -10,7 +10,7 @@
  *   --port (18443) --bare-port (18444) --pg-port (54359) --profile (node --cpu-prof on Custos)
  *   --only 1,2,3 (scenario numbers) --no-write (do not write the results file)
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -272,9 +272,12 @@ async function main(): Promise<void> {
   const origin = `https://127.0.0.1:${PORT}`;
   const bareOrigin = `https://127.0.0.1:${BARE_PORT}`;
   const profileDir = path.join(WORK, 'profiles');
+  // Custos runs as it ships (the image runs the compiled dist/, not the TypeScript through tsx).
+  console.log('bench: compiling Custos (npm run build)');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
   const custos = startServer(
     'custos',
-    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'custos.cpuprofile'] : []), '--import', 'tsx', 'src/cli/custos.ts', 'serve'],
+    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'custos.cpuprofile'] : []), 'dist/src/cli/custos.js', 'serve'],
     {
       PATH: process.env.PATH,
       NODE_ENV: 'production',

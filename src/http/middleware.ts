@@ -12,24 +12,30 @@ export interface AppState {
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/** A request's state: its id, and a child logger carrying it, made on first use. */
+class RequestState implements AppState {
+  #log: Logger | undefined;
+  constructor(
+    readonly requestId: string,
+    private readonly logger: Logger,
+  ) {}
+  get log(): Logger {
+    return (this.#log ??= this.logger.child({ requestId: this.requestId }));
+  }
+  set log(log: Logger) {
+    this.#log = log;
+  }
+}
+
 /**
- * Reuses a well-formed incoming `X-Request-Id` or makes one; echoes it on the response.
- * `ctx.state.log` (a child logger carrying the id) is made on first use: most requests log
- * nothing but their access line.
+ * Reuses a well-formed incoming `X-Request-Id` or makes one; echoes it on the response. Most
+ * requests log nothing but their access line, so the request's logger is made when used.
  */
 export function requestId(logger: Logger): Middleware<AppState> {
   return function requestIdMiddleware(ctx, next) {
     const incoming = ctx.get('x-request-id');
     const id = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    let log: Logger | undefined;
-    Object.defineProperties(ctx.state, {
-      requestId: { value: id, enumerable: true, writable: true },
-      log: {
-        get: () => (log ??= logger.child({ requestId: id })),
-        set: (value: Logger) => (log = value),
-        enumerable: true,
-      },
-    });
+    ctx.state = new RequestState(id, logger);
     ctx.set('X-Request-Id', id);
     return next();
   };
