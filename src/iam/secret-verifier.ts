@@ -26,7 +26,8 @@ export class SecretVerifierBusy extends Error {
  * argon2id verification that cannot be turned into a denial of service: at most
  * `maxConcurrent` run at once (the rest of libuv's pool stays free for TLS and JOSE work), at
  * most `maxQueued` wait, and a correct secret is remembered briefly under an HMAC with a
- * per-process key, so a legitimate client pays for argon2 once per `cacheTtlMs`, not per token.
+ * per-process key, so a legitimate client pays for argon2 once per `cacheTtlMs`, not per token
+ * (and concurrent requests with the same secret share one verification).
  * `verifyUnknown` spends the same work, through the same bounds, on a secret presented for a
  * client that has none, so an unknown client answers in the time a wrong secret takes. When the
  * queue is full both throw {@link SecretVerifierBusy} (overload must not look like a wrong secret).
@@ -38,6 +39,7 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
   const maxEntries = options.maxCacheEntries ?? 10_000;
   const cacheKey = randomBytes(32);
   const verified = new Map<string, number>();
+  const inFlight = new Map<string, Promise<boolean>>();
   const limit = createConcurrencyLimit(maxConcurrent, maxQueued);
   // A hash of a random value, with the parameters of real ones: nothing ever matches it.
   const nothing = hashSecret(randomBytes(32).toString('base64url'));
@@ -59,7 +61,14 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
       const key = fingerprint(hash, secret);
       const until = verified.get(key);
       if (until !== undefined && until > Date.now()) return true;
-      const ok = await bounded(hash, secret);
+      // Requests presenting the same secret at the same moment (a client's connections opening
+      // together) wait for one verification instead of each taking an argon2 slot.
+      let running = inFlight.get(key);
+      if (!running) {
+        running = bounded(hash, secret).finally(() => inFlight.delete(key));
+        inFlight.set(key, running);
+      }
+      const ok = await running;
       if (ok) {
         verified.delete(key);
         verified.set(key, Date.now() + ttl);
