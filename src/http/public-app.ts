@@ -9,6 +9,7 @@ import { issuerOrigin } from './issuer-origin.js';
 import { accessLog, bodyLimit, errorHandler, notFound, requestId, type AppState } from './middleware.js';
 import type { Metrics } from './metrics.js';
 import { OPS_PATHS, opsRoutes } from './ops.routes.js';
+import { providerDocuments } from './provider-documents.js';
 
 export interface PublicAppDeps {
   /** The configured issuer: every URL the app emits derives from it. */
@@ -55,6 +56,7 @@ export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
   app.use(clientCertificate({ proxies: deps.trustedProxies }));
   for (const route of deps.routes ?? []) app.use(route);
   app.use(unauthorizedClientForDisallowedGrant());
+  app.use(providerDocuments(deps.provider));
   app.use(function oidcProvider(ctx, next) {
     return mounted(deps.provider())(ctx, next);
   });

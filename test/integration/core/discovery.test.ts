@@ -31,6 +31,39 @@ describe('discovery and JWKS', () => {
     expect(body.revocation_endpoint).toBe(`${app.issuer}/token/revocation`);
   });
 
+  it('answers the JWKS and discovery documents the same each time, with CORS per request', async () => {
+    for (const path of ['/jwks', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+      const answers = [];
+      for (const origin of [undefined, 'https://app.example', 'https://other.example']) {
+        const response = await request(`${app.issuer}${path}`, { dispatcher: app.agent(), headers: origin ? { origin } : {} });
+        answers.push({ status: response.statusCode, headers: response.headers, text: await response.body.text() });
+        expect(response.headers['access-control-allow-origin']).toBe(origin ?? '*');
+      }
+      const [first, ...later] = answers;
+      expect(first!.status).toBe(200);
+      expect(JSON.parse(first!.text)).toBeTypeOf('object');
+      for (const answer of later) {
+        expect(answer.status).toBe(200);
+        expect(answer.text).toBe(first!.text);
+        for (const name of ['content-type', 'content-length', 'vary']) expect(answer.headers[name]).toBe(first!.headers[name]);
+        expect(answer.headers['x-request-id']).not.toBe(first!.headers['x-request-id']);
+      }
+      const head = await request(`${app.issuer}${path}`, { method: 'HEAD', dispatcher: app.agent() });
+      await head.body.dump();
+      expect(head.statusCode).toBe(200);
+      expect(head.headers['content-length']).toBe(first!.headers['content-length']);
+    }
+    // A preflight is still oidc-provider's own answer.
+    const preflight = await request(`${app.issuer}/jwks`, {
+      method: 'OPTIONS',
+      dispatcher: app.agent(),
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'GET' },
+    });
+    await preflight.body.dump();
+    expect(preflight.statusCode).toBe(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe('https://app.example');
+  });
+
   it('serves current, next (and later previous) public keys only', async () => {
     const { body } = await getJson('/jwks');
     const keys = app.custos.keys();
