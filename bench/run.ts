@@ -12,7 +12,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -88,6 +88,8 @@ interface Summary {
   maxMs?: number;
   /** Server CPU time per request (user + system), microseconds: robust against other load on the machine. */
   cpuUsPerRequest?: number;
+  /** The bench PostgreSQL's CPU time per request (postmaster and its backends), microseconds: it shares the cores. */
+  dbCpuUsPerRequest?: number;
   note?: string;
 }
 
@@ -100,7 +102,9 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! / 1000;
 }
 
-function summarize(scenario: string, server: Summary['server'], results: Array<LoadResult & { serverCpuSeconds?: number }>, note?: string): Summary {
+type Measured = LoadResult & { serverCpuSeconds?: number; dbCpuSeconds?: number };
+
+function summarize(scenario: string, server: Summary['server'], results: Measured[], note?: string): Summary {
   const latencies = results.flatMap((result) => result.latenciesUs).sort((a, b) => a - b);
   const requests = results.reduce((sum, result) => sum + result.requests, 0);
   const seconds = results.reduce((sum, result) => sum + result.seconds, 0);
@@ -119,6 +123,9 @@ function summarize(scenario: string, server: Summary['server'], results: Array<L
     cpuUsPerRequest: results.every((result) => result.serverCpuSeconds !== undefined)
       ? (results.reduce((sum, result) => sum + result.serverCpuSeconds!, 0) * 1e6) / requests
       : undefined,
+    dbCpuUsPerRequest: results.every((result) => result.dbCpuSeconds !== undefined)
+      ? (results.reduce((sum, result) => sum + result.dbCpuSeconds!, 0) * 1e6) / requests
+      : undefined,
     note,
   };
 }
@@ -135,11 +142,19 @@ function runNode(script: string, args: string[], env: NodeJS.ProcessEnv = proces
   });
 }
 
-/** A load run plus the server's CPU seconds spent meanwhile (warm-up included, a small overcount). */
-async function load(job: LoadJob, serverPid?: number): Promise<LoadResult & { serverCpuSeconds?: number }> {
+/**
+ * A load run plus the server's CPU seconds spent meanwhile (warm-up included, a small overcount),
+ * and with `db` the bench PostgreSQL's.
+ */
+async function load(job: LoadJob, serverPid?: number, db = false): Promise<Measured> {
   const before = serverPid ? cpuSeconds(serverPid) : undefined;
+  const dbBefore = db ? dbCpuSeconds() : undefined;
   const result = JSON.parse(await runNode('bench/load.ts', [JSON.stringify(job)])) as LoadResult;
-  return before === undefined ? result : { ...result, serverCpuSeconds: cpuSeconds(serverPid!) - before };
+  return {
+    ...result,
+    ...(before === undefined ? {} : { serverCpuSeconds: cpuSeconds(serverPid!) - before }),
+    ...(dbBefore === undefined ? {} : { dbCpuSeconds: dbCpuSeconds() - dbBefore }),
+  };
 }
 
 async function waitUntilUp(origin: string, ca: string, child: ChildProcess, name: string): Promise<void> {
@@ -175,6 +190,27 @@ function startServer(name: string, args: string[], env: NodeJS.ProcessEnv): Chil
 function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * CPU seconds of the bench PostgreSQL so far: the postmaster, its live children (backends,
+ * WAL writer, checkpointer...) and the children it has reaped (cutime/cstime).
+ */
+function dbCpuSeconds(): number {
+  const postmaster = Number(readFileSync(path.join(WORK, 'pg', 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const stat = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const own = stat(postmaster);
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = stat(entry);
+      if (Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ticks / 100;
 }
 
 function rssMb(pid: number): number {
@@ -349,14 +385,14 @@ async function main(): Promise<void> {
     '7 GET discovery (bare)': { scenario: 7, server: 'bare', job: { ...base, seconds: GET_SECONDS, origin: bareOrigin, method: 'GET', path: '/.well-known/openid-configuration', tls: { ca } } },
   };
   const names = Object.keys(jobs).filter((name) => wanted(jobs[name]!.scenario));
-  const rounds = new Map<string, Array<LoadResult & { serverCpuSeconds?: number }>>(names.map((name) => [name, []]));
+  const rounds = new Map<string, Measured[]>(names.map((name) => [name, []]));
   const pidOf = (server: Summary['server']) => (server === 'custos' ? custos.pid : server === 'bare' ? bare.pid : undefined);
   const loadDuring: string[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the order each round so no scenario always runs first or right after another.
     const order = names.map((_, i) => names[(i + round) % names.length]!);
     for (const name of order) {
-      const result = await load(jobs[name]!.job, pidOf(jobs[name]!.server));
+      const result = await load(jobs[name]!.job, pidOf(jobs[name]!.server), jobs[name]!.server === 'custos');
       rounds.get(name)!.push(result);
       process.stdout.write(`round ${round + 1}/${ROUNDS} ${name}: ${Math.round(result.requests / result.seconds)}/s, ${result.errors} errors\n`);
     }
@@ -369,7 +405,7 @@ async function main(): Promise<void> {
   const s1 = byScenario('1 ');
   if (s1 && s1.perSecond > 0) {
     const rate = Math.round(s1.perSecond / 2);
-    const half = await load({ ...jobs['1 client_credentials, tls_client_auth, bound']!.job, rate, seconds: SECONDS * 2 }, custos.pid);
+    const half = await load({ ...jobs['1 client_credentials, tls_client_auth, bound']!.job, rate, seconds: SECONDS * 2 }, custos.pid, true);
     summaries.push(summarize(`1 at half peak (${rate}/s, open loop)`, 'custos', [half]));
   }
 
@@ -469,11 +505,11 @@ async function main(): Promise<void> {
   // Table.
   console.log(`\n${cpus().length} cores, ${cpus()[0]?.model}; Node ${process.version}; ${CONNECTIONS} connections; ${ROUNDS} rounds x ${SECONDS}s; load avg before ${loadBefore}, after ${loadAfter}`);
   const width = Math.max(...summaries.map((s) => s.scenario.length));
-  console.log(`${'scenario'.padEnd(width)} | server     |    req/s |  p50 ms |  p99 ms |  max ms | CPU µs/req | errors`);
-  console.log(`${'-'.repeat(width)}-|------------|----------|---------|---------|---------|------------|-------`);
+  console.log(`${'scenario'.padEnd(width)} | server     |    req/s |  p50 ms |  p99 ms |  max ms | CPU µs/req | DB µs/req | errors`);
+  console.log(`${'-'.repeat(width)}-|------------|----------|---------|---------|---------|------------|-----------|-------`);
   for (const s of summaries) {
     console.log(
-      `${s.scenario.padEnd(width)} | ${s.server.padEnd(10)} | ${fmt(s.perSecond, 0).padStart(8)} | ${fmt(s.p50Ms).padStart(7)} | ${fmt(s.p99Ms).padStart(7)} | ${fmt(s.maxMs).padStart(7)} | ${fmt(s.cpuUsPerRequest, 0).padStart(10)} | ${s.errors}`,
+      `${s.scenario.padEnd(width)} | ${s.server.padEnd(10)} | ${fmt(s.perSecond, 0).padStart(8)} | ${fmt(s.p50Ms).padStart(7)} | ${fmt(s.p99Ms).padStart(7)} | ${fmt(s.maxMs).padStart(7)} | ${fmt(s.cpuUsPerRequest, 0).padStart(10)} | ${fmt(s.dbCpuUsPerRequest, 0).padStart(9)} | ${s.errors}`,
     );
   }
   console.log(`8 logins/s: ${scenario8}`);

@@ -127,7 +127,6 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       metrics,
       verificationKeys: () => publicKeys,
       signingKid: () => keys.current.kid,
-      isRevoked,
       trustedProxies: proxies,
     });
     let provider = build(keys);

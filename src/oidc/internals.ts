@@ -116,3 +116,15 @@ export function rejectUnknownClientCredentialsScopes(provider: Provider, knownSc
     return original(ctx);
   });
 }
+
+/**
+ * Gives an access token its `jti` before it is saved, the way `save()` would (the model's
+ * `generateTokenId`, lib/models/formats/index.js, which also fixes the token's format from its
+ * resource server): the token exchange records the `jti` before it signs the token. Set
+ * `resourceServer` first.
+ */
+export function assignTokenId(token: InstanceType<Provider['AccessToken']>): string {
+  const model = token as unknown as { jti?: string; generateTokenId(): string };
+  model.jti = model.generateTokenId();
+  return model.jti;
+}

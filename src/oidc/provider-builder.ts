@@ -29,7 +29,7 @@ function grantLabel(ctx: KoaContextWithOIDC): string {
   return typeof value === 'string' && GRANT_TYPES.has(value) ? value : 'other';
 }
 
-export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend'>, Pick<TokenExchangeDeps, 'verificationKeys' | 'signingKid' | 'isRevoked'> {
+export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend'>, Pick<TokenExchangeDeps, 'verificationKeys' | 'signingKid'> {
   db: Kysely<Database>;
   logger: Logger;
   metrics: Metrics;
@@ -43,7 +43,7 @@ export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend
  * logging and the token metrics.
  */
 export function createProviderBuilder(deps: ProviderBuilderDeps): (keys: SigningKeySet) => Provider {
-  const { db, logger, metrics, verificationKeys, signingKid, isRevoked, trustedProxies, ...providerDeps } = deps;
+  const { db, logger, metrics, verificationKeys, signingKid, trustedProxies, ...providerDeps } = deps;
   const clientAddress = clientAddressOf(trustedProxies);
   return (keys) => {
     const provider = createProvider({
@@ -59,7 +59,6 @@ export function createProviderBuilder(deps: ProviderBuilderDeps): (keys: Signing
           signingKid,
           policies: deps.files.token_exchange.policies,
           serves: deps.policy.serves,
-          isRevoked,
         });
       },
     });

@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { DbExecutor } from '../db/database.js';
+import { prepared } from '../db/prepared-statements.js';
 import { storable } from '../db/storable.js';
 
 /** oidc_model rows under this model name hold the `jti`s of revoked JWT access tokens. */
@@ -34,36 +35,43 @@ export async function revokeSubjectTokens(db: DbExecutor, subject: string): Prom
 }
 
 /**
- * Whether a JWT access token is revoked: its own `jti` or the `jti` of any token it was exchanged
- * from (RFC 8693, recorded in `token_exchange`) was revoked (RFC 7009), or it (or the root of its
- * exchange chain) was issued at or before its subject's cut-off. One query.
+ * SQL boolean (never null): whether a JWT access token is revoked — its own `jti` or the `jti` of
+ * any token it was exchanged from (RFC 8693, recorded in `token_exchange`) was revoked (RFC 7009),
+ * or it (or the root of its exchange chain) was issued at or before its subject's cut-off. A token
+ * without a known issue time counts as issued before the cut-off. Compose it into a statement
+ * that must act on the verdict atomically (e.g. recording a token exchange only for a live
+ * subject token); the text is the same for every token, so the statement can be prepared.
  */
-export async function isTokenRevoked(db: DbExecutor, token: TokenIdentity): Promise<boolean> {
+export function revokedCondition(token: TokenIdentity): RawBuilder<boolean> {
   const jti = token.jti !== undefined && storable(token.jti) ? token.jti : null;
   const sub = token.sub !== undefined && storable(token.sub) ? token.sub : null;
-  const { rows } = await sql<{ jti_revoked: boolean; root_iat: number | null; cutoff: number | null }>`
-    with recursive chain (jti, parent, root_issued_at, depth) as (
-      select jti, subject_token_jti, root_issued_at, 0 from token_exchange where jti = ${jti}
+  const iat = typeof token.iat === 'number' && Number.isFinite(token.iat) ? token.iat : null;
+  return sql<boolean>`(
+    with recursive chain (parent, root_issued_at, depth) as (
+      select subject_token_jti, root_issued_at, 0 from token_exchange where jti = ${jti}
       union all
-      select t.jti, t.subject_token_jti, t.root_issued_at, c.depth + 1
+      select t.subject_token_jti, t.root_issued_at, c.depth + 1
       from token_exchange t join chain c on t.jti = c.parent
-      where c.depth < ${MAX_CHAIN}
+      where c.depth < ${MAX_CHAIN}::int
     )
     select
-      exists (
-        select 1 from oidc_model m
-        where m.model = ${REVOKED_ACCESS_TOKEN_MODEL}
-          and (m.id = ${jti} or m.id in (select parent from chain where parent is not null))
-      ) as jti_revoked,
-      (select extract(epoch from min(root_issued_at))::float8 from chain) as root_iat,
-      (select floor(extract(epoch from revoked_before))::float8 from subject_revocation where subject = ${sub}) as cutoff
-  `.execute(db);
-  const row = rows[0]!;
-  if (row.jti_revoked) return true;
-  if (row.cutoff === null) return false;
-  const issued = [token.iat, row.root_iat].filter((value): value is number => typeof value === 'number');
-  // A token without a known issue time is treated as issued before the cut-off.
-  return issued.length === 0 || Math.min(...issued) <= row.cutoff;
+      exists (select 1 from oidc_model m where m.model = ${REVOKED_ACCESS_TOKEN_MODEL} and m.id = ${jti})
+      or exists (select 1 from chain c join oidc_model m on m.model = ${REVOKED_ACCESS_TOKEN_MODEL} and m.id = c.parent)
+      or exists (
+        select 1 from subject_revocation r
+        where r.subject = ${sub}
+          and coalesce(
+            least(${iat}::float8, (select extract(epoch from min(root_issued_at))::float8 from chain)) <= floor(extract(epoch from r.revoked_before)),
+            true
+          )
+      )
+  )`;
+}
+
+/** Whether a JWT access token is revoked ({@link revokedCondition}). One prepared statement. */
+export async function isTokenRevoked(db: DbExecutor, token: TokenIdentity): Promise<boolean> {
+  const { rows } = await sql<{ revoked: boolean }>`${prepared('token-revocation.is-revoked')} select ${revokedCondition(token)} as revoked`.execute(db);
+  return rows[0]!.revoked;
 }
 
 /**

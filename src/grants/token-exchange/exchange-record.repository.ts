@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import type { DbExecutor } from '../../db/database.js';
+import { prepared } from '../../db/prepared-statements.js';
+import { revokedCondition } from '../../oidc/token-revocation.repository.js';
 import type { ActClaim } from './subject-token.js';
 
 /** One audited token exchange. */
@@ -18,29 +20,29 @@ export interface ExchangeRecord {
 }
 
 /**
- * Records an issued resume token (who, for whom, which event) for audit and revocation: its
- * `root_issued_at` is its parent's when the subject token was itself exchanged, else the subject
- * token's `iat`.
+ * Records a resume token about to be issued (who, for whom, which event; for audit and for the
+ * revocation of exchange chains) unless its subject token is revoked, in one prepared statement
+ * (one round trip): the revocation check ({@link revokedCondition}: the subject token's `jti`, its
+ * ancestors', its subject's cut-off) and the insert see the same committed state. Returns false,
+ * recording nothing, when the subject token is revoked. Its `root_issued_at` is its parent's when
+ * the subject token was itself exchanged, else the subject token's `iat`.
  */
-export async function insertExchangeRecord(db: DbExecutor, record: ExchangeRecord): Promise<void> {
-  await db
-    .insertInto('token_exchange')
-    .values({
-      jti: record.jti,
-      client_id: record.clientId,
-      subject: record.subject,
-      subject_token_jti: record.subjectTokenJti ?? null,
-      actor_chain: JSON.stringify(record.actor),
-      scopes: record.scopes,
-      audiences: record.audiences,
-      event_payload_hash: record.eventPayloadHash,
-      expires_at: record.expiresAt,
-      root_issued_at: sql<Date>`coalesce(
-        (select p.root_issued_at from token_exchange p where p.jti = ${record.subjectTokenJti ?? null}),
+export async function recordExchangeUnlessRevoked(db: DbExecutor, record: ExchangeRecord): Promise<boolean> {
+  const subjectToken = { jti: record.subjectTokenJti, sub: record.subject, iat: record.subjectIssuedAt };
+  const { rows } = await sql<{ jti: string }>`${prepared('token-exchange.record')}
+    insert into token_exchange
+      (jti, client_id, subject, subject_token_jti, actor_chain, scopes, audiences, event_payload_hash, expires_at, root_issued_at)
+    select
+      ${record.jti}::text, ${record.clientId}::text, ${record.subject}::text, ${record.subjectTokenJti ?? null}::text,
+      ${JSON.stringify(record.actor)}::jsonb, ${record.scopes}::text[], ${record.audiences}::text[],
+      ${record.eventPayloadHash}::text, ${record.expiresAt}::timestamptz,
+      coalesce(
+        (select p.root_issued_at from token_exchange p where p.jti = ${record.subjectTokenJti ?? null}::text),
         to_timestamp(${record.subjectIssuedAt ?? null}::float8)
-      )`,
-    })
-    .execute();
+      )
+    where not ${revokedCondition(subjectToken)}
+    returning jti`.execute(db);
+  return rows.length === 1;
 }
 
 /** Exchanges recorded for a subject, newest first. */

@@ -4,10 +4,11 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { JWTVerifyGetKey } from 'jose';
 import type { ExchangePolicy } from '../../config/files.js';
 import type { Database } from '../../db/database.js';
+import { assignTokenId } from '../../oidc/internals.js';
 import { AUDIENCES_EXTRA } from '../../oidc/jwt-audiences.js';
 import { isPayloadHash } from '../../verify/payload-hash.js';
 import { decideExchange } from './exchange-policy.js';
-import { insertExchangeRecord } from './exchange-record.repository.js';
+import { recordExchangeUnlessRevoked } from './exchange-record.repository.js';
 import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, validateSubjectToken, type ActClaim } from './subject-token.js';
 
 /** RFC 8693 §2.1 grant type. */
@@ -39,8 +40,6 @@ export interface TokenExchangeDeps {
   signingKid: () => string;
   policies: readonly ExchangePolicy[];
   serves: (clientId: string) => readonly string[];
-  /** Whether a JWT access token was revoked (RFC 7009, a revoked ancestor, or its subject's sessions revoked). */
-  isRevoked: (token: { jti?: string; sub?: string; iat?: number }) => Promise<boolean>;
 }
 
 type Params = Partial<Record<(typeof parameters)[number], string | string[]>> & { resource?: string | string[] };
@@ -90,7 +89,6 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
     if (!policy) throw new errors.UnauthorizedClient('no token exchange policy allows this client to mint resume tokens');
 
     const subject = await validateSubjectToken(subjectToken, { provider: deps.provider, issuer: deps.issuer, verificationKeys: deps.verificationKeys() });
-    if (await deps.isRevoked(subject)) throw new errors.InvalidRequest('subject_token was revoked');
     const scopeParam = single(params, 'scope');
     const now = Math.floor(Date.now() / 1000);
     const decision = decideExchange(policy, {
@@ -117,11 +115,13 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
       accessTokenFormat: 'jwt',
       jwt: { sign: { alg: 'ES256', kid: deps.signingKid() } },
     });
-    ctx.oidc.entity('AccessToken', token);
-    const value = await token.save();
+    const jti = assignTokenId(token);
 
-    await insertExchangeRecord(deps.db, {
-      jti: token.jti,
+    // One round trip: the subject token's revocation check (its jti, its exchange ancestors, its
+    // user's cut-off) and the exchange record, which chain revocation needs before the token
+    // leaves; a revoked subject token records nothing.
+    const recorded = await recordExchangeUnlessRevoked(deps.db, {
+      jti,
       clientId: client.clientId,
       subject: subject.sub,
       subjectTokenJti: subject.jti,
@@ -132,6 +132,10 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
       eventPayloadHash,
       expiresAt: new Date((now + decision.lifetime) * 1000),
     });
+    if (!recorded) throw new errors.InvalidRequest('subject_token was revoked');
+
+    ctx.oidc.entity('AccessToken', token);
+    const value = await token.save();
 
     ctx.body = {
       access_token: value,

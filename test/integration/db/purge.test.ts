@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../src/db/database.js';
 import { longestTokenLifetime, purgeExpiredRows } from '../../../src/oidc/expired-purge.js';
 import { configFilesSchema } from '../../../src/config/files.js';
-import { insertExchangeRecord } from '../../../src/grants/token-exchange/exchange-record.repository.js';
+import { recordExchangeUnlessRevoked } from '../../../src/grants/token-exchange/exchange-record.repository.js';
 import { writeAudit } from '../../../src/iam/audit.repository.js';
 import { isTokenRevoked, revokeSubjectTokens } from '../../../src/oidc/token-revocation.repository.js';
 import { createMigratedDatabase } from '../../helpers/database.js';
@@ -19,7 +19,7 @@ const HOUR = 3600 * 1000;
 const options = { auditRetentionDays: 30, longestTokenLifetimeSeconds: 24 * 3600 };
 
 async function exchange(jti: string, parent: string | undefined, expiresAt: Date): Promise<void> {
-  await insertExchangeRecord(db, {
+  const recorded = await recordExchangeUnlessRevoked(db, {
     jti,
     clientId: 'orders-api',
     subject: 'alice',
@@ -31,6 +31,7 @@ async function exchange(jti: string, parent: string | undefined, expiresAt: Date
     eventPayloadHash: 'x'.repeat(43),
     expiresAt,
   });
+  expect(recorded).toBe(true);
 }
 const exchangeJtis = async () => (await db.selectFrom('token_exchange').select('jti').orderBy('jti').execute()).map((row) => row.jti);
 
