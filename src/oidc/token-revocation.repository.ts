@@ -34,43 +34,67 @@ export async function revokeSubjectTokens(db: DbExecutor, subject: string): Prom
   return new Date(row.revoked_before);
 }
 
+/** A token's identity as SQL expressions: parameters, or columns of the rows a statement handles. */
+export interface TokenIdentityExpressions {
+  jti: RawBuilder<string | null>;
+  sub: RawBuilder<string | null>;
+  iat: RawBuilder<number | null>;
+}
+
 /**
  * SQL boolean (never null): whether a JWT access token is revoked — its own `jti` or the `jti` of
  * any token it was exchanged from (RFC 8693, recorded in `token_exchange`) was revoked (RFC 7009),
  * or it (or the root of its exchange chain) was issued at or before its subject's cut-off. A token
  * without a known issue time counts as issued before the cut-off. Compose it into a statement
- * that must act on the verdict atomically (e.g. recording a token exchange only for a live
- * subject token); the text is the same for every token, so the statement can be prepared.
+ * that must act on the verdict atomically (e.g. recording token exchanges only for live subject
+ * tokens); its text does not depend on the token, so the statement can be prepared.
  */
-export function revokedCondition(token: TokenIdentity): RawBuilder<boolean> {
-  const jti = token.jti !== undefined && storable(token.jti) ? token.jti : null;
-  const sub = token.sub !== undefined && storable(token.sub) ? token.sub : null;
-  const iat = typeof token.iat === 'number' && Number.isFinite(token.iat) ? token.iat : null;
+export function revokedCondition(token: TokenIdentityExpressions): RawBuilder<boolean> {
+  // Aliases are prefixed so they never shadow the caller's (the expressions may name its columns).
   return sql<boolean>`(
-    with recursive chain (parent, root_issued_at, depth) as (
-      select subject_token_jti, root_issued_at, 0 from token_exchange where jti = ${jti}
+    with recursive revocation_chain (parent, root_issued_at, depth) as (
+      select revocation_t.subject_token_jti, revocation_t.root_issued_at, 0
+      from token_exchange revocation_t where revocation_t.jti = ${token.jti}
       union all
-      select t.subject_token_jti, t.root_issued_at, c.depth + 1
-      from token_exchange t join chain c on t.jti = c.parent
-      where c.depth < ${MAX_CHAIN}::int
+      select revocation_t.subject_token_jti, revocation_t.root_issued_at, revocation_c.depth + 1
+      from token_exchange revocation_t join revocation_chain revocation_c on revocation_t.jti = revocation_c.parent
+      where revocation_c.depth < ${sql.lit(MAX_CHAIN)}
     )
     select
-      exists (select 1 from oidc_model m where m.model = ${REVOKED_ACCESS_TOKEN_MODEL} and m.id = ${jti})
-      or exists (select 1 from chain c join oidc_model m on m.model = ${REVOKED_ACCESS_TOKEN_MODEL} and m.id = c.parent)
+      exists (
+        select 1 from oidc_model revocation_m
+        where revocation_m.model = ${sql.lit(REVOKED_ACCESS_TOKEN_MODEL)} and revocation_m.id = ${token.jti}
+      )
       or exists (
-        select 1 from subject_revocation r
-        where r.subject = ${sub}
+        select 1 from revocation_chain revocation_c
+        join oidc_model revocation_m on revocation_m.model = ${sql.lit(REVOKED_ACCESS_TOKEN_MODEL)} and revocation_m.id = revocation_c.parent
+      )
+      or exists (
+        select 1 from subject_revocation revocation_s
+        where revocation_s.subject = ${token.sub}
           and coalesce(
-            least(${iat}::float8, (select extract(epoch from min(root_issued_at))::float8 from chain)) <= floor(extract(epoch from r.revoked_before)),
+            least(${token.iat}, (select extract(epoch from min(root_issued_at))::float8 from revocation_chain))
+              <= floor(extract(epoch from revocation_s.revoked_before)),
             true
           )
       )
   )`;
 }
 
+/** The identity of a token as it may be stored and compared: no U+0000, finite `iat`, else null. */
+export function storableIdentity(token: TokenIdentity): { jti: string | null; sub: string | null; iat: number | null } {
+  return {
+    jti: token.jti !== undefined && storable(token.jti) ? token.jti : null,
+    sub: token.sub !== undefined && storable(token.sub) ? token.sub : null,
+    iat: typeof token.iat === 'number' && Number.isFinite(token.iat) ? token.iat : null,
+  };
+}
+
 /** Whether a JWT access token is revoked ({@link revokedCondition}). One prepared statement. */
 export async function isTokenRevoked(db: DbExecutor, token: TokenIdentity): Promise<boolean> {
-  const { rows } = await sql<{ revoked: boolean }>`${prepared('token-revocation.is-revoked')} select ${revokedCondition(token)} as revoked`.execute(db);
+  const { jti, sub, iat } = storableIdentity(token);
+  const condition = revokedCondition({ jti: sql`${jti}::text`, sub: sql`${sub}::text`, iat: sql`${iat}::float8` });
+  const { rows } = await sql<{ revoked: boolean }>`${prepared('token-revocation.is-revoked')} select ${condition} as revoked`.execute(db);
   return rows[0]!.revoked;
 }
 

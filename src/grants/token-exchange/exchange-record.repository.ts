@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { DbExecutor } from '../../db/database.js';
 import { prepared } from '../../db/prepared-statements.js';
-import { revokedCondition } from '../../oidc/token-revocation.repository.js';
+import { revokedCondition, storableIdentity } from '../../oidc/token-revocation.repository.js';
 import type { ActClaim } from './subject-token.js';
 
 /** One audited token exchange. */
@@ -20,29 +20,50 @@ export interface ExchangeRecord {
 }
 
 /**
- * Records a resume token about to be issued (who, for whom, which event; for audit and for the
- * revocation of exchange chains) unless its subject token is revoked, in one prepared statement
- * (one round trip): the revocation check ({@link revokedCondition}: the subject token's `jti`, its
- * ancestors', its subject's cut-off) and the insert see the same committed state. Returns false,
- * recording nothing, when the subject token is revoked. Its `root_issued_at` is its parent's when
- * the subject token was itself exchanged, else the subject token's `iat`.
+ * Records resume tokens about to be issued (who, for whom, which event; for audit and for the
+ * revocation of exchange chains), each only if its subject token is not revoked, in one prepared
+ * statement: per row, the revocation check ({@link revokedCondition}: the subject token's `jti`,
+ * its ancestors', its subject's cut-off) and the insert see the same committed state, and all rows
+ * commit together. Answers, per record and in order, whether it was recorded (false: the subject
+ * token is revoked). A record's `root_issued_at` is its parent's when the subject token was itself
+ * exchanged, else the subject token's `iat`.
  */
-export async function recordExchangeUnlessRevoked(db: DbExecutor, record: ExchangeRecord): Promise<boolean> {
-  const subjectToken = { jti: record.subjectTokenJti, sub: record.subject, iat: record.subjectIssuedAt };
-  const { rows } = await sql<{ jti: string }>`${prepared('token-exchange.record')}
+export async function recordExchangesUnlessRevoked(db: DbExecutor, records: readonly ExchangeRecord[]): Promise<boolean[]> {
+  if (records.length === 0) return [];
+  const rows = records.map((record) => {
+    const parent = storableIdentity({ jti: record.subjectTokenJti, iat: record.subjectIssuedAt });
+    return {
+      jti: record.jti,
+      client_id: record.clientId,
+      subject: record.subject,
+      subject_token_jti: parent.jti,
+      subject_iat: parent.iat,
+      actor_chain: record.actor,
+      scopes: record.scopes,
+      audiences: record.audiences,
+      event_payload_hash: record.eventPayloadHash,
+      expires_at: record.expiresAt.toISOString(),
+    };
+  });
+  const subjectToken = { jti: sql<string>`new_record.subject_token_jti`, sub: sql<string>`new_record.subject`, iat: sql<number>`new_record.subject_iat` };
+  const { rows: recorded } = await sql<{ jti: string }>`${prepared('token-exchange.record')}
     insert into token_exchange
       (jti, client_id, subject, subject_token_jti, actor_chain, scopes, audiences, event_payload_hash, expires_at, root_issued_at)
     select
-      ${record.jti}::text, ${record.clientId}::text, ${record.subject}::text, ${record.subjectTokenJti ?? null}::text,
-      ${JSON.stringify(record.actor)}::jsonb, ${record.scopes}::text[], ${record.audiences}::text[],
-      ${record.eventPayloadHash}::text, ${record.expiresAt}::timestamptz,
+      new_record.jti, new_record.client_id, new_record.subject, new_record.subject_token_jti, new_record.actor_chain,
+      new_record.scopes, new_record.audiences, new_record.event_payload_hash, new_record.expires_at,
       coalesce(
-        (select p.root_issued_at from token_exchange p where p.jti = ${record.subjectTokenJti ?? null}::text),
-        to_timestamp(${record.subjectIssuedAt ?? null}::float8)
+        (select parent.root_issued_at from token_exchange parent where parent.jti = new_record.subject_token_jti),
+        to_timestamp(new_record.subject_iat)
       )
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as new_record (
+      jti text, client_id text, subject text, subject_token_jti text, subject_iat float8,
+      actor_chain jsonb, scopes text[], audiences text[], event_payload_hash text, expires_at timestamptz
+    )
     where not ${revokedCondition(subjectToken)}
     returning jti`.execute(db);
-  return rows.length === 1;
+  const done = new Set(recorded.map((row) => row.jti));
+  return records.map((record) => done.has(record.jti));
 }
 
 /** Exchanges recorded for a subject, newest first. */

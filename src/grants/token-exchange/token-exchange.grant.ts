@@ -6,9 +6,10 @@ import type { ExchangePolicy } from '../../config/files.js';
 import type { Database } from '../../db/database.js';
 import { assignTokenId } from '../../oidc/internals.js';
 import { AUDIENCES_EXTRA } from '../../oidc/jwt-audiences.js';
+import { createStatementBatcher } from '../../db/statement-batcher.js';
 import { isPayloadHash } from '../../verify/payload-hash.js';
 import { decideExchange } from './exchange-policy.js';
-import { recordExchangeUnlessRevoked } from './exchange-record.repository.js';
+import { recordExchangesUnlessRevoked, type ExchangeRecord } from './exchange-record.repository.js';
 import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, validateSubjectToken, type ActClaim } from './subject-token.js';
 
 /** RFC 8693 §2.1 grant type. */
@@ -26,6 +27,12 @@ export const parameters = [
   'actor_token_type',
   'event_payload_hash',
 ] as const;
+
+/**
+ * Exchange records are written in batches: a record goes at once when fewer than `maxInFlight`
+ * statements run, else with the others waiting, up to `maxBatch` per statement.
+ */
+const RECORD_BATCHING = { maxBatch: 64, maxInFlight: 2 };
 
 /** RFC 8693 §2.1 allows several `resource` and `audience` values; every other parameter once. */
 export const allowedDuplicateParameters = ['resource', 'audience'] as const;
@@ -61,6 +68,8 @@ function list(params: Params, name: 'resource' | 'audience'): string[] {
  */
 export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
   const policies = new Map(deps.policies.map((policy) => [policy.client_id, policy]));
+  // Exchanges running at the same time share one statement (round trip, execution and commit).
+  const recordExchange = createStatementBatcher<ExchangeRecord, boolean>((records) => recordExchangesUnlessRevoked(deps.db, records), RECORD_BATCHING);
 
   return async function tokenExchangeHandler(ctx: KoaContextWithOIDC): Promise<void> {
     const params = ctx.oidc.params as Params;
@@ -117,10 +126,10 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
     });
     const jti = assignTokenId(token);
 
-    // One round trip: the subject token's revocation check (its jti, its exchange ancestors, its
+    // One statement: the subject token's revocation check (its jti, its exchange ancestors, its
     // user's cut-off) and the exchange record, which chain revocation needs before the token
     // leaves; a revoked subject token records nothing.
-    const recorded = await recordExchangeUnlessRevoked(deps.db, {
+    const recorded = await recordExchange({
       jti,
       clientId: client.clientId,
       subject: subject.sub,

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../src/db/database.js';
 import { longestTokenLifetime, purgeExpiredRows } from '../../../src/oidc/expired-purge.js';
 import { configFilesSchema } from '../../../src/config/files.js';
-import { recordExchangeUnlessRevoked } from '../../../src/grants/token-exchange/exchange-record.repository.js';
+import { recordExchangesUnlessRevoked } from '../../../src/grants/token-exchange/exchange-record.repository.js';
 import { writeAudit } from '../../../src/iam/audit.repository.js';
 import { isTokenRevoked, revokeSubjectTokens } from '../../../src/oidc/token-revocation.repository.js';
 import { createMigratedDatabase } from '../../helpers/database.js';
@@ -19,7 +19,7 @@ const HOUR = 3600 * 1000;
 const options = { auditRetentionDays: 30, longestTokenLifetimeSeconds: 24 * 3600 };
 
 async function exchange(jti: string, parent: string | undefined, expiresAt: Date): Promise<void> {
-  const recorded = await recordExchangeUnlessRevoked(db, {
+  const recorded = await recordExchangesUnlessRevoked(db, [{
     jti,
     clientId: 'orders-api',
     subject: 'alice',
@@ -30,8 +30,8 @@ async function exchange(jti: string, parent: string | undefined, expiresAt: Date
     audiences: ['https://consumer.example'],
     eventPayloadHash: 'x'.repeat(43),
     expiresAt,
-  });
-  expect(recorded).toBe(true);
+  }]);
+  expect(recorded).toEqual([true]);
 }
 const exchangeJtis = async () => (await db.selectFrom('token_exchange').select('jti').orderBy('jti').execute()).map((row) => row.jti);
 
