@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import type { JWTVerifyGetKey } from 'jose';
@@ -47,54 +48,94 @@ function toAct(value: unknown, depth = 0): ActClaim | undefined {
   return nested ? { sub: candidate.sub, act: nested } : { sub: candidate.sub };
 }
 
-/**
- * Validates a subject token issued by this server (RFC 8693 §2.1): an ES256 RFC 9068 JWT
- * verified against this server's own keys, or an opaque access token found through the
- * provider's models. Any failure is `invalid_request` (RFC 8693 §2.2.2).
- */
-export async function validateSubjectToken(
-  value: string,
-  deps: { provider: Provider; issuer: string; verificationKeys: JWTVerifyGetKey },
-): Promise<SubjectToken> {
-  if (value.length > 16_384) invalid('subject_token is too large');
-  if (value.split('.').length === 3) {
-    try {
-      // ES256 on node:crypto (custos/verify's JWT layer); the grant checks the audience itself.
-      const payload = await verifyJwt(value, deps.verificationKeys, {
-        issuer: deps.issuer,
-        audience: undefined,
-        clockToleranceSec: 0,
-        requiredClaims: ['sub', 'client_id'],
-      });
-      return {
-        sub: String(payload.sub),
-        clientId: String(payload.client_id),
-        aud: toArray(payload.aud),
-        scopes: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
-        exp: payload.exp!,
-        iat: payload.iat,
-        jti: payload.jti,
-        act: toAct(payload.act),
-        eventPayloadHash: typeof payload.event_payload_hash === 'string' ? payload.event_payload_hash : undefined,
-      };
-    } catch (error) {
-      if (error instanceof VerifyError && error.code === 'token_expired') invalid('subject_token is expired');
-      if (error instanceof VerifyError) invalid('subject_token is invalid or was not issued by this server');
-      throw error;
-    }
+/** The claims of a verified JWT that decide, at each use, whether it is still within its validity period. */
+interface VerifiedJwt {
+  /** The key resolver that verified it: the key set of the moment. */
+  keys: JWTVerifyGetKey;
+  subject: SubjectToken;
+  /** Not valid before (the later of `nbf` and `iat`) and from `exp` on, seconds since the epoch. */
+  notBefore: number;
+  expiresAt: number;
+}
+
+async function verifySubjectJwt(value: string, keys: JWTVerifyGetKey, issuer: string): Promise<VerifiedJwt> {
+  try {
+    // ES256 on node:crypto (custos/verify's JWT layer); the grant checks the audience itself.
+    const payload = await verifyJwt(value, keys, { issuer, audience: undefined, clockToleranceSec: 0, requiredClaims: ['sub', 'client_id'] });
+    const subject: SubjectToken = {
+      sub: String(payload.sub),
+      clientId: String(payload.client_id),
+      aud: toArray(payload.aud),
+      scopes: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
+      exp: payload.exp!,
+      iat: payload.iat,
+      jti: payload.jti,
+      act: toAct(payload.act),
+      eventPayloadHash: typeof payload.event_payload_hash === 'string' ? payload.event_payload_hash : undefined,
+    };
+    return { keys, subject, notBefore: Math.max(payload.nbf ?? 0, payload.iat!), expiresAt: payload.exp! };
+  } catch (error) {
+    if (error instanceof VerifyError && error.code === 'token_expired') invalid('subject_token is expired');
+    if (error instanceof VerifyError) invalid('subject_token is invalid or was not issued by this server');
+    throw error;
   }
-  const token = await deps.provider.AccessToken.find(value);
-  if (!token || token.isExpired) invalid('subject_token is invalid, expired or revoked');
-  const extra = (token.extra ?? {}) as { act?: unknown; event_payload_hash?: unknown };
-  return {
-    sub: token.accountId ?? invalid('subject_token does not identify a user'),
-    clientId: token.clientId!,
-    aud: toArray(token.aud ?? token.resourceServer?.audience),
-    scopes: token.scope ? token.scope.split(' ') : [],
-    exp: token.exp!,
-    iat: token.iat,
-    jti: token.jti,
-    act: toAct(extra.act),
-    eventPayloadHash: typeof extra.event_payload_hash === 'string' ? extra.event_payload_hash : undefined,
+}
+
+export interface SubjectTokenValidatorDeps {
+  issuer: string;
+  /** This server's current public keys; a new resolver (rotation, reload) means new keys. */
+  verificationKeys: () => JWTVerifyGetKey;
+  /** Finds an opaque access token (the provider's `AccessToken.find`). */
+  findAccessToken: (value: string) => Promise<InstanceType<Provider['AccessToken']> | undefined>;
+  /** Verified JWTs remembered (least recently used go first); 1024 by default. */
+  maxRemembered?: number;
+}
+
+/**
+ * Validates subject tokens issued by this server (RFC 8693 §2.1): an ES256 RFC 9068 JWT verified
+ * against this server's own keys, or an opaque access token found through the provider's models.
+ * Any failure is `invalid_request` (RFC 8693 §2.2.2). Revocation is not checked here (the grant
+ * checks it in the database on every exchange).
+ *
+ * A service exchanges the same user token for each event it publishes, so a verified JWT is
+ * remembered by the SHA-256 of its exact text, with the key resolver that verified it. It is
+ * reused only while that resolver is still the current one (a key rotation or reload verifies it
+ * again, so a token of a dropped key is refused) and while the token is within its validity
+ * period (outside it, it is verified again and refused as before); any other text — another
+ * token, a changed signature — is verified in full.
+ */
+export function createSubjectTokenValidator(deps: SubjectTokenValidatorDeps): (value: string) => Promise<SubjectToken> {
+  const max = deps.maxRemembered ?? 1024;
+  const verified = new Map<string, VerifiedJwt>();
+
+  return async function validateSubjectToken(value) {
+    if (value.length > 16_384) invalid('subject_token is too large');
+    if (value.split('.').length === 3) {
+      const keys = deps.verificationKeys();
+      const digest = createHash('sha256').update(value).digest('base64url');
+      const now = Math.floor(Date.now() / 1000);
+      let entry = verified.get(digest);
+      if (entry !== undefined) verified.delete(digest);
+      if (entry === undefined || entry.keys !== keys || now < entry.notBefore || now >= entry.expiresAt) {
+        entry = await verifySubjectJwt(value, keys, deps.issuer);
+        if (verified.size >= max) verified.delete(verified.keys().next().value!);
+      }
+      verified.set(digest, entry);
+      return entry.subject;
+    }
+    const token = await deps.findAccessToken(value);
+    if (!token || token.isExpired) invalid('subject_token is invalid, expired or revoked');
+    const extra = (token.extra ?? {}) as { act?: unknown; event_payload_hash?: unknown };
+    return {
+      sub: token.accountId ?? invalid('subject_token does not identify a user'),
+      clientId: token.clientId!,
+      aud: toArray(token.aud ?? token.resourceServer?.audience),
+      scopes: token.scope ? token.scope.split(' ') : [],
+      exp: token.exp!,
+      iat: token.iat,
+      jti: token.jti,
+      act: toAct(extra.act),
+      eventPayloadHash: typeof extra.event_payload_hash === 'string' ? extra.event_payload_hash : undefined,
+    };
   };
 }

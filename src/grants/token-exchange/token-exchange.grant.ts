@@ -10,7 +10,7 @@ import { createStatementBatcher } from '../../db/statement-batcher.js';
 import { isPayloadHash } from '../../verify/payload-hash.js';
 import { decideExchange } from './exchange-policy.js';
 import { recordExchangesUnlessRevoked, type ExchangeRecord } from './exchange-record.repository.js';
-import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, validateSubjectToken, type ActClaim } from './subject-token.js';
+import { ACCESS_TOKEN_TYPE, createSubjectTokenValidator, JWT_TOKEN_TYPE, type ActClaim } from './subject-token.js';
 
 /** RFC 8693 §2.1 grant type. */
 export const grantType = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -68,6 +68,11 @@ function list(params: Params, name: 'resource' | 'audience'): string[] {
  */
 export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
   const policies = new Map(deps.policies.map((policy) => [policy.client_id, policy]));
+  const validateSubjectToken = createSubjectTokenValidator({
+    issuer: deps.issuer,
+    verificationKeys: deps.verificationKeys,
+    findAccessToken: (value) => deps.provider.AccessToken.find(value),
+  });
   // Exchanges running at the same time share one statement (round trip, execution and commit).
   const recordExchange = createStatementBatcher<ExchangeRecord, boolean>((records) => recordExchangesUnlessRevoked(deps.db, records), RECORD_BATCHING);
 
@@ -97,7 +102,7 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
     const policy = policies.get(client.clientId);
     if (!policy) throw new errors.UnauthorizedClient('no token exchange policy allows this client to mint resume tokens');
 
-    const subject = await validateSubjectToken(subjectToken, { provider: deps.provider, issuer: deps.issuer, verificationKeys: deps.verificationKeys() });
+    const subject = await validateSubjectToken(subjectToken);
     const scopeParam = single(params, 'scope');
     const now = Math.floor(Date.now() / 1000);
     const decision = decideExchange(policy, {

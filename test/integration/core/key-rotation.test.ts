@@ -4,7 +4,9 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotateSigningKeys } from '../../../src/keys/signing-keys.js';
+import { eventPayloadHash } from '../../../src/verify/index.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
+import { mintUserAccessToken } from '../../helpers/tokens.js';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -96,6 +98,39 @@ describe('signing-key rotation (next → current → previous)', () => {
     // Sanity: a set holding only the dropped key does not verify the new token.
     const dropped = { keys: before.keys.filter((key) => key.kid === previous) };
     await expect(verifyWith(tokenAfter, dropped)).rejects.toThrow();
+  });
+
+  it('token exchange verifies a subject token again after a rotation: refused once its key is no longer published', async () => {
+    const subject = await mintUserAccessToken(app);
+    const kid = decodeProtectedHeader(subject).kid;
+    const exchange = () =>
+      app.token(
+        {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          client_id: 'orders-api',
+          subject_token: subject,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          event_payload_hash: eventPayloadHash({ order: 1 }),
+        },
+        { agent: app.clientAgent('orders-api') },
+      );
+    expect((await exchange()).status).toBe(200);
+    expect((await exchange()).status).toBe(200);
+
+    await rotateSigningKeys(app.keysDir);
+    await app.custos.reload();
+    expect(kids(await servedJwks())).toContain(kid);
+    expect((await exchange()).status).toBe(200);
+
+    await rotateSigningKeys(app.keysDir);
+    await app.custos.reload();
+    expect(kids(await servedJwks())).not.toContain(kid);
+    const refused = await exchange();
+    expect([refused.status, refused.body.error, refused.body.error_description]).toEqual([
+      400,
+      'invalid_request',
+      'subject_token is invalid or was not issued by this server',
+    ]);
   });
 
   it('a failed reload (missing key files) keeps serving with the previous keys', async () => {

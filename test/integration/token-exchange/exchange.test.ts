@@ -4,9 +4,11 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listExchangesBySubject } from '../../../src/grants/token-exchange/exchange-record.repository.js';
 import { publicJwks } from '../../../src/keys/signing-keys.js';
+import { revokeSubjectTokens } from '../../../src/oidc/token-revocation.repository.js';
 import { createAccessTokenVerifier, eventPayloadHash, verifyEventToken, VerifyError } from '../../../src/verify/index.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
 import { mintUserAccessToken } from '../../helpers/tokens.js';
+import { tokenEndpoint } from '../../helpers/user-tokens.js';
 
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const AT = 'urn:ietf:params:oauth:token-type:access_token';
@@ -114,6 +116,43 @@ describe('RFC 8693 token exchange', () => {
     // orders-api does not serve the events audience: it cannot re-exchange the resume token.
     const foreign = await exchange({ subject_token: first.body.access_token, event_payload_hash: eventPayloadHash(nextPayload) });
     expect(foreign.body.error).toBe('invalid_request');
+  });
+
+  it('refuses a subject token exchanged before once it is revoked, or once its user is cut off', async () => {
+    const hash = eventPayloadHash(payload);
+    // Exchanged twice (the second time its verification is remembered), then revoked (RFC 7009).
+    const revokedLater = await mintUserAccessToken(app, { sub: 'dora' });
+    for (let i = 0; i < 2; i++) expect((await exchange({ subject_token: revokedLater, event_payload_hash: hash })).status).toBe(200);
+    expect((await tokenEndpoint(app, '/token/revocation', { token: revokedLater }, { basic: DEMO.webBff })).status).toBe(200);
+    const refused = await exchange({ subject_token: revokedLater, event_payload_hash: hash });
+    expect([refused.status, refused.body.error, refused.body.error_description]).toEqual([400, 'invalid_request', 'subject_token was revoked']);
+
+    // Exchanged, then every token of its user revoked (the administrator's cut-off).
+    const cutOff = await mintUserAccessToken(app, { sub: 'erin' });
+    expect((await exchange({ subject_token: cutOff, event_payload_hash: hash })).status).toBe(200);
+    await revokeSubjectTokens(app.custos.db, 'erin');
+    const refusedUser = await exchange({ subject_token: cutOff, event_payload_hash: hash });
+    expect([refusedUser.status, refusedUser.body.error_description]).toEqual([400, 'subject_token was revoked']);
+    // Refused exchanges record nothing.
+    expect(await listExchangesBySubject(app.custos.db, 'dora')).toHaveLength(2);
+    expect(await listExchangesBySubject(app.custos.db, 'erin')).toHaveLength(1);
+  });
+
+  it('answers many exchanges at once, each recorded, each judged on its own subject token', async () => {
+    const hash = eventPayloadHash(payload);
+    const revoked = await mintUserAccessToken(app, { sub: 'frank' });
+    await revokeSubjectTokens(app.custos.db, 'frank');
+    const subjects = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 6 === 5 ? revoked : mintUserAccessToken(app, { sub: `crowd-${i}` }))));
+    const answers = await Promise.all(subjects.map((subject) => exchange({ subject_token: subject, event_payload_hash: hash })));
+    for (const [i, answer] of answers.entries()) {
+      if (i % 6 === 5) expect([answer.status, answer.body.error_description]).toEqual([400, 'subject_token was revoked']);
+      else {
+        expect(answer.status).toBe(200);
+        const [stored] = await listExchangesBySubject(app.custos.db, `crowd-${i}`);
+        expect(stored?.jti).toBe(decodeJwt(answer.body.access_token).jti);
+      }
+    }
+    expect(await listExchangesBySubject(app.custos.db, 'frank')).toEqual([]);
   });
 
   describe('errors (RFC 8693 §2.2.2)', () => {
