@@ -73,7 +73,7 @@ export function revokedCondition(token: TokenIdentityExpressions): RawBuilder<bo
         select 1 from subject_revocation revocation_s
         where revocation_s.subject = ${token.sub}
           and coalesce(
-            least(${token.iat}, (select extract(epoch from min(root_issued_at))::float8 from revocation_chain))
+            least(${token.iat}, (select extract(epoch from min(revocation_r.root_issued_at))::float8 from revocation_chain revocation_r))
               <= floor(extract(epoch from revocation_s.revoked_before)),
             true
           )

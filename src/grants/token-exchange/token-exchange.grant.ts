@@ -4,9 +4,9 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { JWTVerifyGetKey } from 'jose';
 import type { ExchangePolicy } from '../../config/files.js';
 import type { Database } from '../../db/database.js';
+import { createStatementBatcher } from '../../db/statement-batcher.js';
 import { assignTokenId } from '../../oidc/internals.js';
 import { AUDIENCES_EXTRA } from '../../oidc/jwt-audiences.js';
-import { createStatementBatcher } from '../../db/statement-batcher.js';
 import { isPayloadHash } from '../../verify/payload-hash.js';
 import { decideExchange } from './exchange-policy.js';
 import { recordExchangesUnlessRevoked, type ExchangeRecord } from './exchange-record.repository.js';
@@ -133,7 +133,8 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
 
     // One statement: the subject token's revocation check (its jti, its exchange ancestors, its
     // user's cut-off) and the exchange record, which chain revocation needs before the token
-    // leaves; a revoked subject token records nothing.
+    // leaves; a revoked subject token records nothing. Recorded before signing, so a token is
+    // never answered without its record.
     const recorded = await recordExchange({
       jti,
       clientId: client.clientId,
