@@ -80,8 +80,9 @@ export async function revokeModelsByGrantId(db: DbExecutor, grantId: string): Pr
   return Number(result.numDeletedRows);
 }
 
-/** Deletes expired rows; returns how many were removed. */
-export async function purgeExpiredModels(db: DbExecutor, limit = 5000): Promise<number> {
+/** Deletes expired rows, except those of the `except` models (purged by their own rules); returns how many were removed. */
+export async function purgeExpiredModels(db: DbExecutor, options: { limit?: number; except?: string[] } = {}): Promise<number> {
+  const except = options.except ?? [];
   const result = await db
     .deleteFrom('oidc_model')
     .where(({ eb, selectFrom }) =>
@@ -91,7 +92,8 @@ export async function purgeExpiredModels(db: DbExecutor, limit = 5000): Promise<
         selectFrom('oidc_model')
           .select(['model', 'id'])
           .where('expires_at', '<', sql<Date>`now()`)
-          .limit(limit),
+          .$if(except.length > 0, (qb) => qb.where('model', 'not in', except))
+          .limit(options.limit ?? 5000),
       ),
     )
     .executeTakeFirst();

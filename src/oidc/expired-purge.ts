@@ -6,7 +6,7 @@ import { purgeExpiredModels } from '../db/oidc-model.repository.js';
 import { purgeExpiredExchanges } from '../grants/token-exchange/exchange-record.repository.js';
 import { purgeAuditBefore } from '../iam/audit.repository.js';
 import { purgeExpiredThrottle } from '../iam/login-throttle.repository.js';
-import { purgeSubjectRevocations } from './token-revocation.repository.js';
+import { purgeRevokedTokenMarks, purgeSubjectRevocations, REVOKED_ACCESS_TOKEN_MODEL } from './token-revocation.repository.js';
 
 /** Exchange records (and cut-offs) stay this long past the last token that needs them (clock skew, late audit reads). */
 export const PURGE_MARGIN_SECONDS = 3600;
@@ -28,7 +28,7 @@ export function longestTokenLifetime(files: ConfigFiles): number {
 /** One purge round over every table that holds expiring rows; returns how many rows each lost. */
 export async function purgeExpiredRows(db: Kysely<Database>, options: PurgeOptions): Promise<Record<string, number>> {
   return {
-    oidc_model: await purgeExpiredModels(db),
+    oidc_model: (await purgeExpiredModels(db, { except: [REVOKED_ACCESS_TOKEN_MODEL] })) + (await purgeRevokedTokenMarks(db)),
     login_throttle: await purgeExpiredThrottle(db),
     token_exchange: await purgeExpiredExchanges(db, { marginSeconds: PURGE_MARGIN_SECONDS }),
     subject_revocation: await purgeSubjectRevocations(db, options.longestTokenLifetimeSeconds + PURGE_MARGIN_SECONDS),

@@ -120,6 +120,30 @@ export async function descendantsExpireAt(db: DbExecutor, jti: string): Promise<
 }
 
 /**
+ * Deletes expired revocation marks of JWT access tokens, but never one that a recorded token
+ * exchange still descends from: the mark's lifetime was set from the descendants known when the
+ * token was revoked, and an exchange committing while the revocation was being written is not
+ * among them. Exchange records stay while any descendant does (see `purgeExpiredExchanges`), so
+ * a mark goes once its exchange records are gone. Returns how many were removed.
+ */
+export async function purgeRevokedTokenMarks(db: DbExecutor, limit = 5000): Promise<number> {
+  const result = await db
+    .deleteFrom('oidc_model')
+    .where('model', '=', REVOKED_ACCESS_TOKEN_MODEL)
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('oidc_model as m')
+        .select('m.id')
+        .where('m.model', '=', REVOKED_ACCESS_TOKEN_MODEL)
+        .where('m.expires_at', '<', sql<Date>`now()`)
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('token_exchange as c').select('c.id').whereRef('c.subject_token_jti', '=', 'm.id'))))
+        .limit(limit),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/**
  * Deletes cut-offs older than `olderThanSeconds` (the longest lifetime any token can have: by then
  * every token issued before the cut-off has expired); returns how many were removed.
  */

@@ -60,6 +60,32 @@ describe('purge job', () => {
     expect(await exchangeJtis()).toEqual(['recent']);
   });
 
+  it('keeps an expired revocation mark while an exchange record descends from it (an exchange racing the revocation)', async () => {
+    const expired = new Date(Date.now() - 60_000);
+    const mark = (id: string) =>
+      db.insertInto('oidc_model').values({ model: 'RevokedAccessToken', id, payload: '{}', expires_at: expired }).execute();
+    const marks = async () =>
+      (await db.selectFrom('oidc_model').select('id').where('model', '=', 'RevokedAccessToken').where('id', 'in', ['raced', 'plain']).orderBy('id').execute()).map(
+        (row) => row.id,
+      );
+    // `raced` was exchanged for a resume token that outlives the mark's computed lifetime.
+    await exchange('resume-of-raced', 'raced', new Date(Date.now() + 24 * HOUR));
+    await mark('raced');
+    await mark('plain');
+    await db.insertInto('oidc_model').values({ model: 'Session', id: 'old-session', payload: '{}', expires_at: expired }).execute();
+
+    const removed = await purgeExpiredRows(db, options);
+    expect(removed.oidc_model).toBe(2);
+    expect(await marks()).toEqual(['raced']);
+    expect(await isTokenRevoked(db, { jti: 'resume-of-raced', sub: 'alice', iat: Math.floor(Date.now() / 1000) })).toBe(true);
+
+    // Once the resume token's record is gone (expired past the margin), so is the mark.
+    await db.updateTable('token_exchange').set({ expires_at: new Date(Date.now() - 3 * HOUR) }).where('jti', '=', 'resume-of-raced').execute();
+    expect((await purgeExpiredRows(db, options)).token_exchange).toBe(1);
+    expect((await purgeExpiredRows(db, options)).oidc_model).toBe(1);
+    expect(await marks()).toEqual([]);
+  });
+
   it('deletes subject cut-offs older than the longest token lifetime, and keeps newer ones', async () => {
     await revokeSubjectTokens(db, 'old-subject');
     await revokeSubjectTokens(db, 'new-subject');

@@ -215,7 +215,7 @@ describe('kysely oidc-provider adapter (real PostgreSQL)', () => {
   it('purgeExpiredModels honours its batch limit', async () => {
     await db.deleteFrom('oidc_model').execute();
     for (let i = 0; i < 5; i += 1) await upsertModel(db, 'AccessToken', id(), {}, -5);
-    expect(await purgeExpiredModels(db, 2)).toBe(2);
+    expect(await purgeExpiredModels(db, { limit: 2 })).toBe(2);
     expect(await rowCount()).toBe(3);
     expect(await purgeExpiredModels(db)).toBe(3);
   });
