@@ -27,6 +27,8 @@ export interface LoadJob {
   rate?: number;
   /** Seconds of unmeasured warm-up (connections, JIT) before measuring. */
   warmupSeconds?: number;
+  /** Instead of `warmupSeconds`: warm up until this time (epoch ms), so two processes measure the same window. */
+  startAt?: number;
   tls: { ca: string; cert?: string; key?: string };
 }
 
@@ -61,7 +63,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
   };
 
   // Warm-up: open every connection (TLS handshakes) and let the server's JIT settle.
-  const warmupUntil = performance.now() + (job.warmupSeconds ?? 1) * 1000;
+  const warmupUntil = performance.now() + (job.startAt !== undefined ? Math.max(0, job.startAt - Date.now()) : (job.warmupSeconds ?? 1) * 1000);
   await Promise.all(
     Array.from({ length: job.connections }, async () => {
       while (performance.now() < warmupUntil) await once().catch(() => 0);

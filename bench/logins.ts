@@ -3,7 +3,7 @@
  * {@link LoginJob} as JSON from argv[2]; `concurrency` virtual browsers each sign in again and
  * again, as the web BFF's users would: authorization request with PKCE → login page → password
  * form → (first-party consent) → redirect with the code → code exchanged at `/token`. Prints a
- * {@link LoadResult} (one latency per completed login) as JSON on stdout.
+ * {@link LoginResult} (one latency per completed login) as JSON on stdout.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Pool, type Dispatcher } from 'undici';
@@ -18,9 +18,20 @@ export interface LoginJob {
   username: string;
   password: string;
   concurrency: number;
+  /** Measured seconds (after the warm-up). */
   seconds: number;
+  /** Unmeasured logins until this time (epoch ms): connections, the server's JIT; the load generator's `startAt`. */
+  startAt?: number;
   /** Stop after this many completed logins (sessions for the memory scenario). */
   maxLogins?: number;
+  /** Scopes of the authorization request (default `openid`). */
+  scope?: string;
+  /** Print the access token of the last login (scenario 5's user token). */
+  keepAccessToken?: boolean;
+}
+
+export interface LoginResult extends LoadResult {
+  accessToken?: string;
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as LoginJob;
@@ -29,6 +40,8 @@ const LOOPBACK = ['127.0.0.1', '[::1]', 'localhost'];
 if (!LOOPBACK.includes(origin.hostname)) throw new Error('login driver refuses non-loopback targets');
 const pool = new Pool(job.origin, { connections: job.concurrency, connect: { ca: job.ca, servername: 'localhost' } });
 const basic = `Basic ${Buffer.from(`${encodeURIComponent(job.clientId)}:${encodeURIComponent(job.clientSecret)}`).toString('base64')}`;
+
+let accessToken: string | undefined;
 
 /** One browser: a cookie jar (names only; oidc-provider scopes its cookies by path). */
 async function signIn(): Promise<void> {
@@ -59,7 +72,7 @@ async function signIn(): Promise<void> {
     client_id: job.clientId,
     response_type: 'code',
     redirect_uri: job.redirectUri,
-    scope: 'openid',
+    scope: job.scope ?? 'openid',
     state: randomBytes(8).toString('base64url'),
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
     code_challenge_method: 'S256',
@@ -76,6 +89,7 @@ async function signIn(): Promise<void> {
         authorization: basic,
       });
       if (token.status !== 200) throw new Error(`token endpoint answered ${token.status}`);
+      if (job.keepAccessToken) accessToken = (JSON.parse(token.text) as { access_token: string }).access_token;
       return;
     }
     const page = await send('GET', location);
@@ -97,7 +111,7 @@ async function signIn(): Promise<void> {
 const latenciesUs: number[] = [];
 const failures: Record<string, number> = {};
 let errors = 0;
-const start = performance.now();
+const start = performance.now() + Math.max(0, (job.startAt ?? 0) - Date.now());
 const deadline = start + job.seconds * 1000;
 await Promise.all(
   Array.from({ length: job.concurrency }, async () => {
@@ -105,8 +119,10 @@ await Promise.all(
       const started = performance.now();
       try {
         await signIn();
-        latenciesUs.push(Math.round((performance.now() - started) * 1000));
+        // Logins begun during the warm-up are not counted.
+        if (started >= start) latenciesUs.push(Math.round((performance.now() - started) * 1000));
       } catch (error) {
+        if (started < start) continue;
         errors += 1;
         const key = (error as Error).message.slice(0, 80);
         failures[key] = (failures[key] ?? 0) + 1;
@@ -115,5 +131,5 @@ await Promise.all(
   }),
 );
 await pool.close();
-const result: LoadResult = { requests: latenciesUs.length, errors, failures, seconds: (performance.now() - start) / 1000, latenciesUs };
+const result: LoginResult = { requests: latenciesUs.length, errors, failures, seconds: (performance.now() - start) / 1000, latenciesUs, accessToken };
 process.stdout.write(JSON.stringify(result));

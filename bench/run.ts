@@ -6,17 +6,17 @@
  *
  * Flags: --rounds N (3) --seconds S per scenario and round (6) --get-seconds S (3)
  *   --connections N (32) --tokens N for the memory scenario (100000) --floor-seconds S (2)
- *   --sessions N logins before the session memory reading (0: skipped) --login-concurrency N (8)
+ *   --sessions N logins (sessions) for the memory scenario, RSS read at N/2 and N (10000; 0: skipped)
+ *   --login-concurrency N (8)
  *   --port (18443) --bare-port (18444) --pg-port (54359) --profile (node --cpu-prof on Custos)
  *   --only 1,2,3 (scenario numbers) --no-write (do not write the results file)
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { SignJWT, importJWK } from 'jose';
 import pg from 'pg';
 import { Agent, request } from 'undici';
 import { createDb } from '../src/db/create-db.js';
@@ -27,7 +27,7 @@ import { loadSigningKeys } from '../src/keys/signing-keys.js';
 import { ensureDevPki } from '../src/pki/dev-pki.js';
 import { eventPayloadHash } from '../src/verify/index.js';
 import type { LoadJob, LoadResult } from './load.js';
-import type { LoginJob } from './logins.js';
+import type { LoginJob, LoginResult } from './logins.js';
 import type { FloorResult } from './verify.bench.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -45,7 +45,7 @@ const { values: flags } = parseArgs({
     'get-seconds': { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
     tokens: { type: 'string', default: '100000' },
-    sessions: { type: 'string', default: '0' },
+    sessions: { type: 'string', default: '10000' },
     'login-concurrency': { type: 'string', default: '8' },
     'floor-seconds': { type: 'string', default: '2' },
     port: { type: 'string', default: '18443' },
@@ -234,26 +234,6 @@ async function freshDatabase(): Promise<{ url: string; stop(): Promise<void> }> 
   return { url: embedded.connectionString.replace(/\/postgres$/, '/custos_bench'), stop: () => embedded.stop() };
 }
 
-/**
- * A user's access token for the orders API, signed with Custos's current key exactly as the
- * provider signs JWT access tokens (RFC 9068). Stands in for the login + authorization code flow
- * until login exists; then scenario 5 should obtain it through that flow.
- */
-async function mintUserToken(keysDir: string, issuer: string): Promise<string> {
-  const { current } = await loadSigningKeys(keysDir, { generate: false });
-  const key = await importJWK(current, 'ES256');
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ client_id: 'web-bff', scope: 'orders orders:read' })
-    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: current.kid })
-    .setIssuer(issuer)
-    .setSubject('alice')
-    .setAudience(ORDERS)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 3600)
-    .setJti(randomBytes(16).toString('base64url'))
-    .sign(key);
-}
-
 /** The bench's login user, provisioned through the users service as an operator would. */
 async function createBenchUser(databaseUrl: string, username: string, password: string): Promise<void> {
   const db = createDb(databaseUrl, { max: 1 });
@@ -261,33 +241,6 @@ async function createBenchUser(databaseUrl: string, username: string, password: 
     await createUserService({ db, hasher: createPasswordHasher() }).create({ username, password }, { actor: 'bench', initiatingEntity: 'system' });
   } finally {
     await db.destroy();
-  }
-}
-
-/** Whether Custos serves a login page yet (scenario 8): the authorization request must lead to one. */
-async function loginAvailable(origin: string, ca: string): Promise<boolean> {
-  const agent = new Agent({ connect: { ca, servername: 'localhost' } });
-  try {
-    const verifier = randomBytes(32).toString('base64url');
-    const challenge = createHash('sha256').update(verifier).digest('base64url');
-    const query = new URLSearchParams({
-      client_id: 'web-bff',
-      response_type: 'code',
-      redirect_uri: 'http://localhost:3000/callback',
-      scope: 'openid',
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-    });
-    const auth = await request(`${origin}/auth?${query}`, { dispatcher: agent });
-    await auth.body.dump();
-    const location = auth.headers.location;
-    if (auth.statusCode !== 303 || typeof location !== 'string') return false;
-    const cookie = ([] as string[]).concat(auth.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
-    const page = await request(new URL(location, origin), { dispatcher: agent, headers: { cookie } });
-    await page.body.dump();
-    return page.statusCode === 200;
-  } finally {
-    await agent.close();
   }
 }
 
@@ -351,18 +304,44 @@ async function main(): Promise<void> {
   const billing = pki.clients['billing-worker']!;
   const ordersApi = pki.clients['orders-api']!;
   const base = { connections: CONNECTIONS, seconds: SECONDS, warmupSeconds: 1 };
-  const userToken = await mintUserToken(keysDir, issuer);
-  const exchangeBody = new URLSearchParams({
-    client_id: 'orders-api',
-    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-    subject_token: userToken,
-    subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-    scope: 'resume_orders',
-    audience: EVENTS,
-    event_payload_hash: eventPayloadHash({ type: 'order.placed', orderId: 'o-1001', amount: 4200 }),
-  }).toString();
 
-  const jobs: Record<string, { server: Summary['server']; job: LoadJob; scenario: number }> = {
+  // The login user (scenarios 5, 8 and the sessions of 9), provisioned as an operator would.
+  let loginJob: LoginJob | undefined;
+  if (wanted(5) || wanted(8) || (wanted(9) && SESSIONS > 0)) {
+    const password = randomBytes(18).toString('base64url');
+    await createBenchUser(database!.url, 'bench-user', password);
+    loginJob = {
+      origin,
+      ca,
+      clientId: 'web-bff',
+      clientSecret: 'dev-web-bff-secret-change-me',
+      redirectUri: 'http://localhost:3000/callback',
+      username: 'bench-user',
+      password,
+      concurrency: LOGIN_CONCURRENCY,
+      seconds: SECONDS * 2,
+    };
+  }
+  // Scenario 5's subject token: the user's access token for the orders API from a real login
+  // (authorization code flow with PKCE through the web BFF client), fresh for each round (it
+  // lives 5 minutes).
+  const exchangeBody = async (): Promise<string> => {
+    const login = JSON.parse(
+      await runNode('bench/logins.ts', [JSON.stringify({ ...loginJob!, concurrency: 1, maxLogins: 1, scope: 'openid orders orders:read', keepAccessToken: true })]),
+    ) as LoginResult;
+    if (!login.accessToken) throw new Error(`scenario 5: the login for the user token failed (${JSON.stringify(login.failures)})`);
+    return new URLSearchParams({
+      client_id: 'orders-api',
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: login.accessToken,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      scope: 'resume_orders',
+      audience: EVENTS,
+      event_payload_hash: eventPayloadHash({ type: 'order.placed', orderId: 'o-1001', amount: 4200 }),
+    }).toString();
+  };
+
+  const jobs: Record<string, { server: Summary['server']; job: LoadJob; scenario: number; prepare?: (job: LoadJob) => Promise<LoadJob> }> = {
     '1 client_credentials, tls_client_auth, bound': {
       scenario: 1,
       server: 'custos',
@@ -381,7 +360,8 @@ async function main(): Promise<void> {
     '5 token exchange -> resume token, mTLS': {
       scenario: 5,
       server: 'custos',
-      job: { ...base, origin, method: 'POST', path: '/token', headers: FORM, body: exchangeBody, tls: { ca, cert: ordersApi.certPem, key: ordersApi.keyPem } },
+      job: { ...base, origin, method: 'POST', path: '/token', headers: FORM, tls: { ca, cert: ordersApi.certPem, key: ordersApi.keyPem } },
+      prepare: async (job) => ({ ...job, body: await exchangeBody() }),
     },
     '7 GET /jwks': { scenario: 7, server: 'custos', job: { ...base, seconds: GET_SECONDS, origin, method: 'GET', path: '/jwks', tls: { ca } } },
     '7 GET /jwks (bare)': { scenario: 7, server: 'bare', job: { ...base, seconds: GET_SECONDS, origin: bareOrigin, method: 'GET', path: '/jwks', tls: { ca } } },
@@ -396,7 +376,8 @@ async function main(): Promise<void> {
     // Rotate the order each round so no scenario always runs first or right after another.
     const order = names.map((_, i) => names[(i + round) % names.length]!);
     for (const name of order) {
-      const result = await load(jobs[name]!.job, pidOf(jobs[name]!.server), jobs[name]!.server === 'custos');
+      const { job, prepare, server } = jobs[name]!;
+      const result = await load(prepare ? await prepare(job) : job, pidOf(server), server === 'custos');
       rounds.get(name)!.push(result);
       process.stdout.write(`round ${round + 1}/${ROUNDS} ${name}: ${Math.round(result.requests / result.seconds)}/s, ${result.errors} errors\n`);
     }
@@ -429,35 +410,41 @@ async function main(): Promise<void> {
   // Scenario 8: logins/s (argon2id at Custos's configured cost) while scenario 1 runs at a fixed rate.
   let scenario8 = 'not run';
   let logins: Summary | undefined;
-  let loginJob: LoginJob | undefined;
-  if (wanted(8) && !(await loginAvailable(origin, ca))) scenario8 = 'skipped: login not available';
-  else if (wanted(8)) {
-    const password = randomBytes(18).toString('base64url');
-    await createBenchUser(database!.url, 'bench-user', password);
-    loginJob = {
-      origin,
-      ca,
-      clientId: 'web-bff',
-      clientSecret: 'dev-web-bff-secret-change-me',
-      redirectUri: 'http://localhost:3000/callback',
-      username: 'bench-user',
-      password,
-      concurrency: LOGIN_CONCURRENCY,
-      seconds: SECONDS * 2,
-    };
+  const halfPeak = summaries.find((summary) => summary.scenario.startsWith('1 at half peak'));
+  if (wanted(8) && loginJob) {
     const rate = s1 ? Math.round(s1.perSecond / 2) : 200;
+    // Both processes warm up (start, connect, the server's login paths get compiled) and then
+    // measure the same window; the CPU readings cover that window.
+    const startAt = Date.now() + 3000;
+    let cpuBefore = 0;
+    let dbBefore = 0;
+    const window = setTimeout(() => {
+      cpuBefore = cpuSeconds(custos.pid!);
+      dbBefore = dbCpuSeconds();
+    }, startAt - Date.now());
     const [during, signIns] = await Promise.all([
-      load({ ...jobs['1 client_credentials, tls_client_auth, bound']!.job, rate, seconds: SECONDS * 2 }),
-      runNode('bench/logins.ts', [JSON.stringify(loginJob)]).then((out) => JSON.parse(out) as LoadResult),
+      load({ ...jobs['1 client_credentials, tls_client_auth, bound']!.job, rate, seconds: SECONDS * 2, startAt }),
+      runNode('bench/logins.ts', [JSON.stringify({ ...loginJob, startAt })]).then((out) => JSON.parse(out) as LoginResult),
     ]);
+    clearTimeout(window);
+    const serverCpu = cpuSeconds(custos.pid!) - cpuBefore;
+    const dbCpu = dbCpuSeconds() - dbBefore;
     logins = summarize(`8 logins, ${LOGIN_CONCURRENCY} browsers (auth + password + code + token)`, 'custos', [signIns]);
+    // Server CPU per login: the run's CPU less scenario 1's share at its CPU per token (half peak).
+    const s1Cpu = halfPeak?.cpuUsPerRequest ?? s1?.cpuUsPerRequest;
+    if (s1Cpu !== undefined && logins.requests > 0) logins.cpuUsPerRequest = (serverCpu * 1e6 - during.requests * s1Cpu) / logins.requests;
+    // PostgreSQL's CPU in the window, all counted against the logins (scenario 1 makes no queries).
+    logins.dbCpuUsPerRequest = logins.requests > 0 ? (dbCpu * 1e6) / logins.requests : undefined;
     const meanwhile = summarize(`8 scenario 1 at ${rate}/s during the logins`, 'custos', [during]);
     summaries.push(logins, meanwhile);
-    scenario8 = `${fmt(logins.perSecond)} logins/s (${logins.errors} failed), scenario 1 p99 meanwhile ${fmt(meanwhile.p99Ms)} ms`;
+    scenario8 =
+      `${fmt(logins.perSecond)} logins/s (${logins.errors} failed), scenario 1 p99 meanwhile ${fmt(meanwhile.p99Ms)} ms; ` +
+      `per login ${fmt((logins.cpuUsPerRequest ?? NaN) / 1000)} ms Custos CPU, ${fmt((logins.dbCpuUsPerRequest ?? NaN) / 1000)} ms PostgreSQL CPU`;
   }
 
-  // Scenario 9: RSS of the Custos process while it issues tokens (mTLS client credentials).
-  let memory: { baselineMb: number; after50kMb: number; after100kMb: number; growth: number; tokens: number; sessions?: number; afterSessionsMb?: number } | undefined;
+  // Scenario 9: RSS of the Custos process while it issues tokens (mTLS client credentials), then
+  // while it opens sessions (logins; sessions live in PostgreSQL, the process must stay flat).
+  let memory: { baselineMb: number; after50kMb: number; after100kMb: number; growth: number; tokens: number } | undefined;
   if (wanted(9) && TOKENS > 0) {
     const job = { ...jobs['1 client_credentials, tls_client_auth, bound']!.job, seconds: 3600, warmupSeconds: 0 };
     const baselineMb = rssMb(custos.pid!);
@@ -466,10 +453,24 @@ async function main(): Promise<void> {
     const second = await load({ ...job, maxRequests: TOKENS / 2 });
     const after100kMb = rssMb(custos.pid!);
     memory = { baselineMb, after50kMb, after100kMb, growth: after100kMb / after50kMb - 1, tokens: first.requests + second.requests - first.errors - second.errors };
-    if (SESSIONS > 0 && loginJob) {
-      const made = JSON.parse(await runNode('bench/logins.ts', [JSON.stringify({ ...loginJob, seconds: 3600, maxLogins: SESSIONS })])) as LoadResult;
-      memory = { ...memory, sessions: made.requests, afterSessionsMb: rssMb(custos.pid!) };
-    }
+  }
+  let sessionMemory: { beforeMb: number; afterHalfMb: number; afterAllMb: number; growth: number; sessions: number; errors: number; seconds: number } | undefined;
+  if (wanted(9) && SESSIONS > 0 && loginJob) {
+    const job = { ...loginJob, seconds: 3600, maxLogins: Math.ceil(SESSIONS / 2) };
+    const beforeMb = rssMb(custos.pid!);
+    const first = JSON.parse(await runNode('bench/logins.ts', [JSON.stringify(job)])) as LoginResult;
+    const afterHalfMb = rssMb(custos.pid!);
+    const second = JSON.parse(await runNode('bench/logins.ts', [JSON.stringify({ ...job, maxLogins: SESSIONS - first.requests })])) as LoginResult;
+    const afterAllMb = rssMb(custos.pid!);
+    sessionMemory = {
+      beforeMb,
+      afterHalfMb,
+      afterAllMb,
+      growth: afterAllMb / afterHalfMb - 1,
+      sessions: first.requests + second.requests,
+      errors: first.errors + second.errors,
+      seconds: first.seconds + second.seconds,
+    };
   }
   const loadAfter = loads();
 
@@ -477,7 +478,6 @@ async function main(): Promise<void> {
   const s2 = byScenario('2 ');
   const s3 = byScenario('3 ');
   const s5 = byScenario('5 ');
-  const halfPeak = summaries.find((summary) => summary.scenario.startsWith('1 at half peak'));
   const seq = floors?.find((f) => f.name.startsWith('(b)'));
   const rate = (f?: FloorResult) => (f ? f.ops / f.seconds : undefined);
   const ratios = {
@@ -504,11 +504,16 @@ async function main(): Promise<void> {
       note: scenario8,
     },
     { target: 'scenario 9 RSS flat within 10% (50k -> 100k tokens)', value: memory?.growth, met: memory ? Math.abs(memory.growth) <= 0.1 : undefined },
+    {
+      target: `scenario 9 RSS flat within 10% (${Math.ceil(SESSIONS / 2)} -> ${SESSIONS} sessions)`,
+      value: sessionMemory?.growth,
+      met: sessionMemory ? Math.abs(sessionMemory.growth) <= 0.1 && sessionMemory.errors === 0 : undefined,
+    },
   ];
 
   // Table.
   console.log(`\n${cpus().length} cores, ${cpus()[0]?.model}; Node ${process.version}; ${CONNECTIONS} connections; ${ROUNDS} rounds x ${SECONDS}s; load avg before ${loadBefore}, after ${loadAfter}`);
-  const width = Math.max(...summaries.map((s) => s.scenario.length));
+  const width = Math.max('scenario'.length, ...summaries.map((s) => s.scenario.length));
   console.log(`${'scenario'.padEnd(width)} | server     |    req/s |  p50 ms |  p99 ms |  max ms | CPU µs/req | DB µs/req | errors`);
   console.log(`${'-'.repeat(width)}-|------------|----------|---------|---------|---------|------------|-----------|-------`);
   for (const s of summaries) {
@@ -517,7 +522,14 @@ async function main(): Promise<void> {
     );
   }
   console.log(`8 logins/s: ${scenario8}`);
-  if (memory) console.log(`9 RSS: baseline ${fmt(memory.baselineMb)} MB, after ${TOKENS / 2} tokens ${fmt(memory.after50kMb)} MB, after ${TOKENS} ${fmt(memory.after100kMb)} MB (${fmt(memory.growth * 100)}%); ${memory.sessions ? `after ${memory.sessions} sessions ${fmt(memory.afterSessionsMb)} MB` : 'sessions: not run (--sessions 10000)'}`);
+  if (memory) console.log(`9 RSS: baseline ${fmt(memory.baselineMb)} MB, after ${TOKENS / 2} tokens ${fmt(memory.after50kMb)} MB, after ${TOKENS} ${fmt(memory.after100kMb)} MB (${fmt(memory.growth * 100)}%)`);
+  if (sessionMemory) {
+    const m = sessionMemory;
+    console.log(
+      `9 RSS with sessions: before ${fmt(m.beforeMb)} MB, after ${Math.ceil(SESSIONS / 2)} logins ${fmt(m.afterHalfMb)} MB, after ${m.sessions} ${fmt(m.afterAllMb)} MB ` +
+        `(${fmt(m.growth * 100)}%; ${m.errors} failed, ${fmt(m.sessions / m.seconds)} logins/s)`,
+    );
+  }
   console.log('\nratios:', Object.entries(ratios).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', '));
   for (const t of targets) console.log(`target ${t.met === undefined ? '?' : t.met ? 'met   ' : 'MISSED'} ${t.target}: ${t.note ?? fmt(t.value, 2)}`);
 
@@ -527,10 +539,11 @@ async function main(): Promise<void> {
     const result = {
       date: started.toISOString(),
       machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, loadBefore, loadDuringRounds: loadDuring, loadAfter },
-      settings: { rounds: ROUNDS, seconds: SECONDS, getSeconds: GET_SECONDS, connections: CONNECTIONS, tokens: TOKENS, profile: flags.profile },
+      settings: { rounds: ROUNDS, seconds: SECONDS, getSeconds: GET_SECONDS, connections: CONNECTIONS, tokens: TOKENS, sessions: SESSIONS, loginConcurrency: LOGIN_CONCURRENCY, profile: flags.profile },
       scenarios: summaries,
       scenario8,
       memory,
+      sessionMemory,
       ratios,
       targets,
     };

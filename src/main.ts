@@ -16,6 +16,7 @@ import { createMetrics, type Metrics } from './http/metrics.js';
 import { createPublicApp } from './http/public-app.js';
 import { createAdminRoutes } from './iam/admin.routes.js';
 import { ensureDemoUser } from './iam/demo-user.js';
+import { createArgon2Threads } from './iam/argon2-threads.js';
 import { argon2CostOf, createPasswordHasher } from './iam/password-hasher.js';
 import { createSecretVerifier } from './iam/secret-verifier.js';
 import { createUserService } from './iam/user.service.js';
@@ -94,6 +95,10 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     let keys = await loadSigningKeys(config.keysDir, { generate: !config.production });
     const cookieKeys = await loadCookieKeys(config.keysDir, { fromEnv: env.COOKIE_KEYS, generate: !config.production });
 
+    // One set of argon2 threads, off the event loop, for user passwords and client secrets
+    // (stopped after the listeners drained).
+    const argon2 = createArgon2Threads();
+    cleanups.push(argon2.close);
     let handler: RequestListener = (_req, res) => {
       res.statusCode = 503;
       res.end();
@@ -103,7 +108,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const issuer = config.issuer ?? `https://localhost:${port}`;
 
     const proxies = env.TRUST_PROXY ? toBlockList(env.TRUST_PROXY) : undefined;
-    const hasher = createPasswordHasher({ cost: argon2CostOf(env) });
+    const hasher = createPasswordHasher({ cost: argon2CostOf(env), threads: argon2 });
     // Built once; they read the signing keys of the moment, which reload() swaps.
     const policy = createResourcePolicy(config.files.resource_servers, config.files.clients, () => keys.current.kid);
     const access = accessPolicies(config.files.clients, policy);
@@ -111,7 +116,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     let jwks = publicJwks(keys);
     const structuredTokens = createStructuredTokens({ db, issuer, verificationKeys: () => publicKeys, allowedToIntrospect: access.introspection });
     const isRevoked = structuredTokens.isRevoked;
-    const clientSecrets = clientSecretAuthentication(createSecretVerifier({ onVerification: (outcome) => metrics.secretVerifications.inc({ outcome }) }));
+    const clientSecrets = clientSecretAuthentication(createSecretVerifier({ threads: argon2, onVerification: (outcome) => metrics.secretVerifications.inc({ outcome }) }));
     const build = createProviderBuilder({
       issuer,
       adapter: createKyselyAdapter(db),

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { CompiledQuery, type Kysely } from 'kysely';
-import { RateLimiterPostgres, type RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterPostgres } from 'rate-limiter-flexible';
 import type { Database, DbExecutor } from '../db/database.js';
 
 /** Brute-force thresholds of the login page (environment `LOGIN_*`). */
@@ -16,8 +16,11 @@ export interface LoginThrottleOptions {
   delayMs: number;
 }
 
-/** `key` names the locked counter (`account:<digest>` or `address:<address key>`). */
-export type ThrottleState = { locked: false } | { locked: true; retryAfterSeconds: number; key: string };
+/**
+ * `key` names the locked counter (`account:<digest>` or `address:<address key>`); `accountCounted`:
+ * the account has failures within the window (what a later success has to clear).
+ */
+export type ThrottleState = { locked: false; accountCounted?: true } | { locked: true; retryAfterSeconds: number; key: string };
 
 export interface FailureOutcome {
   /** How long to hold the failed answer back (growing with the account's failures). */
@@ -35,11 +38,14 @@ export interface FailureOutcome {
  * lock says nothing about which accounts exist.
  */
 export interface LoginThrottle {
-  /** Whether the account or the address is locked now. */
+  /** Whether the account or the address is locked now (one read of both counters). */
   check(username: string, address: string | undefined): Promise<ThrottleState>;
   recordFailure(username: string, address: string | undefined): Promise<FailureOutcome>;
-  /** A successful login clears the account's counter (not the address's). */
-  recordSuccess(username: string): Promise<void>;
+  /**
+   * A successful login clears the account's counter (not the address's). Given the state `check`
+   * saw before the attempt, it writes nothing when the account had no failures to clear.
+   */
+  recordSuccess(username: string, seen?: ThrottleState): Promise<void>;
   /**
    * Whether this is the first attempt seen against the lock `check` just reported (per locked key
    * and lock period, across instances), so a locked key is audited once, not on every request.
@@ -91,9 +97,13 @@ function ipv6Groups(address: string): string[] {
   return [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
 }
 
-function lockState(res: RateLimiterRes | null, max: number, key: string): ThrottleState {
-  if (!res || res.consumedPoints <= max) return { locked: false };
-  return { locked: true, retryAfterSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)), key };
+/** A live counter row of rate-limiter-flexible's store (`points` consumed, `expire` in epoch ms). */
+type CounterRow = { points: number; expire: string | null };
+
+function lockState(row: CounterRow | undefined, max: number, key: string): ThrottleState {
+  if (!row || row.points <= max) return { locked: false };
+  const msBeforeNext = row.expire === null ? -1 : Math.max(Number(row.expire) - Date.now(), 0);
+  return { locked: true, retryAfterSeconds: Math.max(1, Math.ceil(msBeforeNext / 1000)), key };
 }
 
 export function createLoginThrottle(db: Kysely<Database>, options: LoginThrottleOptions): LoginThrottle {
@@ -115,16 +125,23 @@ export function createLoginThrottle(db: Kysely<Database>, options: LoginThrottle
   return {
     async check(username, address) {
       const ip = addressKey(address);
-      const [account, client] = await Promise.all([
-        accounts.get(accountKey(username)),
-        ip ? addresses.get(ip) : Promise.resolve(null),
-      ]);
-      const byAccount = lockState(account, options.maxFailuresPerAccount, `account:${accountKey(username)}`);
-      const byAddress = lockState(client, options.maxFailuresPerAddress, `address:${ip}`);
+      const accountId = accounts.getKey(accountKey(username));
+      const addressId = ip ? addresses.getKey(ip) : undefined;
+      // Both counters in one round trip, read as the limiters' own `get` reads them (live rows only).
+      const rows = await db
+        .selectFrom(TABLE)
+        .select(['key', 'points', 'expire'])
+        .where('key', 'in', addressId ? [accountId, addressId] : [accountId])
+        .where((eb) => eb.or([eb('expire', '>', String(Date.now())), eb('expire', 'is', null)]))
+        .execute();
+      const account = rows.find((row) => row.key === accountId);
+      const byAccount = lockState(account, options.maxFailuresPerAccount, accountId);
+      const byAddress = lockState(rows.find((row) => row.key === addressId), options.maxFailuresPerAddress, addressId!);
       if (byAccount.locked && byAddress.locked) {
         return { ...byAccount, retryAfterSeconds: Math.max(byAccount.retryAfterSeconds, byAddress.retryAfterSeconds) };
       }
-      return byAccount.locked ? byAccount : byAddress;
+      if (byAccount.locked || byAddress.locked) return byAccount.locked ? byAccount : byAddress;
+      return account && account.points > 0 ? { locked: false, accountCounted: true } : { locked: false };
     },
     async recordFailure(username, address) {
       const ip = addressKey(address);
@@ -136,7 +153,8 @@ export function createLoginThrottle(db: Kysely<Database>, options: LoginThrottle
       const delayMs = options.delayMs === 0 ? 0 : Math.min(MAX_DELAY_MS, options.delayMs * 2 ** Math.min(10, account.failures - 1));
       return { delayMs, failures: account.failures, locked };
     },
-    async recordSuccess(username) {
+    async recordSuccess(username, seen) {
+      if (seen && !seen.locked && !seen.accountCounted) return;
       await accounts.delete(accountKey(username));
     },
     async firstLockedAttempt(state) {

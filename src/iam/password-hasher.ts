@@ -1,15 +1,10 @@
-import argon2 from 'argon2';
 import type { Env } from '../config/env.js';
+import { createArgon2Threads, type Argon2Cost, type Argon2Threads } from './argon2-threads.js';
 import { createConcurrencyLimit } from './concurrency-limit.js';
 
-/** argon2id cost (RFC 9106; defaults are OWASP's baseline: 19 MiB, t=2, p=1). */
-export interface Argon2Cost {
-  /** KiB. */
-  memoryCost: number;
-  timeCost: number;
-  parallelism: number;
-}
+export type { Argon2Cost } from './argon2-threads.js';
 
+/** argon2id cost defaults: OWASP's baseline (19 MiB, t=2, p=1). */
 export const DEFAULT_ARGON2_COST: Argon2Cost = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
 
 /** The argon2id cost configured by `ARGON2_MEMORY_KIB`, `ARGON2_TIME_COST`, `ARGON2_PARALLELISM`. */
@@ -19,7 +14,9 @@ export function argon2CostOf(env: Pick<Env, 'ARGON2_MEMORY_KIB' | 'ARGON2_TIME_C
 
 export interface PasswordHasherOptions {
   cost?: Argon2Cost;
-  /** argon2 computations at once (each holds a libuv thread and `memoryCost` KiB). */
+  /** Where argon2 runs (shared with the client-secret verifier in the server); default: own threads. */
+  threads?: Argon2Threads;
+  /** argon2 computations at once (each holds a thread and `memoryCost` KiB). */
   maxConcurrent?: number;
   /** Computations allowed to wait; beyond that a verification fails at once (`busy`). */
   maxQueued?: number;
@@ -43,27 +40,25 @@ export interface PasswordHasher {
 /** Builds the hasher; the dummy hash is computed once, at the configured cost. */
 export function createPasswordHasher(options: PasswordHasherOptions = {}): PasswordHasher {
   const cost = options.cost ?? DEFAULT_ARGON2_COST;
+  const threads = options.threads ?? createArgon2Threads();
   const limit = createConcurrencyLimit(options.maxConcurrent ?? 2, options.maxQueued ?? 64);
-  const argonOptions = { type: argon2.argon2id, ...cost } as const;
   let dummy: Promise<string> | undefined;
-  const dummyHash = () => (dummy ??= argon2.hash('custos-dummy-password', argonOptions));
+  const dummyHash = () =>
+    (dummy ??= threads.hash('custos-dummy-password', cost).catch((error: unknown) => {
+      dummy = undefined; // a failed thread must not leave every unknown user failing
+      throw error;
+    }));
 
   return {
     cost,
     async hash(password) {
-      const hashed = await limit.run(() => argon2.hash(password, argonOptions));
+      const hashed = await limit.run(() => threads.hash(password, cost));
       if (hashed === undefined) throw new Error('busy');
       return hashed;
     },
     async verify(hash, password) {
       const target = hash?.startsWith('$argon2id$') ? hash : await dummyHash();
-      const ok = await limit.run(async () => {
-        try {
-          return await argon2.verify(target, password);
-        } catch {
-          return false;
-        }
-      });
+      const ok = await limit.run(() => threads.verify(target, password));
       if (ok === undefined) return 'busy';
       return ok && target === hash ? 'ok' : 'wrong';
     },

@@ -1,22 +1,13 @@
-import argon2 from 'argon2';
+import { hash } from '@node-rs/argon2';
+import { ARGON2ID } from './argon2-threads.js';
 
 /** argon2id parameters (OWASP password storage baseline: 19 MiB, t=2, p=1). */
-const OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
-
-/** Hashes a password or client secret with argon2id (RFC 9106). */
-export async function hashSecret(secret: string): Promise<string> {
-  return argon2.hash(secret, OPTIONS);
-}
+export const SECRET_HASH_COST = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
 
 /**
- * Verifies `secret` against an argon2id hash in constant time; false for any malformed hash
- * or non-argon2id algorithm instead of throwing.
+ * Hashes a password or client secret with argon2id (RFC 9106), for one-off use (the CLI, set-up);
+ * request paths verify through `createArgon2Threads` (argon2-threads.ts).
  */
-export async function verifySecret(hash: string, secret: string): Promise<boolean> {
-  if (!hash.startsWith('$argon2id$')) return false;
-  try {
-    return await argon2.verify(hash, secret);
-  } catch {
-    return false;
-  }
+export async function hashSecret(secret: string): Promise<string> {
+  return hash(secret, { algorithm: ARGON2ID, ...SECRET_HASH_COST });
 }

@@ -1,9 +1,12 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { createArgon2Threads, type Argon2Threads } from './argon2-threads.js';
 import { createConcurrencyLimit } from './concurrency-limit.js';
-import { hashSecret, verifySecret } from './secret-hash.js';
+import { SECRET_HASH_COST } from './secret-hash.js';
 
 export interface SecretVerifierOptions {
-  /** argon2 verifications running at once (each holds a libuv thread and ~19 MiB). */
+  /** Where argon2 runs (shared with the password hasher in the server); default: own threads. */
+  threads?: Argon2Threads;
+  /** argon2 verifications running at once (each holds a thread and ~19 MiB). */
   maxConcurrent?: number;
   /** Verifications allowed to wait; beyond that a request fails at once instead of queueing. */
   maxQueued?: number;
@@ -24,7 +27,7 @@ export class SecretVerifierBusy extends Error {
 
 /**
  * argon2id verification that cannot be turned into a denial of service: at most
- * `maxConcurrent` run at once (the rest of libuv's pool stays free for TLS and JOSE work), at
+ * `maxConcurrent` run at once (on argon2 threads, off the event loop), at
  * most `maxQueued` wait, and a correct secret is remembered briefly under an HMAC with a
  * per-process key, so a legitimate client pays for argon2 once per `cacheTtlMs`, not per token
  * (and concurrent requests with the same secret share one verification).
@@ -41,12 +44,13 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
   const verified = new Map<string, number>();
   const inFlight = new Map<string, Promise<boolean>>();
   const limit = createConcurrencyLimit(maxConcurrent, maxQueued);
+  const threads = options.threads ?? createArgon2Threads();
   // A hash of a random value, with the parameters of real ones: nothing ever matches it.
-  const nothing = hashSecret(randomBytes(32).toString('base64url'));
+  const nothing = threads.hash(randomBytes(32).toString('base64url'), SECRET_HASH_COST);
   nothing.catch(() => {});
 
   async function bounded(hash: string, secret: string): Promise<boolean> {
-    const ok = await limit.run(() => verifySecret(hash, secret));
+    const ok = await limit.run(() => threads.verify(hash, secret));
     options.onVerification?.(ok === undefined ? 'overloaded' : ok ? 'match' : 'mismatch');
     if (ok === undefined) throw new SecretVerifierBusy();
     return ok;

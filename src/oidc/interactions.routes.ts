@@ -113,11 +113,17 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     return interaction;
   }
 
-  async function finish(ctx: Ctx, result: Record<string, unknown>, merge = true): Promise<void> {
-    const returnTo = await deps.provider().interactionResult(ctx.req, ctx.res, result as never, { mergeWithLastSubmission: merge });
+  /**
+   * Stores the result on the interaction and sends the browser back to the authorization
+   * endpoint: what `provider.interactionResult` does, on the interaction this request already
+   * loaded (bound to this browser by `load`) instead of reading it again.
+   */
+  async function finish(ctx: Ctx, interaction: Interaction, result: Record<string, unknown>, merge = true): Promise<void> {
+    interaction.result = (merge && !('error' in result) ? { ...interaction.lastSubmission, ...result } : result) as Interaction['result'];
+    await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
     ctx.set('Cache-Control', 'no-store');
     ctx.status = 303;
-    ctx.redirect(returnTo);
+    ctx.redirect(interaction.returnTo);
   }
 
   async function clientName(ctx: Ctx, interaction: Interaction): Promise<string> {
@@ -145,7 +151,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     grantRequested(grant, interaction.prompt.details as Record<string, unknown>);
     const grantId = await grant.save();
     await audit(ctx, { actor: `user:${accountId}`, action: 'consent.grant', target: `client:${clientId}`, outcome: 'success', details: { scopes: interaction.prompt.details.missingOIDCScope ?? [] } });
-    await finish(ctx, { consent: { grantId } });
+    await finish(ctx, interaction, { consent: { grantId } });
   }
 
   async function show(ctx: Ctx, uid: string): Promise<void> {
@@ -181,7 +187,11 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     if (!username || !password) return renderLogin(ctx, interaction, 400, { username, error: 'Enter your username and password.' });
 
     const shownUsername = username.slice(0, 128);
-    const locked = await deps.throttle.check(username, addressOf(ctx));
+    // The counters and the account are read together (one round trip each, concurrently).
+    const [locked, candidate] = await Promise.all([
+      deps.throttle.check(username, addressOf(ctx)),
+      username.length <= 128 ? findLoginCandidate(deps.db, username) : undefined,
+    ]);
     if (locked.locked) {
       // Once per locked key and lock period: a flood against a lock adds no audit rows.
       if (await deps.throttle.firstLockedAttempt(locked)) {
@@ -191,7 +201,6 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       return renderLogin(ctx, interaction, 429, { username: shownUsername, error: `${LOGIN_FAILED} ${retryHint(locked)}` });
     }
 
-    const candidate = username.length <= 128 ? await findLoginCandidate(deps.db, username) : undefined;
     // An unknown user is verified against a dummy hash: same work, same time.
     const check = await deps.hasher.verify(candidate?.passwordHash ?? null, password.length <= MAX_PASSWORD_LENGTH * 4 ? password : '');
     if (check === 'busy') {
@@ -199,9 +208,11 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       return renderLogin(ctx, interaction, 429, { username: shownUsername, error: 'Too many sign-ins at this moment: try again in a few seconds.' });
     }
     if (check === 'ok' && candidate && !candidate.disabled) {
-      await deps.throttle.recordSuccess(username);
-      await audit(ctx, { actor: `user:${candidate.id}`, action: 'login.success', target: `user:${candidate.id}`, outcome: 'success', details: { client_id: clientId } });
-      return finish(ctx, { login: { accountId: candidate.id, amr: ['pwd'] } });
+      await Promise.all([
+        deps.throttle.recordSuccess(username, locked),
+        audit(ctx, { actor: `user:${candidate.id}`, action: 'login.success', target: `user:${candidate.id}`, outcome: 'success', details: { client_id: clientId } }),
+      ]);
+      return finish(ctx, interaction, { login: { accountId: candidate.id, amr: ['pwd'] } });
     }
 
     const reason = !candidate ? 'unknown_user' : check === 'ok' ? 'disabled' : 'wrong_password';
@@ -234,7 +245,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       target: `client:${String(interaction.params.client_id)}`,
       outcome: 'denied',
     });
-    return finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+    return finish(ctx, interaction, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
   }
 
   return function interactions(ctx, next) {

@@ -20,7 +20,7 @@ describe('login throttle (PostgreSQL)', () => {
     const a = await throttle.recordFailure('Mallory', '10.0.0.1');
     const b = await throttle.recordFailure('mallory', '10.0.0.2');
     expect([a.delayMs, b.delayMs]).toEqual([100, 200]);
-    expect(await throttle.check('MALLORY', '10.0.0.3')).toEqual({ locked: false });
+    expect(await throttle.check('MALLORY', '10.0.0.3')).toEqual({ locked: false, accountCounted: true });
     const c = await throttle.recordFailure('mallory', '10.0.0.3');
     expect(c.locked).toMatchObject({ locked: true, retryAfterSeconds: 30 });
     const state = await throttle.check('mallory', '10.0.0.9');
@@ -43,6 +43,23 @@ describe('login throttle (PostgreSQL)', () => {
     await throttle.recordFailure('walter', '198.51.100.1');
     await throttle.recordSuccess('walter');
     expect((await throttle.recordFailure('walter', '198.51.100.1')).failures).toBe(1);
+  });
+
+  it('a success clears the count its check saw, and writes nothing when that check saw none', async () => {
+    const throttle = createLoginThrottle(db, options);
+    await throttle.recordFailure('sally', '198.51.100.9');
+    const seen = await throttle.check('Sally', '198.51.100.9');
+    expect(seen).toEqual({ locked: false, accountCounted: true });
+    await throttle.recordSuccess('sally', seen);
+    const clean = await throttle.check('sally', '198.51.100.9');
+    expect(clean).toEqual({ locked: false });
+    // A failure counted after that check (a concurrent attempt) is not cleared by this success.
+    await throttle.recordFailure('sally', '198.51.100.9');
+    await throttle.recordSuccess('sally', clean);
+    expect((await throttle.recordFailure('sally', '198.51.100.9')).failures).toBe(2);
+    // Without a check's state, a success always clears.
+    await throttle.recordSuccess('sally');
+    expect((await throttle.recordFailure('sally', '198.51.100.9')).failures).toBe(1);
   });
 
   it('counts an IPv6 client by its /64, so rotating addresses inside it gains nothing', async () => {

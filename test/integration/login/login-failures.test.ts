@@ -118,6 +118,18 @@ describe('login failures', () => {
     login.bff.sessions.clear();
   });
 
+  it('a successful login clears the failures counted against the account', async () => {
+    const counter = () =>
+      db().selectFrom('login_throttle').select('points').where('key', '=', `account:${createHash('sha256').update('carol').digest('base64url')}`).executeTakeFirst();
+    await openLoginPage();
+    expect((await submit('carol', 'wrong once more')).status).toBe(400);
+    expect((await counter())?.points).toBeGreaterThanOrEqual(1);
+    await Promise.all([browser.page.waitForURL(`${login.bff.url}/`), submit('Carol', PASSWORD)]);
+    expect(await counter()).toBeUndefined();
+    expect((await audit('login.success')).at(-1)?.details).toMatchObject({ client_id: 'web-bff' });
+    login.bff.sessions.clear();
+  });
+
   it('refuses a login POST without the CSRF token (or with a wrong one)', async () => {
     await openLoginPage();
     const before = await sessions();
