@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { DbExecutor } from './database.js';
+import { prepared } from './prepared-statements.js';
 import { storable } from './storable.js';
 
 /** A payload PostgreSQL cannot store: a string holding NUL (jsonb rejects `\u0000`, SQLSTATE 22P05). */
@@ -10,31 +11,20 @@ export class UnstorableValueError extends Error {
 /** A stored oidc-provider model payload. */
 export type ModelPayload = Record<string, unknown>;
 
+// The statements of every authorization, login and token request are prepared statements
+// (parsed and planned once per connection, see prepared-statements.ts).
+
 /** Inserts or replaces one model instance; `expiresIn` in seconds. */
 export async function upsertModel(db: DbExecutor, model: string, id: string, payload: ModelPayload, expiresIn?: number): Promise<void> {
-  const row = {
-    model,
-    id,
-    payload: JSON.stringify(payload),
-    grant_id: typeof payload.grantId === 'string' ? payload.grantId : null,
-    uid: typeof payload.uid === 'string' ? payload.uid : null,
-    user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
-    expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
-  };
-  await db
-    .insertInto('oidc_model')
-    .values(row)
-    .onConflict((oc) =>
-      oc.columns(['model', 'id']).doUpdateSet({
-        payload: (eb) => eb.ref('excluded.payload'),
-        grant_id: (eb) => eb.ref('excluded.grant_id'),
-        uid: (eb) => eb.ref('excluded.uid'),
-        user_code: (eb) => eb.ref('excluded.user_code'),
-        expires_at: (eb) => eb.ref('excluded.expires_at'),
-        consumed_at: null,
-      }),
-    )
-    .execute()
+  const grantId = typeof payload.grantId === 'string' ? payload.grantId : null;
+  const uid = typeof payload.uid === 'string' ? payload.uid : null;
+  const userCode = typeof payload.userCode === 'string' ? payload.userCode : null;
+  const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
+  await sql`${prepared('oidc-model.upsert')} insert into oidc_model (model, id, payload, grant_id, uid, user_code, expires_at)
+    values (${model}, ${id}, ${JSON.stringify(payload)}, ${grantId}, ${uid}, ${userCode}, ${expiresAt})
+    on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+      user_code = excluded.user_code, expires_at = excluded.expires_at, consumed_at = null`
+    .execute(db)
     .catch((error: { code?: string }) => {
       if (error.code === '22P05') throw new UnstorableValueError(`${model} holds a NUL character`, { cause: error });
       throw error;
@@ -49,13 +39,10 @@ export async function findModel(
 ): Promise<ModelPayload | undefined> {
   const [column, value] = Object.entries(key)[0] as ['id' | 'uid' | 'user_code', string];
   if (!storable(value)) return undefined;
-  const row = await db
-    .selectFrom('oidc_model')
-    .select(['payload', 'consumed_at'])
-    .where('model', '=', model)
-    .where(column, '=', value)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
-    .executeTakeFirst();
+  const { rows } = await sql<{ payload: ModelPayload; consumed_at: Date | null }>`${prepared(`oidc-model.find.${column}`)}
+    select payload, consumed_at from oidc_model
+    where model = ${model} and ${sql.ref(column)} = ${value} and (expires_at is null or expires_at > now())`.execute(db);
+  const row = rows[0];
   if (!row) return undefined;
   return row.consumed_at
     ? { ...row.payload, consumed: Math.floor(new Date(row.consumed_at).getTime() / 1000) }
@@ -65,12 +52,12 @@ export async function findModel(
 /** Marks a model instance consumed (authorization codes, refresh tokens after rotation). */
 export async function consumeModel(db: DbExecutor, model: string, id: string): Promise<void> {
   if (!storable(id)) return;
-  await db.updateTable('oidc_model').set({ consumed_at: sql<Date>`now()` }).where('model', '=', model).where('id', '=', id).execute();
+  await sql`${prepared('oidc-model.consume')} update oidc_model set consumed_at = now() where model = ${model} and id = ${id}`.execute(db);
 }
 
 export async function destroyModel(db: DbExecutor, model: string, id: string): Promise<void> {
   if (!storable(id)) return;
-  await db.deleteFrom('oidc_model').where('model', '=', model).where('id', '=', id).execute();
+  await sql`${prepared('oidc-model.destroy')} delete from oidc_model where model = ${model} and id = ${id}`.execute(db);
 }
 
 /** Deletes every token and code of a grant (RFC 7009 §2.1 cascading revocation). */
