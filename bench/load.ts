@@ -1,12 +1,13 @@
 /**
  * Load generator, run as its own process by `bench/run.ts` (never in the server's process).
- * Reads one {@link LoadJob} as JSON from argv[2], drives a keep-alive undici Pool on loopback
+ * Reads one {@link LoadJob} as JSON from the file named by argv[2], drives a keep-alive undici Pool on loopback
  * and prints one {@link LoadResult} as JSON on stdout.
  *
  * Closed loop (default): `connections` loops each send the next request when the previous one
  * answered. Open loop (`rate`): requests are started on a fixed schedule and latency is counted
  * from the scheduled start, so queueing inside the generator is not hidden (coordinated omission).
  */
+import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 
 export interface LoadJob {
@@ -115,5 +116,5 @@ async function run(job: LoadJob): Promise<LoadResult> {
   return { requests: latenciesUs.length, errors, failures, seconds, latenciesUs };
 }
 
-const job = JSON.parse(process.argv[2] ?? '{}') as LoadJob;
+const job = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as LoadJob;
 process.stdout.write(JSON.stringify(await run(job)));

@@ -26,12 +26,13 @@ export interface LoginJob {
   maxLogins?: number;
   /** Scopes of the authorization request (default `openid`). */
   scope?: string;
-  /** Print the access token of the last login (scenario 5's user token). */
+  /** Print the access token (and refresh token, if any) of the last login (scenario 5's user tokens). */
   keepAccessToken?: boolean;
 }
 
 export interface LoginResult extends LoadResult {
   accessToken?: string;
+  refreshToken?: string;
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as LoginJob;
@@ -42,6 +43,7 @@ const pool = new Pool(job.origin, { connections: job.concurrency, connect: { ca:
 const basic = `Basic ${Buffer.from(`${encodeURIComponent(job.clientId)}:${encodeURIComponent(job.clientSecret)}`).toString('base64')}`;
 
 let accessToken: string | undefined;
+let refreshToken: string | undefined;
 
 /** One browser: a cookie jar (names only; oidc-provider scopes its cookies by path). */
 async function signIn(): Promise<void> {
@@ -89,7 +91,7 @@ async function signIn(): Promise<void> {
         authorization: basic,
       });
       if (token.status !== 200) throw new Error(`token endpoint answered ${token.status}`);
-      if (job.keepAccessToken) accessToken = (JSON.parse(token.text) as { access_token: string }).access_token;
+      if (job.keepAccessToken) ({ access_token: accessToken, refresh_token: refreshToken } = JSON.parse(token.text) as { access_token: string; refresh_token?: string });
       return;
     }
     const page = await send('GET', location);
@@ -131,5 +133,5 @@ await Promise.all(
   }),
 );
 await pool.close();
-const result: LoginResult = { requests: latenciesUs.length, errors, failures, seconds: (performance.now() - start) / 1000, latenciesUs, accessToken };
+const result: LoginResult = { requests: latenciesUs.length, errors, failures, seconds: (performance.now() - start) / 1000, latenciesUs, accessToken, refreshToken };
 process.stdout.write(JSON.stringify(result));

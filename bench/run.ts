@@ -149,7 +149,10 @@ function runNode(script: string, args: string[], env: NodeJS.ProcessEnv = proces
 async function load(job: LoadJob, serverPid?: number, db = false): Promise<Measured> {
   const before = serverPid ? cpuSeconds(serverPid) : undefined;
   const dbBefore = db ? dbCpuSeconds() : undefined;
-  const result = JSON.parse(await runNode('bench/load.ts', [JSON.stringify(job)])) as LoadResult;
+  // The job goes through a file: many request bodies do not fit in one command-line argument.
+  const jobFile = path.join(WORK, 'load-job.json');
+  writeFileSync(jobFile, JSON.stringify(job), { mode: 0o600 });
+  const result = JSON.parse(await runNode('bench/load.ts', [jobFile])) as LoadResult;
   return {
     ...result,
     ...(before === undefined ? {} : { serverCpuSeconds: cpuSeconds(serverPid!) - before }),
@@ -325,20 +328,51 @@ async function main(): Promise<void> {
   // Scenario 5's subject token: the user's access token for the orders API from a real login
   // (authorization code flow with PKCE through the web BFF client), fresh for each round (it
   // lives 5 minutes).
-  const exchangeBody = async (): Promise<string> => {
-    const login = JSON.parse(
-      await runNode('bench/logins.ts', [JSON.stringify({ ...loginJob!, concurrency: 1, maxLogins: 1, scope: 'openid orders orders:read', keepAccessToken: true })]),
-    ) as LoginResult;
-    if (!login.accessToken) throw new Error(`scenario 5: the login for the user token failed (${JSON.stringify(login.failures)})`);
-    return new URLSearchParams({
+  const exchangeForm = (subjectToken: string): string =>
+    new URLSearchParams({
       client_id: 'orders-api',
       grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: login.accessToken,
+      subject_token: subjectToken,
       subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
       scope: 'resume_orders',
       audience: EVENTS,
       event_payload_hash: eventPayloadHash({ type: 'order.placed', orderId: 'o-1001', amount: 4200 }),
     }).toString();
+  const logIn = async (scope: string): Promise<LoginResult> => {
+    const login = JSON.parse(await runNode('bench/logins.ts', [JSON.stringify({ ...loginJob!, concurrency: 1, maxLogins: 1, scope, keepAccessToken: true })])) as LoginResult;
+    if (!login.accessToken) throw new Error(`scenario 5: the login for the user token failed (${JSON.stringify(login.failures)})`);
+    return login;
+  };
+  const exchangeBody = async (): Promise<string> => exchangeForm((await logIn('openid orders orders:read')).accessToken!);
+  // The same with a different user token for each exchange: more distinct tokens (one login, then
+  // refresh-token rotation) than the exchange grant remembers verified, so every exchange verifies
+  // its subject token's signature.
+  const FRESH_SUBJECT_TOKENS = 1100;
+  const freshExchangeBodies = async (): Promise<string[]> => {
+    let refreshToken = (await logIn('openid offline_access orders orders:read')).refreshToken;
+    if (!refreshToken) throw new Error('scenario 5 (new user token each): the login returned no refresh token');
+    const agent = new Agent({ connect: { ca, servername: 'localhost' } });
+    const webBff = 'Basic ' + Buffer.from(`${loginJob!.clientId}:${loginJob!.clientSecret}`).toString('base64');
+    const bodies: string[] = [];
+    try {
+      while (bodies.length < FRESH_SUBJECT_TOKENS) {
+        const response = await request(`${origin}/token`, {
+          method: 'POST',
+          dispatcher: agent,
+          headers: { ...FORM, authorization: webBff },
+          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
+        });
+        const answer = (await response.body.json()) as { access_token?: string; refresh_token?: string };
+        if (response.statusCode !== 200 || !answer.access_token || !answer.refresh_token) {
+          throw new Error(`scenario 5 (new user token each): the refresh answered ${response.statusCode}`);
+        }
+        refreshToken = answer.refresh_token;
+        bodies.push(exchangeForm(answer.access_token));
+      }
+    } finally {
+      await agent.close();
+    }
+    return bodies;
   };
 
   const jobs: Record<string, { server: Summary['server']; job: LoadJob; scenario: number; prepare?: (job: LoadJob) => Promise<LoadJob> }> = {
@@ -362,6 +396,12 @@ async function main(): Promise<void> {
       server: 'custos',
       job: { ...base, origin, method: 'POST', path: '/token', headers: FORM, tls: { ca, cert: ordersApi.certPem, key: ordersApi.keyPem } },
       prepare: async (job) => ({ ...job, body: await exchangeBody() }),
+    },
+    '5 token exchange, a new user token each': {
+      scenario: 5,
+      server: 'custos',
+      job: { ...base, origin, method: 'POST', path: '/token', headers: FORM, tls: { ca, cert: ordersApi.certPem, key: ordersApi.keyPem } },
+      prepare: async (job) => ({ ...job, bodies: await freshExchangeBodies() }),
     },
     '7 GET /jwks': { scenario: 7, server: 'custos', job: { ...base, seconds: GET_SECONDS, origin, method: 'GET', path: '/jwks', tls: { ca } } },
     '7 GET /jwks (bare)': { scenario: 7, server: 'bare', job: { ...base, seconds: GET_SECONDS, origin: bareOrigin, method: 'GET', path: '/jwks', tls: { ca } } },
