@@ -13,6 +13,9 @@ export interface Argon2Cost {
   parallelism: number;
 }
 
+/** The argon2id cost of passwords and client secrets unless configured: OWASP's baseline (19 MiB, t=2, p=1). */
+export const DEFAULT_ARGON2_COST: Argon2Cost = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
+
 /**
  * argon2id on dedicated worker threads (`@node-rs/argon2`, synchronous inside the thread), so
  * none of it runs on the event loop: an asynchronous call of the library spends ~1 ms of the

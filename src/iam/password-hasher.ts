@@ -1,11 +1,8 @@
 import type { Env } from '../config/env.js';
-import { createArgon2Threads, type Argon2Cost, type Argon2Threads } from './argon2-threads.js';
+import { createArgon2Threads, DEFAULT_ARGON2_COST, type Argon2Cost, type Argon2Threads } from './argon2-threads.js';
 import { createConcurrencyLimit } from './concurrency-limit.js';
 
-export type { Argon2Cost } from './argon2-threads.js';
-
-/** argon2id cost defaults: OWASP's baseline (19 MiB, t=2, p=1). */
-export const DEFAULT_ARGON2_COST: Argon2Cost = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
+export { DEFAULT_ARGON2_COST, type Argon2Cost } from './argon2-threads.js';
 
 /** The argon2id cost configured by `ARGON2_MEMORY_KIB`, `ARGON2_TIME_COST`, `ARGON2_PARALLELISM`. */
 export function argon2CostOf(env: Pick<Env, 'ARGON2_MEMORY_KIB' | 'ARGON2_TIME_COST' | 'ARGON2_PARALLELISM'>): Argon2Cost {

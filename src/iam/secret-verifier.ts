@@ -1,7 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { createArgon2Threads, type Argon2Threads } from './argon2-threads.js';
+import { createArgon2Threads, DEFAULT_ARGON2_COST, type Argon2Threads } from './argon2-threads.js';
 import { createConcurrencyLimit } from './concurrency-limit.js';
-import { SECRET_HASH_COST } from './secret-hash.js';
 
 export interface SecretVerifierOptions {
   /** Where argon2 runs (shared with the password hasher in the server); default: own threads. */
@@ -46,7 +45,7 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
   const limit = createConcurrencyLimit(maxConcurrent, maxQueued);
   const threads = options.threads ?? createArgon2Threads();
   // A hash of a random value, with the parameters of real ones: nothing ever matches it.
-  const nothing = threads.hash(randomBytes(32).toString('base64url'), SECRET_HASH_COST);
+  const nothing = threads.hash(randomBytes(32).toString('base64url'), DEFAULT_ARGON2_COST);
   nothing.catch(() => {});
 
   async function bounded(hash: string, secret: string): Promise<boolean> {
