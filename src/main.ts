@@ -27,6 +27,7 @@ import { clientSecretAuthentication } from './oidc/client-secrets.js';
 import { assertClientsValid } from './oidc/clients.js';
 import { longestTokenLifetime, startExpiredPurge } from './oidc/expired-purge.js';
 import { structuredTokenEndpoints } from './oidc/internals.js';
+import { grantRevocationHooks } from './oidc/grant-revocation.js';
 import { createKyselyAdapter } from './oidc/kysely-adapter.js';
 import { createLoginRoutes } from './oidc/login-module.js';
 import { createProviderBuilder } from './oidc/provider-builder.js';
@@ -36,6 +37,8 @@ import { accessPolicies } from './oidc/token-policies.js';
 import { createChainValidator } from './pki/chain.js';
 import type { DevPki } from './pki/dev-pki.js';
 import { loadTls } from './pki/load-tls.js';
+import { createRevocation } from './revocation/revocation.service.js';
+import { clientAddressOf } from './http/client-address.js';
 
 export interface CustosOptions {
   env?: NodeJS.ProcessEnv;
@@ -117,9 +120,12 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const structuredTokens = createStructuredTokens({ db, issuer, verificationKeys: () => publicKeys, allowedToIntrospect: access.introspection });
     const isRevoked = structuredTokens.isRevoked;
     const clientSecrets = clientSecretAuthentication(createSecretVerifier({ threads: argon2, onVerification: (outcome) => metrics.secretVerifications.inc({ outcome }) }));
+    // Every grant oidc-provider ends (logout, refresh-token reuse, code replay, RFC 7009) goes through one revocation.
+    const revocation = createRevocation({ db, logger });
+    const revocationHooks = grantRevocationHooks({ revocation, logger, clientAddress: clientAddressOf(proxies) });
     const build = createProviderBuilder({
       issuer,
-      adapter: createKyselyAdapter(db),
+      adapter: createKyselyAdapter(db, revocationHooks),
       files: config.files,
       cookieKeys,
       compareSecret: clientSecrets.compare,

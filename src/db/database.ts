@@ -41,6 +41,19 @@ export interface SubjectRevocationTable {
   revoked_before: Timestamp;
 }
 
+/**
+ * Per-session revocation: JWT access tokens and resume tokens carrying a revoked `sid` are refused
+ * (a `sid` is one client's authorization in one browser session: one grant).
+ */
+export interface SessionRevocationTable {
+  sid: string;
+  subject: string | null;
+  client_id: string | null;
+  /** The path that revoked it: `logout`, `refresh_token_reuse`, `code_replay`, `token_revocation`. */
+  reason: string;
+  revoked_at: DefaultedTimestamp;
+}
+
 /** A person who can log in (issue 7). `username` is unique case-insensitively. */
 export interface IamUserTable {
   id: Generated<string>;
@@ -122,6 +135,7 @@ export interface Database {
   oidc_model: OidcModelTable;
   token_exchange: TokenExchangeTable;
   subject_revocation: SubjectRevocationTable;
+  session_revocation: SessionRevocationTable;
   iam_user: IamUserTable;
   iam_role: IamRoleTable;
   iam_user_role: IamUserRoleTable;

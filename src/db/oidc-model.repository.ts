@@ -55,6 +55,51 @@ export async function consumeModel(db: DbExecutor, model: string, id: string): P
   await sql`${prepared('oidc-model.consume')} update oidc_model set consumed_at = now() where model = ${model} and id = ${id}`.execute(db);
 }
 
+/** Outcome of {@link consumeOnce}: `grantId` of the row when it exists. */
+export type ConsumeOutcome = { state: 'consumed' | 'already-consumed'; grantId: string | null } | { state: 'missing' };
+
+/**
+ * Marks a model instance consumed only if nobody has (an authorization code is redeemed once, a
+ * refresh token rotates once): of concurrent calls on one row exactly one sees `consumed`, the
+ * others wait for its commit and see `already-consumed` (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+ */
+export async function consumeOnce(db: DbExecutor, model: string, id: string): Promise<ConsumeOutcome> {
+  if (!storable(id)) return { state: 'missing' };
+  const { rows } = await sql<{ grant_id: string | null }>`${prepared('oidc-model.consume-once')}
+    update oidc_model set consumed_at = now() where model = ${model} and id = ${id} and consumed_at is null returning grant_id`.execute(db);
+  if (rows[0]) return { state: 'consumed', grantId: rows[0].grant_id };
+  const existing = await db.selectFrom('oidc_model').select('grant_id').where('model', '=', model).where('id', '=', id).executeTakeFirst();
+  return existing ? { state: 'already-consumed', grantId: existing.grant_id } : { state: 'missing' };
+}
+
+/** What {@link destroyGrantModels} removed. */
+export interface DestroyedGrant {
+  /** Rows removed: the grant and its tokens and codes. */
+  rows: number;
+  /** `sid`s the removed tokens and codes carried (the grant's sessions). */
+  sids: string[];
+  accountId?: string;
+  clientId?: string;
+}
+
+/**
+ * Deletes a grant and every token and code issued under it (RFC 7009 §2.1), in the caller's
+ * transaction, and tells what they were: the `sid`s they carried, the account and client.
+ */
+export async function destroyGrantModels(db: DbExecutor, grantId: string): Promise<DestroyedGrant> {
+  if (!storable(grantId)) return { rows: 0, sids: [] };
+  const { rows } = await sql<{ sid: string | null; account_id: string | null; client_id: string | null }>`${prepared('oidc-model.destroy-grant')}
+    delete from oidc_model where grant_id = ${grantId} or (model = 'Grant' and id = ${grantId})
+    returning payload->>'sid' as sid, payload->>'accountId' as account_id, payload->>'clientId' as client_id`.execute(db);
+  const first = <K extends 'account_id' | 'client_id'>(key: K) => rows.find((row) => row[key])?.[key] ?? undefined;
+  return {
+    rows: rows.length,
+    sids: [...new Set(rows.flatMap((row) => (row.sid ? [row.sid] : [])))],
+    accountId: first('account_id'),
+    clientId: first('client_id'),
+  };
+}
+
 export async function destroyModel(db: DbExecutor, model: string, id: string): Promise<void> {
   if (!storable(id)) return;
   await sql`${prepared('oidc-model.destroy')} delete from oidc_model where model = ${model} and id = ${id}`.execute(db);

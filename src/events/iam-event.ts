@@ -16,11 +16,17 @@ interface EventBase {
   actor?: string;
 }
 
-/** CAEP `session-revoked`: the user's sessions (and what hangs off them) are gone. */
+/**
+ * CAEP `session-revoked`. Without `sid`: all of the user's sessions (and what hangs off them) are
+ * gone, and every token of the user issued up to the event. With `sid`: one session (one client's
+ * authorization, one grant) is gone, and every token carrying that `sid`.
+ */
 export interface SessionRevokedEvent extends EventBase {
   type: 'session-revoked';
   /** Ids of the revoked sessions (may be empty: "all, whatever they were"). */
   sessionIds: string[];
+  /** The one session revoked (the `sid` its tokens carry); the SET's subject is then `complex` (RFC 9493 §3.2). */
+  sid?: string;
 }
 
 /** CAEP `token-claims-change` with `claims.roles`: the user's new role list. */

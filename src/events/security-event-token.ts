@@ -55,7 +55,9 @@ export function buildSecurityEventClaims(
   let subId: SubjectIdentifier = user;
   switch (event.type) {
     case 'session-revoked':
-      if (event.sessionIds.length === 1) subId = { format: 'complex', user, session: { format: 'opaque', id: event.sessionIds[0]! } };
+      // One session: a `complex` subject naming it, consumers refuse tokens carrying its `sid`.
+      // Otherwise the user: consumers refuse every token of the user issued up to the event.
+      if (event.sid) subId = { format: 'complex', user, session: { format: 'opaque', id: event.sid } };
       break;
     case 'roles-changed':
     case 'account-created':

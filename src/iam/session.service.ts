@@ -2,9 +2,9 @@ import type { Kysely, Transaction } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
-import { destroyAccountModels, listAccountSessions, type ModelPayload } from '../db/oidc-model.repository.js';
+import { listAccountSessions, type ModelPayload } from '../db/oidc-model.repository.js';
 import { sendBackchannelLogout } from '../oidc/logout.js';
-import { revokeSubjectTokens } from '../oidc/token-revocation.repository.js';
+import { revokeSubjectInTransaction } from '../revocation/revocation.service.js';
 import { DEFAULT_WRITERS, mutate, type Actor, type MutationWriters } from './admin-mutation.js';
 import { IamError } from './iam-errors.js';
 import { decodeCursor, toPage, type Page } from './pagination.js';
@@ -62,8 +62,8 @@ async function revokeStored(
   userId: string,
   send?: (sessions: ModelPayload[]) => Promise<Revocation['backchannel_logout']>,
 ): Promise<RevokedInTransaction> {
-  const destroyed = await destroyAccountModels(trx, userId);
-  const cutOff = await revokeSubjectTokens(trx, userId);
+  const destroyed = await revokeSubjectInTransaction(trx, userId);
+  const cutOff = destroyed.cutOff;
   return {
     sessionIds: destroyed.sessions.map((session) => String(session.uid ?? '')),
     counts: {

@@ -23,9 +23,17 @@ export function useHashedClientSecrets(
   };
   prototype.compareClientSecret = async function compareHashedClientSecret(actual: string) {
     if (typeof this.clientSecret !== 'string' || typeof actual !== 'string') return false;
-    const ctx = (Provider as unknown as { ctx?: KoaContextWithOIDC }).ctx;
-    return compare(this as SecretClient, actual, ctx);
+    return compare(this as SecretClient, actual, currentContext());
   };
+}
+
+/**
+ * The request oidc-provider is serving on this async path (its AsyncLocalStorage, `Provider.ctx`),
+ * for adapter calls that must know why they are made (a grant revoked at logout, on refresh-token
+ * reuse, on code replay, at the revocation endpoint); undefined outside a request.
+ */
+export function currentContext(): KoaContextWithOIDC | undefined {
+  return (Provider as unknown as { ctx?: KoaContextWithOIDC }).ctx;
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'] as const;

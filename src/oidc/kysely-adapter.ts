@@ -1,8 +1,10 @@
 import type { Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterConstructor, type AdapterPayload } from 'oidc-provider';
 import type { Database } from '../db/database.js';
+import type { GrantRevocationHooks } from './grant-revocation.js';
 import {
   consumeModel,
+  consumeOnce,
   destroyModel,
   findModel,
   revokeModelsByGrantId,
@@ -10,11 +12,20 @@ import {
   upsertModel,
 } from '../db/oidc-model.repository.js';
 
+/** Models consumed at most once, with oidc-provider's own `invalid_grant` details. */
+const ONCE: Record<string, { replay: string; missing: string }> = {
+  AuthorizationCode: { replay: 'authorization code already consumed', missing: 'authorization code not found' },
+  RefreshToken: { replay: 'refresh token already used', missing: 'refresh token not found' },
+};
+
 /**
  * Builds the oidc-provider adapter class bound to one database: every model
- * (Session, Grant, AuthorizationCode, RefreshToken, ...) lives in `oidc_model`.
+ * (Session, Grant, AuthorizationCode, RefreshToken, ...) lives in `oidc_model`. Codes and refresh
+ * tokens are consumed atomically: of concurrent redemptions one wins, the others are replays
+ * that end the grant (`hooks.replayed`); every grant oidc-provider ends goes through
+ * `hooks.revokeByGrantId`.
  */
-export function createKyselyAdapter(db: Kysely<Database>): AdapterConstructor {
+export function createKyselyAdapter(db: Kysely<Database>, hooks?: GrantRevocationHooks): AdapterConstructor {
   return class KyselyAdapter implements Adapter {
     constructor(private readonly model: string) {}
 
@@ -41,7 +52,15 @@ export function createKyselyAdapter(db: Kysely<Database>): AdapterConstructor {
     }
 
     async consume(id: string): Promise<void> {
-      await consumeModel(db, this.model, id);
+      const details = ONCE[this.model];
+      if (!details) {
+        await consumeModel(db, this.model, id);
+        return;
+      }
+      const outcome = await consumeOnce(db, this.model, id);
+      if (outcome.state === 'consumed') return;
+      if (outcome.state === 'already-consumed' && outcome.grantId) await hooks?.replayed(this.model as 'AuthorizationCode' | 'RefreshToken', outcome.grantId);
+      throw new errors.InvalidGrant(outcome.state === 'missing' ? details.missing : details.replay);
     }
 
     async destroy(id: string): Promise<void> {
@@ -49,7 +68,8 @@ export function createKyselyAdapter(db: Kysely<Database>): AdapterConstructor {
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      await revokeModelsByGrantId(db, grantId);
+      if (hooks) await hooks.revokeByGrantId(grantId);
+      else await revokeModelsByGrantId(db, grantId);
     }
   };
 }

@@ -101,8 +101,13 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     formats: { customizers: { jwt: multiAudienceCustomizer } } as Configuration['formats'],
-    // Custom grants put their claims (act, event_payload_hash) in token.extra; keep them.
-    extraTokenClaims: async (_ctx, token) => (token as { extra?: Record<string, unknown> }).extra,
+    // Custom grants put their claims (act, event_payload_hash) in token.extra; keep them. Tokens
+    // issued under a session carry its `sid` (one client's authorization in one browser session,
+    // as in ID tokens and logout tokens): revoking the session or its grant cuts them off by it.
+    extraTokenClaims: async (_ctx, token) => {
+      const { extra, sid } = token as { extra?: Record<string, unknown>; sid?: unknown };
+      return typeof sid === 'string' ? { ...extra, sid } : extra;
+    },
     findAccount: deps.findAccount,
     loadExistingGrant: loadExistingGrant((clientId) => firstParty.has(clientId)),
     // Confidential clients allowed the refresh_token grant get a refresh token (bound to the

@@ -12,6 +12,8 @@ export interface TokenIdentity {
   sub?: string;
   /** `iat`, seconds since the epoch. */
   iat?: number;
+  /** The session (one client's authorization, one grant) the token was issued under, if any. */
+  sid?: string;
 }
 
 /** Longest token-exchange chain followed; chains are a handful of hops in practice. */
@@ -34,18 +36,46 @@ export async function revokeSubjectTokens(db: DbExecutor, subject: string): Prom
   return new Date(row.revoked_before);
 }
 
+/** One session (`sid`) to revoke, with what is known of it. */
+export interface SessionRevocation {
+  sid: string;
+  subject?: string;
+  clientId?: string;
+  reason: string;
+}
+
+/**
+ * Revokes sessions: every JWT access token and resume token carrying one of these `sid`s is
+ * refused from now on. Returns the `sid`s this call revoked (not those revoked before), so a
+ * revocation raced by another one is announced once.
+ */
+export async function revokeSessionIds(db: DbExecutor, sessions: readonly SessionRevocation[]): Promise<string[]> {
+  const rows = sessions.filter((session) => storable(session.sid));
+  if (rows.length === 0) return [];
+  const inserted = await db
+    .insertInto('session_revocation')
+    .values(rows.map((row) => ({ sid: row.sid, subject: row.subject ?? null, client_id: row.clientId ?? null, reason: row.reason })))
+    .onConflict((oc) => oc.column('sid').doNothing())
+    .returning('sid')
+    .execute();
+  return inserted.map((row) => row.sid);
+}
+
 /** A token's identity as SQL expressions: parameters, or columns of the rows a statement handles. */
 export interface TokenIdentityExpressions {
   jti: RawBuilder<string | null>;
   sub: RawBuilder<string | null>;
   iat: RawBuilder<number | null>;
+  sid: RawBuilder<string | null>;
 }
 
 /**
  * SQL boolean (never null): whether a JWT access token is revoked — its own `jti` or the `jti` of
  * any token it was exchanged from (RFC 8693, recorded in `token_exchange`) was revoked (RFC 7009),
- * or it (or the root of its exchange chain) was issued at or before its subject's cut-off. A token
- * without a known issue time counts as issued before the cut-off. Compose it into a statement
+ * or it (or the root of its exchange chain) was issued at or before its subject's cut-off, or it
+ * carries a revoked session (`sid`: logout, refresh-token reuse, code replay, RFC 7009 revocation of
+ * the grant's refresh token; resume tokens carry the `sid` of the token they were exchanged from).
+ * A token without a known issue time counts as issued before the cut-off. Compose it into a statement
  * that must act on the verdict atomically (e.g. recording token exchanges only for live subject
  * tokens); its text does not depend on the token, so the statement can be prepared.
  */
@@ -70,6 +100,9 @@ export function revokedCondition(token: TokenIdentityExpressions): RawBuilder<bo
         join oidc_model revocation_m on revocation_m.model = ${sql.lit(REVOKED_ACCESS_TOKEN_MODEL)} and revocation_m.id = revocation_c.parent
       )
       or exists (
+        select 1 from session_revocation revocation_g where revocation_g.sid = ${token.sid}
+      )
+      or exists (
         select 1 from subject_revocation revocation_s
         where revocation_s.subject = ${token.sub}
           and coalesce(
@@ -82,8 +115,9 @@ export function revokedCondition(token: TokenIdentityExpressions): RawBuilder<bo
 }
 
 /** The identity of a token as it may be stored and compared: no U+0000, finite `iat`, else null. */
-export function storableIdentity(token: TokenIdentity): { jti: string | null; sub: string | null; iat: number | null } {
+export function storableIdentity(token: TokenIdentity): { jti: string | null; sub: string | null; iat: number | null; sid: string | null } {
   return {
+    sid: typeof token.sid === 'string' && storable(token.sid) ? token.sid : null,
     jti: token.jti !== undefined && storable(token.jti) ? token.jti : null,
     sub: token.sub !== undefined && storable(token.sub) ? token.sub : null,
     iat: typeof token.iat === 'number' && Number.isFinite(token.iat) ? token.iat : null,
@@ -92,8 +126,8 @@ export function storableIdentity(token: TokenIdentity): { jti: string | null; su
 
 /** Whether a JWT access token is revoked ({@link revokedCondition}). One prepared statement. */
 export async function isTokenRevoked(db: DbExecutor, token: TokenIdentity): Promise<boolean> {
-  const { jti, sub, iat } = storableIdentity(token);
-  const condition = revokedCondition({ jti: sql`${jti}::text`, sub: sql`${sub}::text`, iat: sql`${iat}::float8` });
+  const { jti, sub, iat, sid } = storableIdentity(token);
+  const condition = revokedCondition({ jti: sql`${jti}::text`, sub: sql`${sub}::text`, iat: sql`${iat}::float8`, sid: sql`${sid}::text` });
   const { rows } = await sql<{ revoked: boolean }>`${prepared('token-revocation.is-revoked')} select ${condition} as revoked`.execute(db);
   return rows[0]!.revoked;
 }
@@ -151,6 +185,18 @@ export async function purgeSubjectRevocations(db: DbExecutor, olderThanSeconds: 
   const result = await db
     .deleteFrom('subject_revocation')
     .where('revoked_before', '<', sql<Date>`now() - make_interval(secs => ${olderThanSeconds})`)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/**
+ * Deletes session revocations older than `olderThanSeconds` (the longest lifetime any token can
+ * have: by then every token carrying the `sid` has expired); returns how many were removed.
+ */
+export async function purgeSessionRevocations(db: DbExecutor, olderThanSeconds: number): Promise<number> {
+  const result = await db
+    .deleteFrom('session_revocation')
+    .where('revoked_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanSeconds})`)
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }

@@ -101,7 +101,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
         throw new VerifyError('resume_only_token', `token carries only resume scopes: ${scope.join(' ')}`);
       }
       checkBinding(payload['cnf'], verifyOptions.clientCertificate, requireBinding, thumbprintOf);
-      options.revocations?.check(payload.sub, payload.iat as number);
+      options.revocations?.check(payload.sub, payload.iat as number, typeof payload['sid'] === 'string' ? payload['sid'] : undefined);
       const missing = requiredScopes.filter((required) => !scope.includes(required));
       if (missing.length > 0) {
         throw new VerifyError('insufficient_scope', `missing scope(s): ${missing.join(' ')}`, { requiredScopes });

@@ -22,6 +22,7 @@ export const VERIFY_ERROR_CODES = [
   'subject_revoked',
   'subject_disabled',
   'claims_changed',
+  'session_revoked',
 ] as const;
 
 /** One of {@link VERIFY_ERROR_CODES}. */
@@ -49,6 +50,7 @@ const DESCRIPTIONS: Readonly<Record<VerifyErrorCode, string>> = {
   subject_revoked: 'The sessions of the token subject were revoked after the token was issued',
   subject_disabled: 'The account of the token subject is disabled',
   claims_changed: 'The roles of the token subject changed after the token was issued',
+  session_revoked: 'The session the token was issued under was revoked',
 };
 
 /** Options for {@link VerifyError}. */

@@ -20,6 +20,8 @@ export type ApplyResult = 'applied' | 'duplicate' | 'stale';
 export interface RevocationStateOptions {
   /** How many recent event ids to remember for deduplication. Default 100 000. */
   maxRememberedEvents?: number;
+  /** How many revoked sessions (`sid`s) to remember, oldest forgotten first. Default 100 000. */
+  maxRevokedSessions?: number;
 }
 
 /**
@@ -34,18 +36,24 @@ export interface RevocationState {
   apply(event: SecurityEvent): ApplyResult;
   /** What is known about `subject`, if anything. */
   get(subject: string): Readonly<SubjectState> | undefined;
+  /** Whether a `session-revoked` event named this session (`sid`). */
+  isSessionRevoked(sid: string): boolean;
   /**
    * Throws `subject_disabled`, `subject_revoked` or `claims_changed` (a {@link VerifyError}) when
-   * a token of `subject` issued at `iat` must no longer be accepted. Same-second ties count as
-   * "before": a token from the second of a revocation is refused.
+   * a token of `subject` issued at `iat` must no longer be accepted, and `session_revoked` when it
+   * carries (`sid`) a session a `session-revoked` event named, whenever it was issued (a revoked
+   * session issues nothing after it). Same-second ties count as "before": a token from the second
+   * of a revocation is refused.
    */
-  check(subject: string | undefined, iat: number): void;
+  check(subject: string | undefined, iat: number, sid?: string): void;
 }
 
 /** Creates an empty {@link RevocationState}. */
 export function createRevocationState(options: RevocationStateOptions = {}): RevocationState {
   const max = options.maxRememberedEvents ?? 100_000;
+  const maxSessions = options.maxRevokedSessions ?? 100_000;
   const seen = new Set<string>();
+  const revokedSessions = new Set<string>();
   const subjects = new Map<string, SubjectState>();
   const remember = (id: string) => {
     seen.add(id);
@@ -61,6 +69,12 @@ export function createRevocationState(options: RevocationStateOptions = {}): Rev
       const forward = (current: number | undefined) => Math.max(current ?? -Infinity, at);
       switch (event.kind) {
         case 'session-revoked':
+          // One session (a `complex` subject): its tokens; otherwise every token of the user.
+          if (event.sessionId !== undefined) {
+            revokedSessions.add(event.sessionId);
+            if (revokedSessions.size > maxSessions) revokedSessions.delete(revokedSessions.values().next().value as string);
+            return stale ? 'stale' : 'applied';
+          }
           state.revokedAt = forward(state.revokedAt);
           break;
         case 'credential-change': {
@@ -96,7 +110,11 @@ export function createRevocationState(options: RevocationStateOptions = {}): Rev
     get(subject) {
       return subjects.get(subject);
     },
-    check(subject, iat) {
+    isSessionRevoked(sid) {
+      return revokedSessions.has(sid);
+    },
+    check(subject, iat, sid) {
+      if (sid !== undefined && revokedSessions.has(sid)) throw new VerifyError('session_revoked', `session ${sid} was revoked`);
       if (subject === undefined) return;
       const state = subjects.get(subject);
       if (!state) return;

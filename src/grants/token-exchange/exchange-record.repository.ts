@@ -12,6 +12,8 @@ export interface ExchangeRecord {
   subjectTokenJti?: string;
   /** `iat` of the subject token (seconds); the chain's root issue time is derived from it. */
   subjectIssuedAt?: number;
+  /** `sid` of the subject token (the session it was issued under; a revoked one refuses the exchange). */
+  subjectSid?: string;
   actor: ActClaim;
   scopes: string[];
   audiences: string[];
@@ -31,13 +33,14 @@ export interface ExchangeRecord {
 export async function recordExchangesUnlessRevoked(db: DbExecutor, records: readonly ExchangeRecord[]): Promise<boolean[]> {
   if (records.length === 0) return [];
   const rows = records.map((record) => {
-    const parent = storableIdentity({ jti: record.subjectTokenJti, iat: record.subjectIssuedAt });
+    const parent = storableIdentity({ jti: record.subjectTokenJti, iat: record.subjectIssuedAt, sid: record.subjectSid });
     return {
       jti: record.jti,
       client_id: record.clientId,
       subject: record.subject,
       subject_token_jti: parent.jti,
       subject_iat: parent.iat,
+      subject_sid: parent.sid,
       actor_chain: record.actor,
       scopes: record.scopes,
       audiences: record.audiences,
@@ -45,7 +48,12 @@ export async function recordExchangesUnlessRevoked(db: DbExecutor, records: read
       expires_at: record.expiresAt.toISOString(),
     };
   });
-  const subjectToken = { jti: sql<string>`new_record.subject_token_jti`, sub: sql<string>`new_record.subject`, iat: sql<number>`new_record.subject_iat` };
+  const subjectToken = {
+    jti: sql<string>`new_record.subject_token_jti`,
+    sub: sql<string>`new_record.subject`,
+    iat: sql<number>`new_record.subject_iat`,
+    sid: sql<string>`new_record.subject_sid`,
+  };
   const { rows: recorded } = await sql<{ jti: string }>`${prepared('token-exchange.record')}
     insert into token_exchange
       (jti, client_id, subject, subject_token_jti, actor_chain, scopes, audiences, event_payload_hash, expires_at, root_issued_at)
@@ -57,7 +65,7 @@ export async function recordExchangesUnlessRevoked(db: DbExecutor, records: read
         to_timestamp(new_record.subject_iat)
       )
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as new_record (
-      jti text, client_id text, subject text, subject_token_jti text, subject_iat float8,
+      jti text, client_id text, subject text, subject_token_jti text, subject_iat float8, subject_sid text,
       actor_chain jsonb, scopes text[], audiences text[], event_payload_hash text, expires_at timestamptz
     )
     where not ${revokedCondition(subjectToken)}

@@ -25,6 +25,8 @@ export interface SubjectToken {
   /** Issue time, seconds since the epoch. */
   iat?: number;
   jti?: string;
+  /** The session the token was issued under (`sid`), carried into resume tokens. */
+  sid?: string;
   act?: ActClaim;
   eventPayloadHash?: string;
 }
@@ -70,6 +72,7 @@ async function verifySubjectJwt(value: string, keys: JWTVerifyGetKey, issuer: st
       exp: payload.exp!,
       iat: payload.iat,
       jti: payload.jti,
+      sid: typeof payload.sid === 'string' ? payload.sid : undefined,
       act: toAct(payload.act),
       eventPayloadHash: typeof payload.event_payload_hash === 'string' ? payload.event_payload_hash : undefined,
     };
@@ -134,6 +137,7 @@ export function createSubjectTokenValidator(deps: SubjectTokenValidatorDeps): (v
       exp: token.exp!,
       iat: token.iat,
       jti: token.jti,
+      sid: typeof token.sid === 'string' ? token.sid : undefined,
       act: toAct(extra.act),
       eventPayloadHash: typeof extra.event_payload_hash === 'string' ? extra.event_payload_hash : undefined,
     };

@@ -120,6 +120,8 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
       client,
       scope: decision.scopes.join(' '),
       gty: 'token_exchange',
+      // The resume token belongs to the user's session: revoking that session kills it too.
+      ...(subject.sid ? { sid: subject.sid } : {}),
       extra: { act, event_payload_hash: eventPayloadHash, [AUDIENCES_EXTRA]: decision.audiences },
     } as unknown as ConstructorParameters<Provider['AccessToken']>[0]);
     token.resourceServer = new deps.provider.ResourceServer(decision.audiences[0]!, {
@@ -141,6 +143,7 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
       subject: subject.sub,
       subjectTokenJti: subject.jti,
       subjectIssuedAt: subject.iat,
+      subjectSid: subject.sid,
       actor: act,
       scopes: decision.scopes,
       audiences: decision.audiences,

@@ -11,9 +11,15 @@ describe('Security Event Tokens (RFC 8417, CAEP 1.0)', () => {
   it('builds CAEP claims for each IAM event kind, without sub or exp', () => {
     const base = { eventId: 'e-1', txid: '1234', occurredAt };
     const revoked = buildSecurityEventClaims(
-      { ...base, event: { type: 'session-revoked', userId: 'u1', sessionIds: ['s1'], initiatingEntity: 'admin', reasonAdmin: 'stolen laptop' } },
+      { ...base, event: { type: 'session-revoked', userId: 'u1', sessionIds: ['s1'], sid: 's1', initiatingEntity: 'admin', reasonAdmin: 'stolen laptop' } },
       { issuer: ISSUER, audience: 'urn:custos:iam-events', now: () => 1_796_000_000_000 },
     );
+    // Every session of the user (the admin path): the user as subject, even for a single session.
+    const all = buildSecurityEventClaims(
+      { ...base, event: { type: 'session-revoked', userId: 'u1', sessionIds: ['s1'], initiatingEntity: 'admin' } },
+      { issuer: ISSUER, audience: 'a' },
+    );
+    expect(all.sub_id).toEqual({ format: 'iss_sub', iss: ISSUER, sub: 'u1' });
     expect(revoked).toEqual({
       iss: ISSUER,
       iat: 1_796_000_000,
