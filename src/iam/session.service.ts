@@ -127,7 +127,7 @@ export function createSessionService(deps: SessionServiceDeps) {
     },
 
     /** `DELETE /admin/users/{id}/sessions`: revoke everything the user holds. */
-    async revokeAll(by: Actor, userId: string): Promise<Revocation> {
+    async revokeAll(by: Actor, userId: string, reason?: string): Promise<Revocation> {
       const revoked = await mutate(deps.db, writers, by, async (trx) => {
         if (!(await findUserById(trx, userId))) throw new IamError('user_not_found', 'no such user');
         const inTrx = await revokeInTransaction(trx, userId);
@@ -135,8 +135,15 @@ export function createSessionService(deps: SessionServiceDeps) {
           result: inTrx,
           action: 'sessions.revoke',
           target: `user:${userId}`,
-          details: inTrx.counts,
-          event: { type: 'session-revoked', userId, sessionIds: inTrx.sessionIds, initiatingEntity: by.initiatingEntity, actor: by.actor },
+          details: reason ? { ...inTrx.counts, reason } : inTrx.counts,
+          event: {
+            type: 'session-revoked',
+            userId,
+            sessionIds: inTrx.sessionIds,
+            initiatingEntity: by.initiatingEntity,
+            actor: by.actor,
+            ...(reason ? { reasonAdmin: reason } : {}),
+          },
         };
       });
       const backchannel = await revoked.notify();

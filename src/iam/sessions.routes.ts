@@ -1,6 +1,6 @@
 import { adminActor } from './admin-mutation.js';
 import { defineRoute, type AdminRoute } from '../http/admin-router.js';
-import { pageOf, pageQuery, revocationSchema, sessionSchema, userPath } from './admin.schemas.js';
+import { pageOf, pageQuery, revocationSchema, sessionSchema, statusChangeBody, userPath } from './admin.schemas.js';
 import type { SessionService } from './session.service.js';
 
 /** `/admin/users/{id}/sessions`: list a user's sessions; revoke everything the user holds. */
@@ -25,10 +25,12 @@ export function sessionRoutes(sessions: SessionService): AdminRoute[] {
       summary:
         'Revoke everything the user holds: sessions, grants, refresh tokens, opaque access tokens; JWT access tokens and resume tokens exchanged from them introspect inactive; back-channel logout to every client of the sessions',
       params: userPath,
+      body: statusChangeBody,
+      bodyOptional: true,
       status: 200,
       response: revocationSchema,
-      errors: { 400: ['invalid_request'], 404: ['user_not_found'] },
-      handle: ({ params, request }) => sessions.revokeAll(adminActor(request), params.id),
+      errors: { 400: ['invalid_request', 'invalid_json'], 404: ['user_not_found'], 413: ['body_too_large'], 415: ['unsupported_media_type'] },
+      handle: ({ params, body, request }) => sessions.revokeAll(adminActor(request), params.id, body.reason),
     }),
   ];
 }

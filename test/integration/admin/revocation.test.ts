@@ -133,6 +133,22 @@ describe('DELETE /admin/users/{id}/sessions', () => {
     expect(audit.body.items[0].details).toMatchObject({ sessions_revoked: 1, grants_revoked: 1 });
   });
 
+  it('takes an optional reason for the audit record and the event (reason_admin)', async () => {
+    const userId = await newUser('with-reason');
+    await holdingsOf(app, userId);
+    const revoked = await admin.call('DELETE', `/admin/users/${userId}/sessions`, { body: { reason: 'lost device' } });
+    expect(revoked.status).toBe(200);
+    const event = await app.custos.db.selectFrom('event_outbox').selectAll().orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
+    expect(event).toMatchObject({ type: 'session-revoked', subject: userId });
+    expect(event.payload).toMatchObject({ reasonAdmin: 'lost device', initiatingEntity: 'admin' });
+    // The whole user, not one session: consumers cut off every token of the user.
+    expect(event.payload).not.toHaveProperty('sid');
+    const audit = await admin.call('GET', `/admin/audit?action=sessions.revoke&target=user:${userId}`);
+    expect(audit.body.items[0].details).toMatchObject({ reason: 'lost device' });
+    const bad = await admin.call('DELETE', `/admin/users/${userId}/sessions`, { body: { reason: 'x', extra: 1 } });
+    expect([bad.status, bad.body.error]).toEqual([400, 'invalid_request']);
+  });
+
   it('does not outlive the revocation: tokens issued after it are active', async () => {
     const userId = await newUser('comes-back');
     await holdingsOf(app, userId);
