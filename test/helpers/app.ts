@@ -5,6 +5,9 @@ import { Writable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { startCustos, type RunningCustos } from '../../src/main.js';
 import { createTestDatabase } from './database.js';
+import { DEMO, formBody } from './demo.js';
+
+export { DEMO, formBody };
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -33,13 +36,6 @@ export interface TestAppOptions {
   keysDir?: string;
 }
 
-export function formBody(form: Record<string, string | string[]>): string {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(form)) {
-    for (const item of Array.isArray(value) ? value : [value]) params.append(key, item);
-  }
-  return params.toString();
-}
 
 /** Starts Custos for a test file: own database, own keys dir, own config copy. */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -117,14 +113,6 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   return app;
 }
 
-/** Demo credentials from config/clients.json. */
-export const DEMO = {
-  reportingJob: ['reporting-job', 'dev-reporting-job-secret-change-me'] as [string, string],
-  webBff: ['web-bff', 'dev-web-bff-secret-change-me'] as [string, string],
-  ordersResource: 'https://api.custos.test/orders',
-  eventsResource: 'https://events.custos.test/orders',
-  adminResource: 'urn:custos:admin',
-};
 
 /** A valid authorization request of the demo web-bff client (PKCE S256 of RFC 7636's example verifier), as query parameters. */
 export const WEB_BFF_AUTHORIZATION = new URLSearchParams({

@@ -9,7 +9,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'undici';
-import { DEMO, formBody, type TestApp } from './app.js';
+import type { TestApp } from './app.js';
+import { DEMO, formBody } from './demo.js';
+
+/** What the flow needs of a running Custos (a TestApp, or a bench's own wrapper). */
+export type FlowTarget = Pick<TestApp, 'issuer' | 'agent' | 'token'>;
 
 export const REDIRECT_URI = 'http://localhost:3000/callback';
 
@@ -33,7 +37,7 @@ function store(jar: Jar, header: string | string[] | undefined): void {
 }
 
 /** A browser-like request: carries and updates `jar`, follows no redirect. */
-export async function browse(app: TestApp, jar: Jar, method: 'GET' | 'POST', target: string, form?: Record<string, string>) {
+export async function browse(app: FlowTarget, jar: Jar, method: 'GET' | 'POST', target: string, form?: Record<string, string>) {
   const url = new URL(target, app.issuer);
   const headers: Record<string, string> = { cookie: [...jar].map(([name, value]) => `${name}=${value}`).join('; ') };
   if (form) headers['content-type'] = 'application/x-www-form-urlencoded';
@@ -47,7 +51,7 @@ export async function browse(app: TestApp, jar: Jar, method: 'GET' | 'POST', tar
 const VERIFIER = randomBytes(32).toString('base64url');
 
 /** Signs `username` in (a fresh authorization request, the login form, the resume) and returns the code. */
-export async function loginForCode(app: TestApp, jar: Jar, username: string, password: string, scope = 'openid orders orders:read'): Promise<string> {
+export async function loginForCode(app: FlowTarget, jar: Jar, username: string, password: string, scope = 'openid orders orders:read'): Promise<string> {
   const params = new URLSearchParams({
     client_id: DEMO.webBff[0],
     response_type: 'code',
@@ -90,12 +94,12 @@ export async function loginForCode(app: TestApp, jar: Jar, username: string, pas
 }
 
 /** Redeems a code at `/token` as web-bff. */
-export function redeemCode(app: TestApp, code: string) {
+export function redeemCode(app: FlowTarget, code: string) {
   return app.token({ grant_type: 'authorization_code', code, code_verifier: VERIFIER, redirect_uri: REDIRECT_URI }, { basic: DEMO.webBff });
 }
 
 /** RP-initiated logout of the jar's session at the OP, confirmed by the signed-in user ("yes, sign me out"). */
-export async function logout(app: TestApp, jar: Jar): Promise<void> {
+export async function logout(app: FlowTarget, jar: Jar): Promise<void> {
   const page = await browse(app, jar, 'GET', `/session/end?client_id=${DEMO.webBff[0]}`);
   const xsrf = /name="xsrf" value="([^"]+)"/.exec(page.text)?.[1];
   if (!xsrf) throw new Error(`logout page without xsrf: ${page.status} ${page.text.slice(0, 300)}`);
