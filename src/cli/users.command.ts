@@ -51,7 +51,7 @@ export function registerUsersCommands(program: Command, deps: { readPassword?: (
   users
     .command('create')
     .description('create a user; the password is read from stdin')
-    .requiredOption('--username <name>', 'username (unique, case-insensitive)')
+    .requiredOption('--username <name>', 'username (RFC 8265: letters, digits and printable ASCII of one script; unique in any letter case or width)')
     .option('--password-stdin', 'read the password from stdin')
     .option('--email <email>', 'e-mail address')
     .option('--role <role>', 'role to assign (repeatable; the role must exist)', collect, [])

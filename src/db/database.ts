@@ -57,7 +57,10 @@ export interface SessionRevocationTable {
 /** A person who can log in (issue 7). `username` is unique case-insensitively. */
 export interface IamUserTable {
   id: Generated<string>;
+  /** As created, after RFC 8265 UsernameCasePreserved preparation (width mapping, NFC). */
   username: string;
+  /** RFC 8265 UsernameCaseMapped form of `username` (also lower-cased): unique, what lookups compare. */
+  username_key: string;
   email: string | null;
   /** argon2id hash; null: the account cannot log in with a password. */
   password_hash: string | null;

@@ -16,7 +16,20 @@ export const text = () => z.string().refine((value) => value.isWellFormed(), WEL
 
 export const userId = z.uuid().meta({ description: 'user id (UUID)', example: '7f9c24e8-3b12-4d5e-8f6a-1b2c3d4e5f60' });
 export const roleName = z.string().regex(ROLE_NAME, 'role names are lower case: a letter, then up to 63 of a-z 0-9 : _ . -').meta({ example: 'orders-admin' });
-export const username = text().trim().min(1).max(128).regex(NO_CONTROL, 'no control characters').meta({ example: 'alice' });
+/**
+ * Shape only; the rules of RFC 8265 (letters, digits and printable ASCII of one script; width,
+ * case and NFC do not make a new name) are `username.ts`'s, applied by the user service.
+ */
+export const username = text()
+  .trim()
+  .min(1)
+  .max(128)
+  .regex(NO_CONTROL, 'no control characters')
+  .meta({
+    description:
+      'RFC 8265 username: letters, digits and printable ASCII, in one script (UTS #39 highly restrictive); no spaces, symbols, invisible or control characters (invalid_username). Unique as RFC 8265 UsernameCaseMapped compares: any letter case or width is the same name (username_taken); stored width-mapped and NFC, case kept',
+    example: 'alice',
+  });
 export const password = text()
   .min(MIN_PASSWORD_LENGTH, `at least ${MIN_PASSWORD_LENGTH} characters`)
   .max(MAX_PASSWORD_LENGTH * 2)

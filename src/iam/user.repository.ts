@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { DbExecutor } from '../db/database.js';
 import { storable } from '../db/storable.js';
 import { IamError, PG_CHECK_VIOLATION, PG_UNIQUE_VIOLATION, pgCode } from './iam-errors.js';
+import { prepareUsername, usernameKey, UsernameRefused } from './username.js';
 
 /** A user as the rest of Custos sees it (never the password hash, except through {@link findLoginCandidate}). */
 export interface User {
@@ -54,14 +55,26 @@ function toUser(row: Row): User {
   };
 }
 
-/** Creates a user; `username_taken` when the name exists in any letter case. */
+/**
+ * Creates a user. The name is prepared per RFC 8265 ({@link prepareUsername}): `invalid_username`
+ * when it is refused, `username_taken` when another user's name has the same key (in any letter
+ * case or width: `ALICE`, `ａｌｉｃｅ` and `alice` are one name).
+ */
 export async function insertUser(db: DbExecutor, user: NewUser): Promise<User> {
   if (!storable(user.username) || (user.email && !storable(user.email))) throw new IamError('invalid_username', 'username contains a NUL character');
+  let prepared;
+  try {
+    prepared = prepareUsername(user.username);
+  } catch (error) {
+    if (error instanceof UsernameRefused) throw new IamError('invalid_username', error.message, { cause: error });
+    throw error;
+  }
   try {
     const { id } = await db
       .insertInto('iam_user')
       .values({
-        username: user.username,
+        username: prepared.display,
+        username_key: prepared.key,
         email: user.email ?? null,
         password_hash: user.passwordHash ?? null,
         password_changed_at: user.passwordHash ? new Date() : null,
@@ -70,7 +83,7 @@ export async function insertUser(db: DbExecutor, user: NewUser): Promise<User> {
       .executeTakeFirstOrThrow();
     return (await findUserById(db, id))!;
   } catch (error) {
-    if (pgCode(error) === PG_UNIQUE_VIOLATION) throw new IamError('username_taken', `username "${user.username}" is taken`, { cause: error });
+    if (pgCode(error) === PG_UNIQUE_VIOLATION) throw new IamError('username_taken', `username "${prepared.display}" is taken`, { cause: error });
     if (pgCode(error) === PG_CHECK_VIOLATION) throw new IamError('invalid_username', 'username must have 1 to 128 characters', { cause: error });
     throw error;
   }
@@ -82,10 +95,10 @@ export async function findUserById(db: DbExecutor, id: string): Promise<User | u
   return row && toUser(row);
 }
 
-/** Case-insensitive lookup by username. */
+/** Lookup by username as RFC 8265 compares it: by {@link usernameKey} (any letter case, any width). */
 export async function findUserByUsername(db: DbExecutor, username: string): Promise<User | undefined> {
   if (!storable(username)) return undefined;
-  const row = await baseQuery(db).where(sql`lower(u.username)`, '=', sql`lower(${username})`).executeTakeFirst();
+  const row = await baseQuery(db).where('u.username_key', '=', usernameKey(username)).executeTakeFirst();
   return row && toUser(row);
 }
 
@@ -94,7 +107,7 @@ export async function findLoginCandidate(db: DbExecutor, username: string): Prom
   if (!storable(username)) return undefined;
   const row = await baseQuery(db)
     .select('u.password_hash')
-    .where(sql`lower(u.username)`, '=', sql`lower(${username})`)
+    .where('u.username_key', '=', usernameKey(username))
     .executeTakeFirst();
   return row && { ...toUser(row), passwordHash: row.password_hash };
 }

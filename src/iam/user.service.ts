@@ -10,6 +10,7 @@ import { assertPasswordAcceptable } from './password-policy.js';
 import { assignRole, insertRole, listRoles, roleExists, rolesOfUser, ROLE_NAME, unassignRole, type Role } from './role.repository.js';
 import { revokeWithoutLogout, type SessionService } from './session.service.js';
 import { findUserById, findUserByUsername, insertUser, listUsers, updateDisabled, updatePasswordHash, type User } from './user.repository.js';
+import { prepareUsername, UsernameRefused } from './username.js';
 
 /** A user as the admin API shows it (and the CLI prints it). */
 export interface UserView {
@@ -107,6 +108,21 @@ async function requireUser(db: Parameters<typeof findUserById>[0], ref: UserRef)
 
 const reasonOf = (reason?: string) => (reason ? { reason } : {});
 
+const usernameIssue = (message: string) => [{ in: 'body' as const, field: 'username', message }];
+
+/**
+ * The display form of a new username per RFC 8265 ({@link prepareUsername}), checked before the
+ * password is hashed; a refused name is `invalid_username` (400) naming the field.
+ */
+function displayUsername(username: string): string {
+  try {
+    return prepareUsername(username).display;
+  } catch (error) {
+    if (error instanceof UsernameRefused) throw new FieldError('invalid_username', error.message, usernameIssue(error.message), { cause: error });
+    throw error;
+  }
+}
+
 /**
  * Users and roles, for the admin API and the CLI alike: each change, its audit record and its IAM
  * event (outbox) commit in ONE transaction, or not at all.
@@ -141,9 +157,15 @@ export function createUserService(deps: UserServiceDeps) {
       return toPage(await listUsers(db, { limit: page.limit + 1, after }), page.limit, (user) => user.id, toUserView);
     },
 
+    /**
+     * Creates a user. The username is prepared and compared per RFC 8265 (see `username.ts`):
+     * `invalid_username` for a refused name, `username_taken` (409) when it is another user's
+     * name in any letter case or width.
+     */
     async create(input: NewUserInput, by: Actor): Promise<UserView> {
       const roles = [...new Set(input.roles ?? [])].sort();
-      const passwordHash = input.password === undefined ? null : await hashPassword(deps.hasher, input.password, input.username);
+      const username = displayUsername(input.username);
+      const passwordHash = input.password === undefined ? null : await hashPassword(deps.hasher, input.password, username);
       try {
         return await mutate(db, writers, by, async (trx) => {
           const unknown = [];
@@ -151,7 +173,7 @@ export function createUserService(deps: UserServiceDeps) {
             if (!(await roleExists(trx, role))) unknown.push({ in: 'body' as const, field: `roles.${index}`, message: `no role "${role}"` });
           }
           if (unknown.length > 0) throw new FieldError('role_not_found', unknown.map((issue) => issue.message).join(', '), unknown);
-          const created = await insertUser(trx, { username: input.username, email: input.email ?? null, passwordHash });
+          const created = await insertUser(trx, { username, email: input.email ?? null, passwordHash });
           for (const role of roles) await assignRole(trx, created.id, role);
           const user = roles.length > 0 ? await requireUser(trx, { id: created.id }) : created;
           return {
@@ -164,8 +186,9 @@ export function createUserService(deps: UserServiceDeps) {
         });
       } catch (error) {
         if (error instanceof IamError && error.code === 'username_taken') {
-          throw new FieldError('username_taken', error.message, [{ in: 'body', field: 'username', message: 'already taken' }], { status: 409, cause: error });
+          throw new FieldError('username_taken', error.message, usernameIssue('already taken'), { status: 409, cause: error });
         }
+        if (error instanceof IamError && error.code === 'invalid_username') throw new FieldError('invalid_username', error.message, usernameIssue(error.message), { cause: error });
         throw error;
       }
     },

@@ -14,7 +14,7 @@ export function userRoutes(users: UserService): AdminRoute[] {
       body: createUserBody,
       status: 201,
       response: userSchema,
-      errors: { 400: ['invalid_request', 'invalid_json', 'role_not_found', 'weak_password'], 409: ['username_taken'], 413: ['body_too_large'], 415: ['unsupported_media_type'], 503: ['temporarily_unavailable'] },
+      errors: { 400: ['invalid_request', 'invalid_json', 'invalid_username', 'role_not_found', 'weak_password'], 409: ['username_taken'], 413: ['body_too_large'], 415: ['unsupported_media_type'], 503: ['temporarily_unavailable'] },
       handle: ({ body, request }) => users.create(body, adminActor(request)),
     }),
     defineRoute({

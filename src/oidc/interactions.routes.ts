@@ -11,6 +11,7 @@ import type { LoginThrottle, ThrottleState } from '../iam/login-throttle.reposit
 import type { PasswordHasher } from '../iam/password-hasher.js';
 import { MAX_PASSWORD_LENGTH } from '../iam/password-policy.js';
 import { findLoginCandidate } from '../iam/user.repository.js';
+import { usernameKey } from '../iam/username.js';
 import { grantRequested } from './first-party.js';
 import { consentPage, loginPage, messagePage, originsOf, pageHeaders, STYLESHEET, STYLESHEET_PATH } from './interaction-views.js';
 
@@ -182,7 +183,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     const interaction = await load(ctx, uid);
     if (interaction.prompt.name !== 'login') throw new AppError('invalid_request', EXPIRED);
     const clientId = String(interaction.params.client_id);
-    const username = (form.get('username') ?? '').trim();
+    const username = usernameKey((form.get('username') ?? '').trim());
     const password = form.get('password') ?? '';
     if (!username || !password) return renderLogin(ctx, interaction, 400, { username, error: 'Enter your username and password.' });
 

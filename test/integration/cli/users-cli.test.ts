@@ -117,6 +117,12 @@ describe('custos users / roles against DATABASE_URL', () => {
     expectOneLineError(await inProcess(['users', 'create', '--username', 'yann', '--password-stdin'], { env, input: 'short\n' }), /at least 10 characters/);
     expectOneLineError(await inProcess(['users', 'create', '--username', 'yannyannyann', '--password-stdin'], { env, input: 'YANNYANNYANN' }), /equals the username/);
     expectOneLineError(await inProcess(['users', 'create', '--username', 'yann'], { env }), /--password-stdin/);
+    // RFC 8265 (issue 16 §4): another width or case of a name is that name; look-alikes are refused.
+    expectOneLineError(await inProcess(['users', 'create', '--username', 'ＺＯＥ', '--password-stdin'], { env, input: 'a long enough password' }), /username "ZOE" is taken/);
+    expectOneLineError(await inProcess(['users', 'create', '--username', 'z\u043Ee', '--password-stdin'], { env, input: 'a long enough password' }), /one script/);
+    expectOneLineError(await inProcess(['users', 'create', '--username', 'zoe\u200B', '--password-stdin'], { env, input: 'a long enough password' }), /U\+200B/);
+    expect((await inProcess(['users', 'disable', '--username', 'ＺＯＥ'], { env })).stdout).toContain('ＺＯＥ is now disabled');
+    expect((await inProcess(['users', 'enable', '--username', 'Zoe'], { env })).stdout).toContain('Zoe is now enabled');
     expectOneLineError(await inProcess(['users', 'set-password', '--username', 'nobody', '--password-stdin'], { env, input: 'a long enough password' }), /no user "nobody"/);
     expectOneLineError(await inProcess(['users', 'disable', '--username', 'nobody'], { env }), /no user "nobody"/);
     expectOneLineError(await inProcess(['users', 'add-role', '--username', 'zoe', '--role', 'no-such-role'], { env }), /no role "no-such-role"/);
