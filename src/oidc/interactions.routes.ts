@@ -29,6 +29,8 @@ export interface InteractionDeps {
   maxBodyBytes: number;
   /** The client's address (TRUST_PROXY-aware, src/http/client-address.ts); default: the peer. */
   clientAddress?: (ctx: Ctx) => string | undefined;
+  /** Counts an anonymous outcome (a cancel before signing in), which is not audited. */
+  anonymousOutcome?: (action: 'login.cancel') => void;
 }
 
 /** The one message for an unknown user, a wrong password and a disabled account. */
@@ -257,12 +259,18 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
   async function abort(ctx: Ctx, uid: string): Promise<void> {
     const interaction = await load(ctx, uid);
     const accountId = interaction.session?.accountId;
-    await audit(ctx, {
-      actor: accountId ? `user:${accountId}` : 'anonymous',
-      action: interaction.prompt.name === 'consent' ? 'consent.deny' : 'login.cancel',
-      target: `client:${String(interaction.params.client_id)}`,
-      outcome: 'denied',
-    });
+    if (accountId) {
+      await audit(ctx, {
+        actor: `user:${accountId}`,
+        action: interaction.prompt.name === 'consent' ? 'consent.deny' : 'login.cancel',
+        target: `client:${String(interaction.params.client_id)}`,
+        outcome: 'denied',
+      });
+    } else {
+      // The audit log records acts of a known user, client or administrator: an anonymous cancel
+      // is only counted.
+      deps.anonymousOutcome?.('login.cancel');
+    }
     return finish(ctx, interaction, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
   }
 
