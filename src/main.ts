@@ -154,7 +154,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       metricsAllow: toBlockList(env.METRICS_ALLOW),
       cookieKeys,
       routes: [
-        createLoginRoutes({ config, db, provider: () => provider, hasher, cookieKeys, trustedProxies: proxies }) as never,
+        createLoginRoutes({ config, db, provider: () => provider, hasher, cookieKeys, trustedProxies: proxies, metrics }) as never,
         clientSecrets.middleware as never,
         structuredTokenEndpoints(structuredTokens) as never,
       ],

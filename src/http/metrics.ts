@@ -9,6 +9,12 @@ export interface Metrics {
   tokenErrors: Counter<'grant_type' | 'error'>;
   events: EventMetrics;
   secretVerifications: Counter<'outcome'>;
+  /**
+   * Outcomes of anonymous requests (no signed-in user), counted instead of audited:
+   * `login.cancel` (an interaction cancelled before signing in), `logout` (a logout confirmed
+   * without a signed-in user).
+   */
+  anonymousOutcomes: Counter<'action'>;
 }
 
 /** Outbox relay metrics (issue 9), set by `src/events/relay.ts`. */
@@ -89,6 +95,12 @@ export function createMetrics(): Metrics {
       name: 'custos_client_secret_verifications_total',
       help: 'argon2id client secret verifications (match, mismatch, overloaded: refused without verifying)',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    anonymousOutcomes: new Counter({
+      name: 'custos_anonymous_outcomes_total',
+      help: 'Anonymous cancels (login.cancel) and logouts (logout): counted, not audited',
+      labelNames: ['action'],
       registers: [registry],
     }),
   };

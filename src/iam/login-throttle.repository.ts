@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
-import { CompiledQuery, type Kysely } from 'kysely';
-import { RateLimiterPostgres } from 'rate-limiter-flexible';
+import { sql, type Kysely } from 'kysely';
 import type { Database, DbExecutor } from '../db/database.js';
+import { prepared } from '../db/prepared-statements.js';
 
 /** Brute-force thresholds of the login page (environment `LOGIN_*`). */
 export interface LoginThrottleOptions {
@@ -16,39 +16,66 @@ export interface LoginThrottleOptions {
   delayMs: number;
 }
 
+/** A refused attempt: `key` names the locked counter (`account:<digest>` or `address:<address key>`). */
+export type Locked = { locked: true; retryAfterSeconds: number; key: string };
+
+export type ThrottleState = { locked: false } | Locked;
+
 /**
- * `key` names the locked counter (`account:<digest>` or `address:<address key>`); `accountCounted`:
- * the account has failures within the window (what a later success has to clear).
+ * One password check reserved by {@link LoginThrottle.reserve}: it already counts as a failure of
+ * the account and the address; {@link LoginThrottle.recordSuccess} or {@link LoginThrottle.release}
+ * gives it back.
  */
-export type ThrottleState = { locked: false; accountCounted?: true } | { locked: true; retryAfterSeconds: number; key: string };
+export interface LoginAttempt {
+  locked: false;
+  /** The account's attempts within the window, this one included (at most the account's maximum). */
+  accountAttempts: number;
+  /** The address's attempts within the window, this one included (none without an address). */
+  addressAttempts?: number;
+  /** Epoch ms at which the account's counter ends (its lock, when this attempt reached the maximum). */
+  accountExpire: number | null;
+  addressExpire?: number | null;
+  /** The counters' keys, for giving the reservation back. */
+  accountKey: string;
+  addressKey?: string;
+}
 
 export interface FailureOutcome {
   /** How long to hold the failed answer back (growing with the account's failures). */
   delayMs: number;
-  /** Failures of the account (or address) within the window, after this one. */
+  /** Failures of the account within the window, this one included. */
   failures: number;
-  /** This failure locked the account or the address. */
+  /** This failure locked the account or the address (it was the one that reached the maximum). */
   locked: ThrottleState;
 }
 
 /**
- * Failed-login counters per account and per client address, held in PostgreSQL
- * (`login_throttle`, through rate-limiter-flexible's PostgreSQL store) so every instance sees
- * the same counts. Usernames are counted whether they exist or not, and case-insensitively, so a
- * lock says nothing about which accounts exist.
+ * Failed-login counters per account and per client address, held in PostgreSQL (`login_throttle`)
+ * so every instance sees the same counts. Every password check is reserved first, in one atomic
+ * statement that counts it against both the account and the address, or refuses it when either has
+ * reached its maximum: a burst of any size, on any number of instances, gets at most the maximum
+ * number of password checks per account (and per address) until the lock expires. Usernames are
+ * counted whether they exist or not, and case-insensitively, so a lock says nothing about which
+ * accounts exist.
  */
 export interface LoginThrottle {
-  /** Whether the account or the address is locked now (one read of both counters). */
+  /** Whether the account or the address is locked now (one read of both counters; writes nothing). */
   check(username: string, address: string | undefined): Promise<ThrottleState>;
-  recordFailure(username: string, address: string | undefined): Promise<FailureOutcome>;
   /**
-   * A successful login clears the account's counter (not the address's). Given the state `check`
-   * saw before the attempt, it writes nothing when the account had no failures to clear.
+   * Reserves one password check: counts it against the account and the address (one statement),
+   * or refuses it when either is locked (at its maximum). The attempt that reaches the maximum
+   * sets the lock: further attempts are refused until it expires, whatever their password.
    */
-  recordSuccess(username: string, seen?: ThrottleState): Promise<void>;
+  reserve(username: string, address: string | undefined): Promise<LoginAttempt | Locked>;
+  /** The reserved attempt failed: its reservation stays as the failure (nothing to write). */
+  recordFailure(attempt: LoginAttempt): FailureOutcome;
+  /** A successful login clears the account's counter and gives the address's reservation back. */
+  recordSuccess(attempt: LoginAttempt): Promise<void>;
+  /** No password was checked after all (overload): gives both reservations back. */
+  release(attempt: LoginAttempt): Promise<void>;
   /**
-   * Whether this is the first attempt seen against the lock `check` just reported (per locked key
-   * and lock period, across instances), so a locked key is audited once, not on every request.
+   * Whether this is the first attempt seen against the lock just reported (per locked key and lock
+   * period, across instances), so a locked key is audited once, not on every request.
    */
   firstLockedAttempt(state: ThrottleState): Promise<boolean>;
 }
@@ -56,23 +83,9 @@ export interface LoginThrottle {
 export const MAX_DELAY_MS = 4000;
 const TABLE = 'login_throttle';
 
-/**
- * The store client rate-limiter-flexible queries: its SQL goes through the application's own
- * kysely pool (one pool, one place that owns connections).
- */
-function kyselyStoreClient(db: Kysely<Database>) {
-  return {
-    async query(query: { text: string; values?: unknown[] }) {
-      const result = await db.executeQuery(CompiledQuery.raw(query.text, query.values ?? []));
-      const affected = result.numAffectedRows === undefined ? result.rows.length : Number(result.numAffectedRows);
-      return { rows: result.rows, rowCount: Math.max(affected, result.rows.length) };
-    },
-  };
-}
-
 /** Account key: a digest of the case-folded username (bounded length, no NUL reaches SQL). */
 function accountKey(username: string): string {
-  return createHash('sha256').update(username.normalize('NFKC').toLowerCase()).digest('base64url');
+  return `account:${createHash('sha256').update(username.normalize('NFKC').toLowerCase()).digest('base64url')}`;
 }
 
 /**
@@ -97,80 +110,185 @@ function ipv6Groups(address: string): string[] {
   return [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
 }
 
-/** A live counter row of rate-limiter-flexible's store (`points` consumed, `expire` in epoch ms). */
-type CounterRow = { points: number; expire: string | null };
+const addressCounterKey = (address: string | undefined) => {
+  const key = addressKey(address);
+  return key === undefined ? undefined : `address:${key}`;
+};
 
-function lockState(row: CounterRow | undefined, max: number, key: string): ThrottleState {
-  if (!row || row.points <= max) return { locked: false };
-  const msBeforeNext = row.expire === null ? -1 : Math.max(Number(row.expire) - Date.now(), 0);
-  return { locked: true, retryAfterSeconds: Math.max(1, Math.ceil(msBeforeNext / 1000)), key };
+/** Seconds until `expire` (epoch ms; `null`: no end), at least 1. */
+function secondsUntil(expire: number | null, fallbackSeconds: number, now: number): number {
+  return expire === null ? fallbackSeconds : Math.max(1, Math.ceil((expire - now) / 1000));
 }
 
-export function createLoginThrottle(db: Kysely<Database>, options: LoginThrottleOptions): LoginThrottle {
-  const storeClient = kyselyStoreClient(db);
-  const common = { storeClient, storeType: 'pool', tableName: TABLE, tableCreated: true, clearExpiredByTimeout: false, duration: options.windowSeconds };
-  // `points` is the number of failures tolerated; the failure that reaches it blocks the key.
-  const accounts = new RateLimiterPostgres({ ...common, keyPrefix: 'account', points: options.maxFailuresPerAccount });
-  const addresses = new RateLimiterPostgres({ ...common, keyPrefix: 'address', points: options.maxFailuresPerAddress });
-  // One point per locked key and lock period: the first attempt against a lock consumes it.
-  const lockNotices = new RateLimiterPostgres({ ...common, keyPrefix: 'locked', points: 1, duration: options.lockSeconds });
+const toMs = (value: string | number | null | undefined) => (value === null || value === undefined ? null : Number(value));
 
-  async function failure(limiter: RateLimiterPostgres, key: string, max: number): Promise<{ failures: number; locked: ThrottleState }> {
-    const res = await limiter.penalty(key, 1);
-    if (res.consumedPoints < max) return { failures: res.consumedPoints, locked: { locked: false } };
-    await limiter.block(key, options.lockSeconds);
-    return { failures: res.consumedPoints, locked: { locked: true, retryAfterSeconds: options.lockSeconds, key: `${limiter.keyPrefix}:${key}` } };
+type ReserveRow = {
+  account_points: number | null;
+  account_expire: string | null;
+  address_points: number | null;
+  address_expire: string | null;
+  account_lock: string | null;
+  address_lock: string | null;
+};
+
+export function createLoginThrottle(db: Kysely<Database>, options: LoginThrottleOptions): LoginThrottle {
+  const windowMs = options.windowSeconds * 1000;
+  const lockMs = options.lockSeconds * 1000;
+  const maxAccount = options.maxFailuresPerAccount;
+  const maxAddress = options.maxFailuresPerAddress;
+
+  /**
+   * Gives one reservation back on each key, account first (the order `reserve` locks rows in, so
+   * the two never deadlock): the scalar subquery on `account` makes it run before the address's
+   * row is touched.
+   */
+  async function giveBack(account: string, address: string | undefined, clearAccount: boolean): Promise<void> {
+    const now = Date.now();
+    const accountStep = clearAccount
+      ? sql`delete from login_throttle where key = ${account} returning 1 as done`
+      : sql`update login_throttle set points = greatest(points - 1, 0) where key = ${account} and (expire is null or expire > ${now}) returning 1 as done`;
+    await sql`
+      with account as (${accountStep})
+      update login_throttle set points = greatest(points - 1, 0)
+      where key = ${address ?? null}::varchar and (expire is null or expire > ${now})
+        and (select count(*) from account) >= 0`.execute(db);
   }
 
   return {
     async check(username, address) {
-      const ip = addressKey(address);
-      const accountId = accounts.getKey(accountKey(username));
-      const addressId = ip ? addresses.getKey(ip) : undefined;
-      // Both counters in one round trip, read as the limiters' own `get` reads them (live rows only).
+      const accountId = accountKey(username);
+      const addressId = addressCounterKey(address);
+      const now = Date.now();
       const rows = await db
         .selectFrom(TABLE)
         .select(['key', 'points', 'expire'])
         .where('key', 'in', addressId ? [accountId, addressId] : [accountId])
-        .where((eb) => eb.or([eb('expire', '>', String(Date.now())), eb('expire', 'is', null)]))
+        .where((eb) => eb.or([eb('expire', '>', String(now)), eb('expire', 'is', null)]))
         .execute();
-      const account = rows.find((row) => row.key === accountId);
-      const byAccount = lockState(account, options.maxFailuresPerAccount, accountId);
-      const byAddress = lockState(rows.find((row) => row.key === addressId), options.maxFailuresPerAddress, addressId!);
-      if (byAccount.locked && byAddress.locked) {
-        return { ...byAccount, retryAfterSeconds: Math.max(byAccount.retryAfterSeconds, byAddress.retryAfterSeconds) };
+      const lockOf = (key: string | undefined, max: number): Locked | undefined => {
+        const row = rows.find((candidate) => candidate.key === key);
+        return row && row.points >= max ? { locked: true, key: key!, retryAfterSeconds: secondsUntil(toMs(row.expire), options.lockSeconds, now) } : undefined;
+      };
+      const byAccount = lockOf(accountId, maxAccount);
+      const byAddress = lockOf(addressId, maxAddress);
+      if (byAccount && byAddress) return { ...byAccount, retryAfterSeconds: Math.max(byAccount.retryAfterSeconds, byAddress.retryAfterSeconds) };
+      return byAccount ?? byAddress ?? { locked: false };
+    },
+
+    async reserve(username, address) {
+      const accountId = accountKey(username);
+      const addressId = addressCounterKey(address);
+      const now = Date.now();
+      const windowEnd = now + windowMs;
+      const lockEnd = now + lockMs;
+      // One statement. Row locks are taken account first, then address (the address's upsert reads
+      // the account's result), so concurrent reservations serialize on each counter: an increment
+      // happens only while the counter is below its maximum, so at most `max` attempts are reserved.
+      // The one that reaches the maximum moves the counter's end to the lock's end. An address
+      // locked before this statement started refuses the attempt without counting the account; an
+      // address that reached its maximum meanwhile refuses it after the account was counted, and
+      // that count is given back below. The last two columns read both counters as they were when
+      // the statement started (for Retry-After).
+      const { rows } = await sql<ReserveRow>`${prepared('login-throttle.reserve')}
+        with account as (
+          insert into login_throttle as t (key, points, expire)
+          select ${accountId}::varchar, 1, case when 1 >= ${maxAccount}::int then ${lockEnd}::bigint else ${windowEnd}::bigint end
+          where not exists (
+            select 1 from login_throttle h
+            where h.key = ${addressId ?? null}::varchar and h.points >= ${maxAddress}::int and (h.expire is null or h.expire > ${now}::bigint))
+          on conflict (key) do update set
+            points = case when t.expire <= ${now}::bigint then 1 else t.points + 1 end,
+            expire = case
+              when t.expire <= ${now}::bigint then excluded.expire
+              when t.points + 1 >= ${maxAccount}::int then ${lockEnd}::bigint
+              else t.expire end
+          where t.expire <= ${now}::bigint or t.points < ${maxAccount}::int
+          returning t.points, t.expire
+        ), address as (
+          insert into login_throttle as t (key, points, expire)
+          select ${addressId ?? null}::varchar, 1, case when 1 >= ${maxAddress}::int then ${lockEnd}::bigint else ${windowEnd}::bigint end
+          from account where ${addressId ?? null}::varchar is not null
+          on conflict (key) do update set
+            points = case when t.expire <= ${now}::bigint then 1 else t.points + 1 end,
+            expire = case
+              when t.expire <= ${now}::bigint then excluded.expire
+              when t.points + 1 >= ${maxAddress}::int then ${lockEnd}::bigint
+              else t.expire end
+          where t.expire <= ${now}::bigint or t.points < ${maxAddress}::int
+          returning t.points, t.expire
+        )
+        select
+          (select points from account) as account_points,
+          (select expire from account) as account_expire,
+          (select points from address) as address_points,
+          (select expire from address) as address_expire,
+          (select expire from login_throttle where key = ${accountId}::varchar and points >= ${maxAccount}::int
+            and (expire is null or expire > ${now}::bigint)) as account_lock,
+          (select expire from login_throttle where key = ${addressId ?? null}::varchar and points >= ${maxAddress}::int
+            and (expire is null or expire > ${now}::bigint)) as address_lock`.execute(db);
+      const row = rows[0]!;
+      const accountGranted = row.account_points !== null;
+      const addressGranted = addressId === undefined || row.address_points !== null;
+      if (accountGranted && addressGranted) {
+        return {
+          locked: false,
+          accountAttempts: row.account_points!,
+          accountExpire: toMs(row.account_expire),
+          accountKey: accountId,
+          ...(addressId === undefined ? {} : { addressAttempts: row.address_points!, addressExpire: toMs(row.address_expire), addressKey: addressId }),
+        };
       }
-      if (byAccount.locked || byAddress.locked) return byAccount.locked ? byAccount : byAddress;
-      return account && account.points > 0 ? { locked: false, accountCounted: true } : { locked: false };
+      // Refused. Counted on the account while the address refused (a concurrent attempt reached
+      // the address's maximum): give that count back.
+      if (accountGranted) await giveBack(accountId, undefined, false);
+      const locks: Locked[] = [];
+      const accountLock = toMs(row.account_lock);
+      const addressLock = toMs(row.address_lock);
+      if (!accountGranted && (accountLock !== null || addressLock === null)) {
+        locks.push({ locked: true, key: accountId, retryAfterSeconds: secondsUntil(accountLock, options.lockSeconds, now) });
+      }
+      if (addressId !== undefined && (addressLock !== null || (accountGranted && !addressGranted))) {
+        locks.push({ locked: true, key: addressId, retryAfterSeconds: secondsUntil(addressLock, options.lockSeconds, now) });
+      }
+      return { ...locks[0]!, retryAfterSeconds: Math.max(...locks.map((lock) => lock.retryAfterSeconds)) };
     },
-    async recordFailure(username, address) {
-      const ip = addressKey(address);
-      const [account, client] = await Promise.all([
-        failure(accounts, accountKey(username), options.maxFailuresPerAccount),
-        ip ? failure(addresses, ip, options.maxFailuresPerAddress) : Promise.resolve(undefined),
-      ]);
-      const locked = account.locked.locked ? account.locked : (client?.locked ?? { locked: false as const });
-      const delayMs = options.delayMs === 0 ? 0 : Math.min(MAX_DELAY_MS, options.delayMs * 2 ** Math.min(10, account.failures - 1));
-      return { delayMs, failures: account.failures, locked };
+
+    recordFailure(attempt) {
+      const now = Date.now();
+      const failures = attempt.accountAttempts;
+      let locked: ThrottleState = { locked: false };
+      if (failures >= maxAccount) {
+        locked = { locked: true, key: attempt.accountKey, retryAfterSeconds: secondsUntil(attempt.accountExpire, options.lockSeconds, now) };
+      } else if (attempt.addressKey !== undefined && attempt.addressAttempts! >= maxAddress) {
+        locked = { locked: true, key: attempt.addressKey, retryAfterSeconds: secondsUntil(attempt.addressExpire ?? null, options.lockSeconds, now) };
+      }
+      const delayMs = options.delayMs === 0 ? 0 : Math.min(MAX_DELAY_MS, options.delayMs * 2 ** Math.min(10, failures - 1));
+      return { delayMs, failures, locked };
     },
-    async recordSuccess(username, seen) {
-      if (seen && !seen.locked && !seen.accountCounted) return;
-      await accounts.delete(accountKey(username));
+
+    recordSuccess(attempt) {
+      return giveBack(attempt.accountKey, attempt.addressKey, true);
     },
+
+    release(attempt) {
+      return giveBack(attempt.accountKey, attempt.addressKey, false);
+    },
+
     async firstLockedAttempt(state) {
       if (!state.locked) return false;
-      try {
-        await lockNotices.consume(state.key, 1);
-        return true;
-      } catch (error) {
-        if (error instanceof Error) throw error;
-        return false; // rejected: this lock period was already noticed
-      }
+      const now = Date.now();
+      // One notice row per locked key and lock period: only the attempt that (re)starts it gets a row back.
+      const { rows } = await sql<{ points: number }>`
+        insert into login_throttle as t (key, points, expire) values (${`locked:${state.key}`}, 1, ${now + lockMs})
+        on conflict (key) do update set points = 1, expire = excluded.expire
+        where t.expire is not null and t.expire <= ${now}
+        returning t.points`.execute(db);
+      return rows.length > 0;
     },
   };
 }
 
-/** Deletes expired counters and locks (rate-limiter-flexible's `expire`, epoch ms); returns how many were removed. */
+/** Deletes expired counters and locks (`expire`, epoch ms); returns how many were removed. */
 export async function purgeExpiredThrottle(db: DbExecutor, limit = 5000): Promise<number> {
   const result = await db
     .deleteFrom(TABLE)

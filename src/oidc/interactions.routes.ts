@@ -7,7 +7,7 @@ import type { Database } from '../db/database.js';
 import { AppError } from '../http/app-error.js';
 import { readBody, type AppState } from '../http/middleware.js';
 import { writeAudit, type AuditRecord } from '../iam/audit.repository.js';
-import type { LoginThrottle, ThrottleState } from '../iam/login-throttle.repository.js';
+import type { Locked, LoginThrottle } from '../iam/login-throttle.repository.js';
 import type { PasswordHasher } from '../iam/password-hasher.js';
 import { MAX_PASSWORD_LENGTH } from '../iam/password-policy.js';
 import { findLoginCandidate } from '../iam/user.repository.js';
@@ -30,6 +30,8 @@ export interface InteractionDeps {
   maxBodyBytes: number;
   /** The client's address (TRUST_PROXY-aware, src/http/client-address.ts); default: the peer. */
   clientAddress?: (ctx: Ctx) => string | undefined;
+  /** Counts an anonymous outcome (a cancel before signing in), which is not audited. */
+  anonymousOutcome?: (action: 'login.cancel') => void;
 }
 
 /** The one message for an unknown user, a wrong password and a disabled account. */
@@ -41,7 +43,7 @@ const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|abort))?
 type Ctx = ParameterizedContext<AppState>;
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
-function retryHint(state: Extract<ThrottleState, { locked: true }>): string {
+function retryHint(state: Locked): string {
   const minutes = Math.ceil(state.retryAfterSeconds / 60);
   return state.retryAfterSeconds < 90
     ? `Too many failed attempts: try again in ${state.retryAfterSeconds} seconds.`
@@ -188,36 +190,54 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     if (!username || !password) return renderLogin(ctx, interaction, 400, { username, error: 'Enter your username and password.' });
 
     const shownUsername = username.slice(0, 128);
-    // The counters and the account are read together (one round trip each, concurrently).
-    const [locked, candidate] = await Promise.all([
-      deps.throttle.check(username, addressOf(ctx)),
+    const address = addressOf(ctx);
+    // The password check is reserved (counted as a failure of the account and the address, in one
+    // atomic statement) before argon2 runs, so a burst gets at most the configured number of
+    // checks; the account is read at the same time.
+    const [reserved, found] = await Promise.allSettled([
+      deps.throttle.reserve(username, address),
       username.length <= 128 ? findLoginCandidate(deps.db, username) : undefined,
     ]);
-    if (locked.locked) {
+    if (reserved.status === 'rejected') throw reserved.reason;
+    const attempt = reserved.value;
+    if (found.status === 'rejected') {
+      if (!attempt.locked) await deps.throttle.release(attempt);
+      throw found.reason;
+    }
+    const candidate = found.value;
+    if (attempt.locked) {
       // Once per locked key and lock period: a flood against a lock adds no audit rows.
-      if (await deps.throttle.firstLockedAttempt(locked)) {
+      if (await deps.throttle.firstLockedAttempt(attempt)) {
         await audit(ctx, { actor: 'anonymous', action: 'login.locked', outcome: 'denied', details: { username: shownUsername, client_id: clientId } });
       }
-      ctx.set('Retry-After', String(locked.retryAfterSeconds));
-      return renderLogin(ctx, interaction, 429, { username: shownUsername, error: `${LOGIN_FAILED} ${retryHint(locked)}` });
+      ctx.set('Retry-After', String(attempt.retryAfterSeconds));
+      return renderLogin(ctx, interaction, 429, { username: shownUsername, error: `${LOGIN_FAILED} ${retryHint(attempt)}` });
     }
 
     // An unknown user is verified against a dummy hash: same work, same time.
-    const check = await deps.hasher.verify(candidate?.passwordHash ?? null, password.length <= MAX_PASSWORD_LENGTH * 4 ? password : '');
+    let check: Awaited<ReturnType<PasswordHasher['verify']>>;
+    try {
+      check = await deps.hasher.verify(candidate?.passwordHash ?? null, password.length <= MAX_PASSWORD_LENGTH * 4 ? password : '');
+    } catch (error) {
+      await deps.throttle.release(attempt);
+      throw error;
+    }
     if (check === 'busy') {
+      // No password was checked: the reservation is given back.
+      await deps.throttle.release(attempt);
       ctx.set('Retry-After', '5');
       return renderLogin(ctx, interaction, 429, { username: shownUsername, error: 'Too many sign-ins at this moment: try again in a few seconds.' });
     }
     if (check === 'ok' && candidate && !candidate.disabled) {
       await Promise.all([
-        deps.throttle.recordSuccess(username, locked),
+        deps.throttle.recordSuccess(attempt),
         audit(ctx, { actor: `user:${candidate.id}`, action: 'login.success', target: `user:${candidate.id}`, outcome: 'success', details: { client_id: clientId } }),
       ]);
       return finish(ctx, interaction, { login: { accountId: candidate.id, amr: ['pwd'] } });
     }
 
     const reason = !candidate ? 'unknown_user' : check === 'ok' ? 'disabled' : 'wrong_password';
-    const outcome = await deps.throttle.recordFailure(username, addressOf(ctx));
+    const outcome = deps.throttle.recordFailure(attempt);
     const target = candidate ? `user:${candidate.id}` : null;
     await audit(ctx, { actor: 'anonymous', action: 'login.failure', target, outcome: 'failure', details: { username: shownUsername, reason, client_id: clientId, failures: outcome.failures } });
     if (outcome.locked.locked) {
@@ -240,12 +260,18 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
   async function abort(ctx: Ctx, uid: string): Promise<void> {
     const interaction = await load(ctx, uid);
     const accountId = interaction.session?.accountId;
-    await audit(ctx, {
-      actor: accountId ? `user:${accountId}` : 'anonymous',
-      action: interaction.prompt.name === 'consent' ? 'consent.deny' : 'login.cancel',
-      target: `client:${String(interaction.params.client_id)}`,
-      outcome: 'denied',
-    });
+    if (accountId) {
+      await audit(ctx, {
+        actor: `user:${accountId}`,
+        action: interaction.prompt.name === 'consent' ? 'consent.deny' : 'login.cancel',
+        target: `client:${String(interaction.params.client_id)}`,
+        outcome: 'denied',
+      });
+    } else {
+      // The audit log records acts of a known user, client or administrator: an anonymous cancel
+      // is only counted.
+      deps.anonymousOutcome?.('login.cancel');
+    }
     return finish(ctx, interaction, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
   }
 

@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import type { AppConfig } from '../config/load-config.js';
 import type { Database } from '../db/database.js';
 import { clientAddressOf } from '../http/client-address.js';
+import type { Metrics } from '../http/metrics.js';
 import { createLoginThrottle } from '../iam/login-throttle.repository.js';
 import type { PasswordHasher } from '../iam/password-hasher.js';
 import { interactionRoutes } from './interactions.routes.js';
@@ -15,6 +16,8 @@ export interface LoginDeps {
   cookieKeys: readonly string[];
   /** Proxies whose X-Forwarded-For is believed (TRUST_PROXY), for the throttle's client address. */
   trustedProxies?: Parameters<typeof clientAddressOf>[0];
+  /** Anonymous cancels are counted here (`custos_anonymous_outcomes_total`), not audited. */
+  metrics?: Pick<Metrics, 'anonymousOutcomes'>;
 }
 
 /**
@@ -40,5 +43,6 @@ export function createLoginRoutes(deps: LoginDeps) {
     firstParty: (clientId) => firstParty.has(clientId),
     maxBodyBytes: env.BODY_LIMIT_BYTES,
     clientAddress: clientAddressOf(deps.trustedProxies),
+    anonymousOutcome: (action) => deps.metrics?.anonymousOutcomes.inc({ action }),
   });
 }

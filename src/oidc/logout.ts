@@ -99,10 +99,13 @@ export function auditProviderEvents(
     );
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
     const accountId = ctx.oidc.session?.accountId;
+    // A logout without a signed-in user is no act of a known user: not audited (the provider
+    // builder counts it in `custos_anonymous_outcomes_total`).
+    if (!accountId) return;
     void write(ctx, {
-      actor: accountId ? `user:${accountId}` : 'anonymous',
+      actor: `user:${accountId}`,
       action: 'logout',
-      target: accountId ? `user:${accountId}` : null,
+      target: `user:${accountId}`,
       outcome: 'success',
       details: { client_id: ctx.oidc.client?.clientId ?? null },
     });

@@ -40,7 +40,7 @@ export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend
 /**
  * Returns how to build the provider for a signing key set (at start and on every key reload):
  * the oidc-provider instance with provider-event auditing, the token-exchange grant, error
- * logging and the token metrics.
+ * logging, the token metrics and the count of anonymous logouts.
  */
 export function createProviderBuilder(deps: ProviderBuilderDeps): (keys: SigningKeySet) => Provider {
   const { db, logger, metrics, verificationKeys, signingKid, trustedProxies, ...providerDeps } = deps;
@@ -64,6 +64,10 @@ export function createProviderBuilder(deps: ProviderBuilderDeps): (keys: Signing
     });
     provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => (ctx.state as { log?: Logger }).log?.error({ err: error }, 'provider server_error'));
     provider.on('grant.success', (ctx: KoaContextWithOIDC) => metrics.tokensIssued.inc({ grant_type: grantLabel(ctx) }));
+    // Logouts without a signed-in user are counted, not audited (auditProviderEvents skips them).
+    provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
+      if (!ctx.oidc.session?.accountId) metrics.anonymousOutcomes.inc({ action: 'logout' });
+    });
     provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) =>
       metrics.tokenErrors.inc({ grant_type: grantLabel(ctx), error: OAUTH_ERRORS.has(error.error ?? '') ? error.error! : 'other' }),
     );

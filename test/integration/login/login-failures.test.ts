@@ -167,7 +167,9 @@ describe('login failures', () => {
     await Promise.all([browser.page.waitForURL(/\/callback\?/), browser.page.click('button:has-text("Cancel")')]);
     expect(new URL(browser.page.url()).searchParams.get('error')).toBe('access_denied');
     expect(login.bff.lastAuthorizationError).toBe('access_denied');
-    expect((await audit('login.cancel')).length).toBe(1);
+    // Nobody had signed in: an anonymous cancel is counted, not audited (issue 16).
+    expect(await audit('login.cancel')).toEqual([]);
+    expect((await login.app.custos.metrics.anonymousOutcomes.get()).values).toEqual([expect.objectContaining({ labels: { action: 'login.cancel' }, value: 1 })]);
   });
 
   it('asks a client that is not first-party for consent; Deny returns access_denied, Allow a code', async () => {
