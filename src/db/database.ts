@@ -126,7 +126,7 @@ export interface EventRelayStateTable {
   last_sequence_id: string;
 }
 
-/** Failed-login counters (rate-limiter-flexible's PostgreSQL store layout; expire in epoch ms). */
+/** Failed-login counters per account and per address (login-throttle.repository.ts; expire in epoch ms). */
 export interface LoginThrottleTable {
   key: string;
   points: number;
