@@ -13,7 +13,7 @@
  * answering `active: false` (polled back to back), and the consumer verifying the SET. Runs
  * BENCH_REVOCATIONS (default 50) per path, one after another.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, fetch as undiciFetch, request } from 'undici';
@@ -48,6 +48,7 @@ if (!wsUrl) {
   wsUrl = broker.wsUrl;
 }
 const dataDir = await mkdtemp(path.join(tmpdir(), 'custos-bench-revocation-'));
+await chmod(dataDir, 0o755); // initdb runs as an unprivileged user when the bench runs as root
 const topic = `persistent://public/default/custos-bench-revocation-${Date.now()}`;
 const custos = await startCustos({
   env: {
