@@ -6,6 +6,7 @@ import { createDb } from '../../../src/db/create-db.js';
 import type { Database } from '../../../src/db/database.js';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
 import { createUserService } from '../../../src/iam/user.service.js';
+import { usernameKey } from '../../../src/iam/username.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { CLUSTER_ISSUER, startCluster, type Cluster } from '../../helpers/instances.js';
 
@@ -77,9 +78,11 @@ async function postLogin(target: Target, form: LoginForm, username: string, pass
   return { status: response.statusCode, retryAfter: response.headers['retry-after'], text };
 }
 
+/** Audit records of `action` for `username` (recorded as its RFC 8265 comparison key). */
 async function auditCount(db: Kysely<Database>, action: string, username: string): Promise<number> {
+  const key = usernameKey(username);
   const rows = await db.selectFrom('audit_log').select('details').where('action', '=', action).execute();
-  return rows.filter((row) => (row.details as { username?: string }).username === username).length;
+  return rows.filter((row) => (row.details as { username?: string }).username === key).length;
 }
 
 /**
