@@ -10,6 +10,7 @@ import { availableParallelism, cpus } from 'node:os';
 import * as x509 from '@peculiar/x509';
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify, createLocalJWKSet } from 'jose';
 import { certificateThumbprint, createAccessTokenVerifier } from '../src/verify/index.js';
+import { lowSEs256Signature } from '../src/verify/es256-signature.js';
 
 x509.cryptoProvider.set(webcrypto);
 
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
   });
   const certificate = new X509Certificate(generated.toString('pem'));
   const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({
+  const signed = await new SignJWT({
     iss: ISSUER,
     sub: 'user-123',
     aud: AUDIENCE,
@@ -81,6 +82,9 @@ async function main(): Promise<void> {
   })
     .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'bench-1' })
     .sign(privateKey);
+  // Low S, as Custos signs (custos/verify refuses the high-S form; WebCrypto returns either).
+  const [signedHeader, signedPayload, signedSignature] = signed.split('.') as [string, string, string];
+  const token = `${signedHeader}.${signedPayload}.${Buffer.from(lowSEs256Signature(Buffer.from(signedSignature, 'base64url'))).toString('base64url')}`;
 
   // (a) raw node:crypto over the prepared JWS signing input.
   const [header, payload, signature] = token.split('.') as [string, string, string];

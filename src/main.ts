@@ -2,6 +2,8 @@ import type { RequestListener } from 'node:http';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { DestinationStream, Logger } from 'pino';
+import { ConfigError } from './config/config-error.js';
+import { demoSecretProblems } from './config/demo-secrets.js';
 import { loadConfig, type AppConfig } from './config/load-config.js';
 import { pingDb } from './db/create-db.js';
 import type { Database } from './db/database.js';
@@ -85,6 +87,15 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     for (const fn of cleanups.reverse()) await fn().catch((error) => logger.error({ err: error }, 'shutdown step failed'));
   };
   try {
+    // One set of argon2 threads, off the event loop, for user passwords and client secrets
+    // (stopped after the listeners drained).
+    const argon2 = createArgon2Threads();
+    cleanups.push(argon2.close);
+    if (config.production && !env.ALLOW_DEV_KEYS_IN_PRODUCTION) {
+      // Before anything is opened: a client keeping a published demo secret is refused.
+      const problems = await demoSecretProblems(config.files.clients, config.sources.clients ?? config.configDir, (hash, secret) => argon2.verify(hash, secret));
+      if (problems.length > 0) throw new ConfigError(problems);
+    }
     const { db, url: databaseUrl, close } = await openDatabase(config, cwd, {
       info: (message) => logger.info(message),
       debug: (message) => logger.debug({ component: 'postgres' }, message),
@@ -98,10 +109,6 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     let keys = await loadSigningKeys(config.keysDir, { generate: !config.production });
     const cookieKeys = await loadCookieKeys(config.keysDir, { fromEnv: env.COOKIE_KEYS, generate: !config.production });
 
-    // One set of argon2 threads, off the event loop, for user passwords and client secrets
-    // (stopped after the listeners drained).
-    const argon2 = createArgon2Threads();
-    cleanups.push(argon2.close);
     let handler: RequestListener = (_req, res) => {
       res.statusCode = 503;
       res.end();

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEMO_CLIENT_SECRETS } from '../config/demo-secrets.js';
 import { loadConfig } from '../config/load-config.js';
 import { migrateToLatest } from '../db/migrator.js';
 import { openDatabase } from '../db/open-database.js';
@@ -12,7 +13,7 @@ function banner(custos: RunningCustos): string {
       '',
       'Try it (demo config, dev CA):',
       `  curl --cacert ${ca} ${custos.issuer}/.well-known/openid-configuration`,
-      `  curl --cacert ${ca} -u reporting-job:dev-reporting-job-secret-change-me \\`,
+      `  curl --cacert ${ca} -u reporting-job:${DEMO_CLIENT_SECRETS['reporting-job']} \\`,
       `    -d grant_type=client_credentials -d scope=orders:read ${custos.issuer}/token`,
     );
     const client = custos.devPki.clients['orders-api'];

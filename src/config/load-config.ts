@@ -39,13 +39,15 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
 
 /**
  * Reads every `*.json` file in the config directory and merges their top-level keys
- * (a key may appear in one file only), then validates the whole with zod.
+ * (a key may appear in one file only, except `demo`: every demo file carries it, and
+ * `demoFiles` lists those marked `"demo": true`), then validates the whole with zod.
  */
-export function loadConfigFiles(dir: string): { files: ConfigFiles; sources: Record<string, string> } {
+export function loadConfigFiles(dir: string): { files: ConfigFiles; sources: Record<string, string>; demoFiles: string[] } {
   if (!existsSync(dir)) throw new ConfigError([`CONFIG_DIR: directory ${dir} does not exist`]);
   const merged: Record<string, unknown> = {};
   const sources: Record<string, string> = {};
   const problems: string[] = [];
+  const demoFiles: string[] = [];
   for (const name of readdirSync(dir).filter((file) => file.endsWith('.json')).sort()) {
     const path = join(dir, name);
     let parsed: unknown;
@@ -67,6 +69,7 @@ export function loadConfigFiles(dir: string): { files: ConfigFiles; sources: Rec
       }
       merged[key] = key === 'demo' ? Boolean(merged.demo) || value : value;
       sources[key] ??= path;
+      if (key === 'demo' && value === true) demoFiles.push(path);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -79,7 +82,7 @@ export function loadConfigFiles(dir: string): { files: ConfigFiles; sources: Rec
       }),
     );
   }
-  return { files: result.data, sources };
+  return { files: result.data, sources, demoFiles };
 }
 
 /** Where development bootstrap writes keys (git-ignored). */
@@ -98,11 +101,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
   if (production) problems.push(...productionProblems(env, cwd));
   if (problems.length > 0) throw new ConfigError(problems);
   const configDir = resolve(cwd, env.CONFIG_DIR);
-  const { files, sources } = loadConfigFiles(configDir);
+  const { files, sources, demoFiles } = loadConfigFiles(configDir);
   if (production && files.demo && !env.ALLOW_DEV_KEYS_IN_PRODUCTION) {
-    throw new ConfigError([
-      `${sources.demo}: demo: true — the demo configuration (and its well-known client secrets) is refused in production; register your own clients in CONFIG_DIR`,
-    ]);
+    throw new ConfigError(
+      demoFiles.map(
+        (file) => `${file}: demo: true — the demo configuration (and its well-known client secrets) is refused in production; register your own clients in CONFIG_DIR`,
+      ),
+    );
   }
   return {
     env,

@@ -1,7 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import { AppError } from './app-error.js';
-import type { AppState } from './middleware.js';
+import { isClientAbort, type AppState } from './middleware.js';
 
 /** One invalid input of an admin request: where it is, which field, what is wrong. */
 export interface FieldIssue {
@@ -29,6 +29,9 @@ const BODY_ERRORS: Record<string, { code: string; status: number; description: s
   'request.aborted': { code: 'invalid_request', status: 400, description: 'request aborted' },
 };
 
+/** The answer to a request whose client closed the connection before it was read (nobody reads it). */
+const ABORTED = { status: 400, body: { error: 'invalid_request', error_description: 'request aborted' }, headers: {} };
+
 /**
  * The admin app's one error middleware: `{ error, error_description, fields? }` with a stable
  * `error` code; 5xx bodies say `server_error` only, and the detail goes to the log.
@@ -44,8 +47,11 @@ export function adminErrorHandler(
         throw new AppError('not_found', 'no such endpoint', { status: 404 });
       }
     } catch (error) {
-      const { status, body, headers } = describe(error);
-      if (status >= 500) ctx.state.log?.error({ err: error }, 'unhandled error');
+      const abort = isClientAbort(error, ctx.req);
+      const { status, body, headers } = abort ? ABORTED : describe(error);
+      // The client went away mid-request: nobody reads an answer, nothing is wrong here.
+      if (abort) ctx.state.log?.debug({ code: (error as { code?: unknown }).code }, 'client closed the connection mid-request');
+      else if (status >= 500) ctx.state.log?.error({ err: error }, 'unhandled error');
       // Only the code: a parse error carries the raw body (which may hold a password).
       else ctx.state.log?.debug({ code: body.error }, 'request rejected');
       ctx.status = status;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { AppError } from './app-error.js';
@@ -67,12 +68,35 @@ export function accessLog(logger: Logger, metrics: Metrics): Middleware<AppState
   };
 }
 
+/** Error codes of a stream cut by its peer (Node's `aborted`, raw-body's, `stream.finished`'s). */
+const ABORT_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/**
+ * Whether `error` only says that the client closed its connection before its request was read
+ * (a body shorter than its `Content-Length`, a chunked body cut off): an `aborted` /
+ * `ECONNRESET` / premature-close error, or raw-body's `request.aborted`, while the request's
+ * socket is gone. The same codes from anything else (PostgreSQL, an outbound call) stay errors.
+ */
+export function isClientAbort(error: unknown, req: IncomingMessage): boolean {
+  const e = error as { code?: unknown; type?: unknown } | null;
+  if (typeof e !== 'object' || e === null) return false;
+  const aborted = e.type === 'request.aborted' || (typeof e.code === 'string' && ABORT_CODES.has(e.code));
+  return aborted && (req.destroyed || req.socket.destroyed);
+}
+
 /** The one error middleware of an app: OAuth-style JSON bodies, never a stack trace. */
 export function errorHandler(): Middleware<AppState> {
   return async function errorMiddleware(ctx, next) {
     try {
       await next();
     } catch (error) {
+      if (isClientAbort(error, ctx.req)) {
+        // The client went away mid-request: nobody reads an answer, nothing is wrong here.
+        ctx.state.log?.debug({ code: (error as { code?: unknown }).code }, 'client closed the connection mid-request');
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request', error_description: 'request aborted' };
+        return;
+      }
       // oidc-provider errors that escape its own handler (e.g. from a session save) carry `error`/`error_description`.
       const err = error as { status?: number; statusCode?: number; expose?: boolean; message?: string; error?: unknown; error_description?: unknown };
       const status = error instanceof AppError ? error.status : (err.status ?? err.statusCode ?? 500);

@@ -136,13 +136,14 @@ export function createUserService(deps: UserServiceDeps) {
     return mutate(db, writers, by, async (trx) => {
       const { id } = await requireUser(trx, ref);
       const changed = assign ? await assignRole(trx, id, role) : await unassignRole(trx, id, role);
-      const roles = await rolesOfUser(trx, id);
       return {
         result: { user: toUserView(await requireUser(trx, { id })), changed },
         action: assign ? 'user.role.assign' : 'user.role.unassign',
         target: `user:${id}`,
         details: { role, changed },
-        event: { type: 'roles-changed', userId: id, roles, initiatingEntity: by.initiatingEntity, actor: by.actor },
+        // A repeat (the role was already there, or already gone) changes no claim of any token:
+        // audited with `changed: false`, but no `token-claims-change` event.
+        ...(changed ? { event: { type: 'roles-changed' as const, userId: id, roles: await rolesOfUser(trx, id), initiatingEntity: by.initiatingEntity, actor: by.actor } } : {}),
       };
     });
   }
@@ -249,10 +250,10 @@ export function createUserService(deps: UserServiceDeps) {
       });
     },
 
-    /** Idempotent: `changed` says whether the user did not have the role. */
+    /** Idempotent: `changed` says whether the user did not have the role; only a change records an event. */
     assignRole: (ref: UserRef, role: string, by: Actor) => changeRole(ref, role, true, by),
 
-    /** Idempotent: `changed` says whether the user had the role. */
+    /** Idempotent: `changed` says whether the user had the role; only a change records an event. */
     unassignRole: (ref: UserRef, role: string, by: Actor) => changeRole(ref, role, false, by),
 
     async listRoles(page: { limit: number; cursor?: string }): Promise<Page<RoleView>> {

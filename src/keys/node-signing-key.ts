@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { ExternalSigningKey } from 'oidc-provider';
 import type { SigningJwk } from './signing-keys.js';
+import { lowSEs256Signature } from '../verify/es256-signature.js';
 
 /**
  * An ES256 signing key for oidc-provider's `jwks` (`features.externalSigningSupport`): the key is
@@ -36,8 +37,11 @@ export class NodeEs256SigningKey extends ExternalSigningKey {
     return this.#publicKey;
   }
 
-  /** RFC 7515 §5.1 step 5 over the JWS signing input: ECDSA P-256 with SHA-256 (RFC 7518 §3.4). */
+  /**
+   * RFC 7515 §5.1 step 5 over the JWS signing input: ECDSA P-256 with SHA-256 (RFC 7518 §3.4),
+   * in the canonical low-S form every Custos verifier requires.
+   */
   override sign(data: Uint8Array): Uint8Array {
-    return sign('sha256', data, { key: this.#privateKey, dsaEncoding: 'ieee-p1363' });
+    return lowSEs256Signature(sign('sha256', data, { key: this.#privateKey, dsaEncoding: 'ieee-p1363' }));
   }
 }

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Database } from '../db/database.js';
+import { assertCanonicalEs256Signature } from '../verify/es256-signature.js';
 import { upsertModel } from '../db/oidc-model.repository.js';
 import { descendantsExpireAt, isTokenRevoked, REVOKED_ACCESS_TOKEN_MODEL, type TokenIdentity } from './token-revocation.repository.js';
 
@@ -39,6 +40,8 @@ export function createStructuredTokens(deps: {
         typ: 'at+jwt',
         requiredClaims: ['exp', 'client_id', 'jti'],
       });
+      // jose accepts either ECDSA form; only the low-S one is this server's token.
+      assertCanonicalEs256Signature(token);
       return payload;
     } catch {
       return undefined;

@@ -10,6 +10,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { VerifyError } from './errors.js';
+import { isCanonicalEs256Signature } from './es256-signature.js';
 
 /** Where a verifier gets the issuer's public keys: exactly one of `jwks` or `jwksUri`. */
 export interface KeySourceOptions {
@@ -132,7 +133,8 @@ function normalizeTyp(value: unknown): string | undefined {
 
 /**
  * RFC 7515 compact JWS with ES256 only, verified synchronously with `node:crypto` (keys resolved by
- * the jose key resolver, converted once per key): returns the JWT claims set unchecked.
+ * the jose key resolver, converted once per key), the signature in its canonical low-S form
+ * only ({@link isCanonicalEs256Signature}): returns the JWT claims set unchecked.
  */
 async function verifyCompactEs256(token: string, getKey: JWTVerifyGetKey, typ: string): Promise<JWTPayload> {
   const parts = token.split('.');
@@ -146,8 +148,11 @@ async function verifyCompactEs256(token: string, getKey: JWTVerifyGetKey, typ: s
   if (normalizeTyp(header.typ) !== typ) throw new errors.JWTClaimValidationFailed('unexpected "typ" JWT header value', {}, 'typ', 'check_failed');
   if (!BASE64URL.test(signaturePart)) throw new errors.JWSInvalid('JWS Signature is not base64url');
   const signature = Buffer.from(signaturePart, 'base64url');
+  // One accepted spelling per token: 64 bytes, low S (ECDSA's (R, n − S) twin is refused). Checked
+  // after the key look-up, so an unknown `kid` is still reported (and refetched) as such.
+  const canonical = isCanonicalEs256Signature(signature);
   const data = Buffer.from(`${protectedPart}.${payloadPart}`, 'ascii');
-  const check = (key: unknown) => signature.length === 64 && verifySignature('sha256', data, { key: es256KeyObject(key), dsaEncoding: 'ieee-p1363' }, signature);
+  const check = (key: unknown) => canonical && verifySignature('sha256', data, { key: es256KeyObject(key), dsaEncoding: 'ieee-p1363' }, signature);
   const input = { protected: protectedPart, payload: payloadPart, signature: signaturePart };
   let verified: boolean;
   try {

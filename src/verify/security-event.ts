@@ -1,5 +1,6 @@
 import { errors, jwtVerify, type JWTPayload } from 'jose';
 import { VerifyError } from './errors.js';
+import { assertCanonicalEs256Signature } from './es256-signature.js';
 import { createKeyResolver, toVerifyError, type KeySourceOptions } from './jwt-core.js';
 
 /** The event type URIs Custos publishes (OpenID CAEP 1.0, plus Custos' account status events). */
@@ -70,7 +71,8 @@ export interface SecurityEventVerifier {
 }
 
 /**
- * Creates a verifier for Custos Security Event Tokens (RFC 8417 §2-§4): ES256 only, header
+ * Creates a verifier for Custos Security Event Tokens (RFC 8417 §2-§4): ES256 only (low-S
+ * signatures only, {@link assertCanonicalEs256Signature}), header
  * `typ` `secevent+jwt`, signature against the issuer's JWKS, `iss`, `aud` containing the consumer,
  * `iat` not in the future, `jti`; no `sub` and no `exp` (RFC 8417 §2.2 keeps SETs apart from
  * access and ID tokens); `sub_id` an RFC 9493 `iss_sub` or `complex` subject of this issuer;
@@ -93,6 +95,8 @@ export function createSecurityEventVerifier(options: SecurityEventVerifierOption
           clockTolerance,
           requiredClaims: ['iss', 'iat', 'jti', 'aud'],
         }));
+        // jose accepts either ECDSA form; only the low-S one is the issuer's SET.
+        assertCanonicalEs256Signature(set);
       } catch (error) {
         const mapped = toVerifyError(error);
         if (mapped.code === 'invalid_token' && !(error instanceof errors.JWKSNoMatchingKey)) throw invalid(mapped.message, error);

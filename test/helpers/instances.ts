@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -73,9 +73,8 @@ export async function startCluster(count: number, options: { env?: Record<string
   await initCookieKeys(keysDir);
   const pki = await ensureDevPki({ dir: path.join(work, 'tls'), clients: ['orders-api', 'billing-worker', 'admin-cli'] });
   await cp(path.join(ROOT, 'config'), configDir, { recursive: true });
-  // The demo clients, minus the demo marker production refuses (their secrets are test-only here).
-  const file = path.join(configDir, 'resource-servers.json');
-  await writeFile(file, JSON.stringify({ ...JSON.parse(await readFile(file, 'utf8')), demo: false }));
+  // The demo clients and their published secrets (the tests authenticate with them), which
+  // production accepts only with ALLOW_DEV_KEYS_IN_PRODUCTION=true (as for the benchmarks).
 
   const children: ChildProcess[] = [];
   const agents: Agent[] = [];
@@ -103,6 +102,7 @@ export async function startCluster(count: number, options: { env?: Record<string
           PATH: process.env.PATH ?? '',
           HOME: process.env.HOME ?? work,
           NODE_ENV: 'production',
+          ALLOW_DEV_KEYS_IN_PRODUCTION: 'true',
           HOST: '127.0.0.1',
           PORT: String(port),
           ADMIN_PORT: '0',

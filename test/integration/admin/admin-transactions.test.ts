@@ -77,6 +77,36 @@ describe('every admin mutation writes one audit row and one outbox row in its tr
     expect((await lastRows()).audit).toMatchObject({ action: 'role.create', target: 'role:billing' });
   });
 
+  it('a role assignment that changes nothing (assigned again, removed again) is 200 with the user, audited with changed: false, and records no event', async () => {
+    expect((await admin.call('POST', '/admin/roles', { body: { name: 'repeat' } })).status).toBe(201);
+    const created = await admin.call('POST', '/admin/users', { body: { username: 'repeat-user', roles: ['repeat'] } });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const audited = async () =>
+      (await app.custos.db.selectFrom('audit_log').select(['action', 'target', 'details']).orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow());
+
+    // The user already has the role: nothing changes, no event.
+    let before = await counts();
+    const again = await admin.call('PUT', `/admin/users/${id}/roles/repeat`);
+    expect([again.status, again.body.roles]).toEqual([200, ['repeat']]);
+    expect(await counts()).toEqual({ ...before, audit: before.audit + 1 });
+    expect(await audited()).toMatchObject({ action: 'user.role.assign', target: `user:${id}`, details: { role: 'repeat', changed: false } });
+
+    // A real removal records one roles-changed event...
+    before = await counts();
+    const removed = await admin.call('DELETE', `/admin/users/${id}/roles/repeat`);
+    expect([removed.status, removed.body.roles]).toEqual([200, []]);
+    expect(await counts()).toEqual({ ...before, audit: before.audit + 1, outbox: before.outbox + 1, assignments: before.assignments - 1 });
+    expect((await lastRows()).event).toMatchObject({ type: 'roles-changed', subject: id });
+
+    // ...removing it again records none.
+    before = await counts();
+    const removedAgain = await admin.call('DELETE', `/admin/users/${id}/roles/repeat`);
+    expect([removedAgain.status, removedAgain.body.roles]).toEqual([200, []]);
+    expect(await counts()).toEqual({ ...before, audit: before.audit + 1 });
+    expect(await audited()).toMatchObject({ action: 'user.role.unassign', details: { role: 'repeat', changed: false } });
+  });
+
   it('a refused mutation (4xx) changes nothing and emits no event; only its admin.refused failure record is written', async () => {
     const before = await counts();
     expect((await admin.call('POST', '/admin/users', { body: { username: 'erin' } })).status).toBe(409);

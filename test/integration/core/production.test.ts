@@ -5,6 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { request, Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_CLIENT_SECRETS } from '../../../src/config/demo-secrets.js';
+import { hashSecret } from '../../../src/iam/secret-hash.js';
 import { startCustos } from '../../../src/main.js';
 import { ensureDevPki } from '../../../src/pki/dev-pki.js';
 import { createTestDatabase } from '../../helpers/database.js';
@@ -16,17 +18,32 @@ let work: string;
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let env: Record<string, string>;
 
+type ClientEntry = { client_id: string; client_secret_hash?: string };
+
+/** Copies config/ to `dir` without the demo markers, as an operator adapting it would; `demoSecrets: false` also gives the secret clients new secrets. */
+async function operatorConfig(dir: string, options: { demoSecrets: boolean; extraClients?: ClientEntry[] }): Promise<void> {
+  await cp(path.join(ROOT, 'config'), dir, { recursive: true });
+  for (const name of (await readdir(dir)).filter((file) => file.endsWith('.json'))) {
+    const file = path.join(dir, name);
+    const { demo: _marker, ...rest } = JSON.parse(await readFile(file, 'utf8'));
+    if (name === 'clients.json') {
+      const clients = rest.clients as ClientEntry[];
+      if (!options.demoSecrets) {
+        for (const client of clients) if (client.client_secret_hash) client.client_secret_hash = await hashSecret(`operator-secret-${client.client_id}-9f3kQ`);
+      }
+      clients.push(...(options.extraClients ?? []).map((extra) => ({ ...clients.find((client) => client.client_id === 'reporting-job')!, ...extra })));
+    }
+    await writeFile(file, JSON.stringify(rest));
+  }
+}
+
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'custos-prod-'));
   database = await createTestDatabase();
   // TLS material provisioned by the operator (here: made with the PKI module, outside KEYS_DIR).
   const pki = await ensureDevPki({ dir: path.join(work, 'tls'), clients: ['orders-api'] });
   const configDir = path.join(work, 'config');
-  await cp(path.join(ROOT, 'config'), configDir, { recursive: true });
-  const file = path.join(configDir, 'resource-servers.json');
-  const servers = JSON.parse(await readFile(file, 'utf8'));
-  servers.demo = false;
-  await writeFile(file, JSON.stringify(servers));
+  await operatorConfig(configDir, { demoSecrets: false });
   env = {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -139,8 +156,29 @@ describe('production mode refuses to start without each item, saying how to prov
     );
   });
 
-  it('with the demo configuration (demo clients and their well-known secrets)', async () => {
+  it('with the demo configuration (demo clients and their well-known secrets), naming every demo file', async () => {
     const text = await refusal({ ...env, CONFIG_DIR: path.join(ROOT, 'config') });
-    expect(text).toContain(`${path.join(ROOT, 'config', 'resource-servers.json')}: demo: true — the demo configuration (and its well-known client secrets) is refused in production`);
+    const files = (await readdir(path.join(ROOT, 'config'))).filter((name) => name.endsWith('.json')).sort();
+    expect(files).toEqual(['clients.json', 'resource-servers.json', 'token-exchange.json']);
+    for (const name of files) {
+      // Every demo file carries the marker itself: removing it from one file is not enough.
+      expect(JSON.parse(await readFile(path.join(ROOT, 'config', name), 'utf8')).demo, name).toBe(true);
+      expect(text).toContain(`${path.join(ROOT, 'config', name)}: demo: true — the demo configuration (and its well-known client secrets) is refused in production`);
+    }
+  });
+
+  it('with the demo markers removed but a published demo secret kept: one line per client, naming it (renamed too)', async () => {
+    const configDir = path.join(work, 'config-demo-secrets');
+    await operatorConfig(configDir, { demoSecrets: true, extraClients: [{ client_id: 'renamed-job' }] });
+    const text = await refusal({ ...env, CONFIG_DIR: configDir });
+    const lines = text.split('\n').filter((line) => line.startsWith('  - '));
+    expect(lines).toHaveLength(3);
+    for (const clientId of ['web-bff', 'reporting-job', 'renamed-job']) {
+      expect(lines.filter((line) => line.includes(`client "${clientId}"`))).toEqual([
+        expect.stringMatching(new RegExp(`^  - ${path.join(configDir, 'clients.json')}: clients\\.\\d+\\.client_secret_hash: the secret of client "${clientId}" is a demo secret published in the README — refused in production`)),
+      ]);
+    }
+    // The secrets themselves are never printed.
+    for (const secret of Object.values(DEMO_CLIENT_SECRETS)) expect(text).not.toContain(secret);
   });
 });

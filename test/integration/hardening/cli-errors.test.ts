@@ -22,8 +22,11 @@ beforeAll(async () => {
   busyPort = (busy.address() as { port: number }).port;
   const configDir = path.join(work, 'config');
   await cp(path.join(ROOT, 'config'), configDir, { recursive: true });
-  const file = path.join(configDir, 'resource-servers.json');
-  await writeFile(file, JSON.stringify({ ...JSON.parse(await readFile(file, 'utf8')), demo: false }));
+  // Without the demo markers (every demo file carries one), as an operator adapting it would.
+  for (const name of ['clients.json', 'resource-servers.json', 'token-exchange.json']) {
+    const file = path.join(configDir, name);
+    await writeFile(file, JSON.stringify({ ...JSON.parse(await readFile(file, 'utf8')), demo: false }));
+  }
   production = {
     NODE_ENV: 'production',
     ISSUER: 'https://auth.example',

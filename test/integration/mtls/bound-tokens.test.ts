@@ -8,6 +8,7 @@ import { eventPayloadHash } from '../../../src/verify/index.js';
 import { startResourceServer, type RunningResourceServer } from '../../fixtures/resource-server.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
 import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
+import { flipS, lowS } from '../../helpers/jws.js';
 import { mintUserAccessToken } from '../../helpers/tokens.js';
 
 const BOUND_SECRET_CLIENT = ['bound-secret-job', 'bound-secret-job-secret-0123456789'] as [string, string];
@@ -80,12 +81,14 @@ function b64url(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
-/** Signs `claims` as an RFC 9068 token with Custos's current private signing key. */
+/** Signs `claims` as an RFC 9068 token with Custos's current private signing key (low-S, as Custos signs). */
 async function signWithServerKey(claims: JWTPayload): Promise<string> {
   const { current } = app.custos.keys();
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: current.kid })
-    .sign(await importJWK(current, 'ES256'));
+  return lowS(
+    await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: current.kid })
+      .sign(await importJWK(current, 'ES256')),
+  );
 }
 
 describe('certificate-bound access tokens (RFC 8705 §3) at a resource server', () => {
@@ -141,6 +144,12 @@ describe('certificate-bound access tokens (RFC 8705 §3) at a resource server', 
     const agent = app.clientAgent('orders-api');
     expect(await callOrders(sameKid, agent)).toMatchObject({ status: 401, body: { error: 'invalid_token' } });
     expect(await callOrders(otherKid, agent)).toMatchObject({ status: 401, body: { error: 'unknown_key' } });
+  });
+
+  it('refuses the high-S twin of a valid token (S replaced by n − S: verifies with node:crypto, not canonical)', async () => {
+    const agent = app.clientAgent('orders-api');
+    expect(await callOrders(ordersToken, agent)).toMatchObject({ status: 200 });
+    expect(await callOrders(flipS(ordersToken), agent)).toMatchObject({ status: 401, body: { error: 'invalid_token' } });
   });
 
   it('refuses a token whose cnf was rewritten to the replaying certificate (signature no longer matches)', async () => {

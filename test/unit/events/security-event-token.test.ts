@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { buildSecurityEventClaims, createSetSigner, SET_EVENT_TYPES } from '../../../src/events/security-event-token.js';
 import { generateSigningKey, publicJwks } from '../../../src/keys/signing-keys.js';
 import { createSecurityEventVerifier, VerifyError } from '../../../src/verify/index.js';
+import { isCanonicalEs256Signature } from '../../../src/verify/es256-signature.js';
+import { flipS, lowS } from '../../helpers/jws.js';
 
 const ISSUER = 'https://custos.test';
 const occurredAt = new Date('2026-11-30T01:00:00.500Z');
@@ -62,6 +64,8 @@ describe('Security Event Tokens (RFC 8417, CAEP 1.0)', () => {
     const tampered = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`;
     await expect(verifier.verify(tampered)).rejects.toMatchObject({ code: 'invalid_security_event' });
     await expect(verifier.verify(`${set.slice(0, -2)}AA`)).rejects.toBeInstanceOf(VerifyError);
+    // The high-S twin of the signature (S → n − S) verifies with node:crypto but is refused.
+    await expect(verifier.verify(flipS(set))).rejects.toMatchObject({ code: 'invalid_security_event' });
     await expect(createSecurityEventVerifier({ issuer: ISSUER, audience: 'other', jwks: publicJwks({ current, next }) }).verify(set)).rejects.toMatchObject({ code: 'wrong_audience' });
     await expect(createSecurityEventVerifier({ issuer: 'https://evil.test', audience: 'consumer', jwks: publicJwks({ current, next }) }).verify(set)).rejects.toMatchObject({ code: 'wrong_issuer' });
     const stranger = await generateSigningKey();
@@ -84,6 +88,16 @@ describe('Security Event Tokens (RFC 8417, CAEP 1.0)', () => {
     await expect(verifier.verify(after)).resolves.toMatchObject({ id: 'e-3' });
   });
 
+  it('signs in the low-S form only (node:crypto returns high S about half the time)', async () => {
+    const current = await generateSigningKey();
+    const sign = createSetSigner(() => current);
+    const claims = buildSecurityEventClaims({ eventId: 'e-4', txid: '11', occurredAt, event: { type: 'account-enabled', userId: 'u4', initiatingEntity: 'admin' } }, { issuer: ISSUER, audience: 'consumer' });
+    for (let i = 0; i < 32; i++) {
+      const set = await sign(claims);
+      expect(isCanonicalEs256Signature(Buffer.from(set.split('.')[2]!, 'base64url'))).toBe(true);
+    }
+  });
+
   it('refuses an access token presented as a SET (typ, sub, exp)', async () => {
     const current = await generateSigningKey();
     const next = await generateSigningKey();
@@ -92,13 +106,15 @@ describe('Security Event Tokens (RFC 8417, CAEP 1.0)', () => {
     const verifier = createSecurityEventVerifier({ issuer: ISSUER, audience: 'consumer', jwks: publicJwks({ current, next }) });
     const now = Math.floor(Date.now() / 1000);
     const base = { iss: ISSUER, aud: 'consumer', iat: now, jti: 'j', sub_id: { format: 'iss_sub', iss: ISSUER, sub: 'u' }, events: { x: { event_timestamp: now } } };
-    const at = await new SignJWT(base).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: current.kid }).sign(key);
+    const at = lowS(await new SignJWT(base).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: current.kid }).sign(key));
     await expect(verifier.verify(at)).rejects.toMatchObject({ code: 'invalid_security_event' });
-    const withSub = await new SignJWT({ ...base, sub: 'u', exp: now + 60 }).setProtectedHeader({ alg: 'ES256', typ: 'secevent+jwt', kid: current.kid }).sign(key);
+    const withSub = lowS(await new SignJWT({ ...base, sub: 'u', exp: now + 60 }).setProtectedHeader({ alg: 'ES256', typ: 'secevent+jwt', kid: current.kid }).sign(key));
     await expect(verifier.verify(withSub)).rejects.toMatchObject({ code: 'invalid_security_event' });
-    const twoEvents = await new SignJWT({ ...base, events: { a: { event_timestamp: now }, b: { event_timestamp: now } } })
-      .setProtectedHeader({ alg: 'ES256', typ: 'secevent+jwt', kid: current.kid })
-      .sign(key);
+    const twoEvents = lowS(
+      await new SignJWT({ ...base, events: { a: { event_timestamp: now }, b: { event_timestamp: now } } })
+        .setProtectedHeader({ alg: 'ES256', typ: 'secevent+jwt', kid: current.kid })
+        .sign(key),
+    );
     await expect(verifier.verify(twoEvents)).rejects.toMatchObject({ code: 'invalid_security_event' });
   });
 });

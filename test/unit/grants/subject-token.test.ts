@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK, type JWTVerifyGetKey } from 'jose';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createSubjectTokenValidator } from '../../../src/grants/token-exchange/subject-token.js';
+import { flipS, lowS } from '../../helpers/jws.js';
 
 const ISSUER = 'https://custos.test';
 
@@ -16,9 +17,9 @@ async function signingKey(kid: string): Promise<SigningKey> {
   return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
 }
 
-function userToken(key: SigningKey, options: { sub?: string; ttl?: number } = {}): Promise<string> {
+async function userToken(key: SigningKey, options: { sub?: string; ttl?: number } = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ client_id: 'web-bff', scope: 'orders orders:read' })
+  return lowS(await new SignJWT({ client_id: 'web-bff', scope: 'orders orders:read' })
     .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: key.kid })
     .setIssuer(ISSUER)
     .setSubject(options.sub ?? 'alice')
@@ -26,7 +27,7 @@ function userToken(key: SigningKey, options: { sub?: string; ttl?: number } = {}
     .setIssuedAt(now)
     .setExpirationTime(now + (options.ttl ?? 300))
     .setJti(randomBytes(12).toString('base64url'))
-    .sign(key.privateKey);
+    .sign(key.privateKey));
 }
 
 /** A key set as the server builds one (jose's local JWKS), counting the key look-ups it answers. */
@@ -76,6 +77,14 @@ describe('subject token validation', () => {
     const at = token.length - 20;
     const tampered = `${token.slice(0, at)}${token[at] === 'A' ? 'B' : 'A'}${token.slice(at + 1)}`;
     await expect(validate(tampered)).rejects.toMatchObject({ error: 'invalid_request', error_description: 'subject_token is invalid or was not issued by this server' });
+  });
+
+  it('refuses the high-S twin of a remembered token (same claims, S replaced by n − S, verifies with node:crypto)', async () => {
+    const keys = keySet(oldKey);
+    const validate = validator(() => keys.resolver);
+    const token = await userToken(oldKey);
+    await validate(token);
+    await expect(validate(flipS(token))).rejects.toMatchObject({ error: 'invalid_request', error_description: 'subject_token is invalid or was not issued by this server' });
   });
 
   it('verifies again when the keys change: a token whose key was dropped by a rotation is refused', async () => {

@@ -1,4 +1,4 @@
-import { createHmac, createPublicKey } from 'node:crypto';
+import { createHmac, createPublicKey, verify as nodeVerify, type JsonWebKey } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAccessTokenVerifier, type AccessTokenVerifier, type VerifyErrorCode } from '../../../src/verify/index.js';
@@ -16,6 +16,7 @@ import {
   type ClientCert,
   type IssuerKey,
 } from './fixtures.js';
+import { flipS } from '../../helpers/jws.js';
 
 let key: IssuerKey;
 let otherKey: IssuerKey;
@@ -116,6 +117,45 @@ describe('createAccessTokenVerifier: happy path', () => {
     await expectCode(both.verify(foreign, { clientCertificate: certA.node }), 'invalid_token');
   });
 });
+
+describe('createAccessTokenVerifier: signature malleability', () => {
+  it('refuses the high-S twin of a valid token (S replaced by n − S verifies with node:crypto and jose)', async () => {
+    const token = await signToken(key, boundClaims());
+    await expect(verifier.verify(token, { clientCertificate: certA.node })).resolves.toMatchObject({ sub: 'user-123' });
+    const twin = flipS(token);
+    const [header, payload, signature] = twin.split('.') as [string, string, string];
+    const raw = createVerify(header, payload, signature);
+    expect(raw).toBe(true);
+    await expectCode(verifier.verify(twin, { clientCertificate: certA.node }), 'invalid_token');
+  });
+
+  it('refuses a signature that is not exactly 64 bytes (DER-encoded, or with a byte appended)', async () => {
+    const token = await signToken(key, boundClaims());
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const bytes = Buffer.from(signature, 'base64url');
+    const der = derOf(bytes);
+    for (const bad of [der, Buffer.concat([bytes, Buffer.alloc(1)])]) {
+      await expectCode(verifier.verify(`${header}.${payload}.${bad.toString('base64url')}`, { clientCertificate: certA.node }), 'invalid_token');
+    }
+  });
+});
+
+/** node:crypto's own verification of an ES256 compact JWS with the test issuer key. */
+function createVerify(header: string, payload: string, signature: string): boolean {
+  return nodeVerify('sha256', Buffer.from(`${header}.${payload}`), { key: createPublicKey({ key: key.publicJwk as JsonWebKey, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'));
+}
+
+/** The ASN.1 DER form (RFC 3279 §2.2.3) of an R ‖ S signature. */
+function derOf(p1363: Buffer): Buffer {
+  const integer = (bytes: Buffer) => {
+    let value = bytes;
+    while (value.length > 1 && value[0] === 0 && value[1]! < 0x80) value = value.subarray(1);
+    if (value[0]! >= 0x80) value = Buffer.concat([Buffer.from([0]), value]);
+    return Buffer.concat([Buffer.from([0x02, value.length]), value]);
+  };
+  const body = Buffer.concat([integer(p1363.subarray(0, 32)), integer(p1363.subarray(32))]);
+  return Buffer.concat([Buffer.from([0x30, body.length]), body]);
+}
 
 describe('createAccessTokenVerifier: certificate binding (RFC 8705 §3)', () => {
   it('rejects a token bound to certificate A presented with certificate B', async () => {

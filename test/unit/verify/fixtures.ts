@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { X509Certificate, randomUUID, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JSONWebKeySet, type JWTPayload } from 'jose';
+import { lowS } from '../../helpers/jws.js';
 
 x509.cryptoProvider.set(webcrypto);
 
@@ -46,7 +47,10 @@ export function accessClaims(overrides: Record<string, unknown> = {}): JWTPayloa
   return claims as JWTPayload;
 }
 
-/** Signs `claims` with ES256 and header `{ typ: 'at+jwt', kid }` (header overrides allowed; `undefined` removes). */
+/**
+ * Signs `claims` with ES256 and header `{ typ: 'at+jwt', kid }` (header overrides allowed; `undefined` removes),
+ * the signature in the low-S form Custos signs in and `custos/verify` requires.
+ */
 export async function signToken(
   key: IssuerKey,
   claims: JWTPayload,
@@ -54,7 +58,7 @@ export async function signToken(
 ): Promise<string> {
   const protectedHeader: Record<string, unknown> = { alg: 'ES256', typ: 'at+jwt', kid: key.kid, ...header };
   for (const [name, value] of Object.entries(protectedHeader)) if (value === undefined) delete protectedHeader[name];
-  return new SignJWT(claims).setProtectedHeader(protectedHeader as { alg: string }).sign(key.privateKey);
+  return lowS(await new SignJWT(claims).setProtectedHeader(protectedHeader as { alg: string }).sign(key.privateKey));
 }
 
 export const b64url = (data: string | Uint8Array): string => Buffer.from(data).toString('base64url');
