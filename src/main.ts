@@ -12,6 +12,7 @@ import { openDatabase } from './db/open-database.js';
 import { startEvents, type EventsDeps } from './events/events-module.js';
 import { toBlockList } from './http/address-allow.js';
 import { startAdminListener } from './http/admin-app.js';
+import { clientAddressOf } from './http/client-address.js';
 import { closeServer, listenHttps, type TlsMaterial } from './http/https-server.js';
 import { createLogger } from './http/logger.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
@@ -40,7 +41,6 @@ import { createChainValidator } from './pki/chain.js';
 import type { DevPki } from './pki/dev-pki.js';
 import { loadTls } from './pki/load-tls.js';
 import { createRevocation } from './revocation/revocation.service.js';
-import { clientAddressOf } from './http/client-address.js';
 
 export interface CustosOptions {
   env?: NodeJS.ProcessEnv;

@@ -4,7 +4,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Database } from '../db/database.js';
 import { assertCanonicalEs256Signature } from '../verify/es256-signature.js';
 import { upsertModel } from '../db/oidc-model.repository.js';
-import { descendantsExpireAt, isTokenRevoked, REVOKED_ACCESS_TOKEN_MODEL, type TokenIdentity } from './token-revocation.repository.js';
+import { descendantsExpireAt, isTokenRevoked, REVOKED_ACCESS_TOKEN_MODEL, type TokenIdentity } from '../revocation/token-revocation.repository.js';
 
 interface IntrospectionCaller {
   clientId: string;

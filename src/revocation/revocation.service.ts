@@ -4,7 +4,7 @@ import type { Database } from '../db/database.js';
 import { destroyAccountModels, destroyGrantModels, type ModelPayload } from '../db/oidc-model.repository.js';
 import type { InitiatingEntity } from '../events/iam-event.js';
 import { DEFAULT_WRITERS, type MutationWriters } from '../iam/admin-mutation.js';
-import { revokeSessionIds, revokeSubjectTokens } from '../oidc/token-revocation.repository.js';
+import { revokeSessionIds, revokeSubjectTokens } from './token-revocation.repository.js';
 
 /** The paths that end a grant, as events and audit records name them. */
 export type RevocationReason = 'logout' | 'refresh_token_reuse' | 'code_replay' | 'token_revocation' | 'grant_revoked';

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { DbExecutor } from '../../db/database.js';
 import { prepared } from '../../db/prepared-statements.js';
-import { revokedCondition, storableIdentity } from '../../oidc/token-revocation.repository.js';
+import { revokedCondition, storableIdentity } from '../../revocation/token-revocation.repository.js';
 import type { ActClaim } from './subject-token.js';
 
 /** One audited token exchange. */

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../src/db/database.js';
 import { recordExchangesUnlessRevoked, type ExchangeRecord } from '../../../src/grants/token-exchange/exchange-record.repository.js';
-import { isTokenRevoked, REVOKED_ACCESS_TOKEN_MODEL } from '../../../src/oidc/token-revocation.repository.js';
+import { isTokenRevoked, REVOKED_ACCESS_TOKEN_MODEL } from '../../../src/revocation/token-revocation.repository.js';
 import { createMigratedDatabase } from '../../helpers/database.js';
 
 let db: Kysely<Database>;

@@ -5,7 +5,7 @@ import { longestTokenLifetime, purgeExpiredRows } from '../../../src/oidc/expire
 import { configFilesSchema } from '../../../src/config/files.js';
 import { recordExchangesUnlessRevoked } from '../../../src/grants/token-exchange/exchange-record.repository.js';
 import { writeAudit } from '../../../src/iam/audit.repository.js';
-import { isTokenRevoked, revokeSubjectTokens } from '../../../src/oidc/token-revocation.repository.js';
+import { isTokenRevoked, revokeSubjectTokens } from '../../../src/revocation/token-revocation.repository.js';
 import { createMigratedDatabase } from '../../helpers/database.js';
 
 let db: Kysely<Database>;

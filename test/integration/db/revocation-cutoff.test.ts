@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../src/db/database.js';
-import { revokeSubjectTokens } from '../../../src/oidc/token-revocation.repository.js';
+import { revokeSubjectTokens } from '../../../src/revocation/token-revocation.repository.js';
 import { createMigratedDatabase } from '../../helpers/database.js';
 
 let db: Kysely<Database>;

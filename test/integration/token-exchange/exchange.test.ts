@@ -4,7 +4,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listExchangesBySubject } from '../../../src/grants/token-exchange/exchange-record.repository.js';
 import { publicJwks } from '../../../src/keys/signing-keys.js';
-import { revokeSubjectTokens } from '../../../src/oidc/token-revocation.repository.js';
+import { revokeSubjectTokens } from '../../../src/revocation/token-revocation.repository.js';
 import { createAccessTokenVerifier, eventPayloadHash, verifyEventToken, VerifyError } from '../../../src/verify/index.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
 import { mintUserAccessToken } from '../../helpers/tokens.js';
