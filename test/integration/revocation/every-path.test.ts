@@ -6,6 +6,7 @@
  * codes are redeemed and refresh tokens rotated at most once under real parallel requests.
  */
 import { decodeJwt } from 'jose';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSecurityEventClaims, createSetSigner } from '../../../src/events/security-event-token.js';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
@@ -102,11 +103,17 @@ describe('every path that ends a grant kills its tokens and tells consumers', ()
   it('RP-initiated logout confirmed by the user; an offline_access grant outlives it (OIDC Core §11)', async () => {
     const held = await signInAndExchange();
     await expectAlive(held);
+    // An identity-only (opaque) access token for /me, from a refresh of the same grant.
+    const identity = await app.token({ grant_type: 'refresh_token', refresh_token: held.refreshToken, scope: 'openid' }, { basic: DEMO.webBff });
+    expect(identity.status, JSON.stringify(identity.body)).toBe(200);
+    const me = () => request(`${app.issuer}/me`, { headers: { authorization: `Bearer ${identity.body.access_token}` }, dispatcher: app.agent() });
+    expect((await me()).statusCode).toBe(200);
     // A second session of the same user with offline_access: logout leaves its grant alone.
     const offline = await signInAndExchange(newJar(), 'openid offline_access orders orders:read');
     await logout(app, held.jar);
     await logout(app, offline.jar);
-    await expectDead(held, [held.refreshToken]);
+    await expectDead(held, [identity.body.refresh_token]);
+    expect((await me()).statusCode).toBe(401);
     await expectOneEvent(held.sid, 'logout', 'user');
     await expectAlive(offline);
     const refreshed = await refresh(app, offline.refreshToken);
