@@ -17,6 +17,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSyn
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { BENCH_OPTIONS } from './options.js';
 import pg from 'pg';
 import { Agent, request } from 'undici';
 import { createDb } from '../src/db/create-db.js';
@@ -38,24 +39,7 @@ const REPORTING_JOB = 'Basic ' + Buffer.from('reporting-job:dev-reporting-job-se
 const BARE_CLIENT = 'Basic ' + Buffer.from('bench-client:bench-client-secret').toString('base64');
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
-const { values: flags } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '6' },
-    'get-seconds': { type: 'string', default: '3' },
-    connections: { type: 'string', default: '32' },
-    tokens: { type: 'string', default: '100000' },
-    sessions: { type: 'string', default: '10000' },
-    'login-concurrency': { type: 'string', default: '8' },
-    'floor-seconds': { type: 'string', default: '2' },
-    port: { type: 'string', default: '18443' },
-    'bare-port': { type: 'string', default: '18444' },
-    'pg-port': { type: 'string', default: '54359' },
-    profile: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    'no-write': { type: 'boolean', default: false },
-  },
-});
+const { values: flags } = parseArgs({ options: BENCH_OPTIONS });
 const num = (name: keyof typeof flags) => {
   const value = Number(flags[name]);
   if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a number`);

@@ -1,3 +1,5 @@
+// Builds the Containerfile as docs/operators.md "Container image" says, provisions keys and PKI with the
+// image's own CLI and runs it read-only with the documented mounts (buildah in place of podman).
 import { randomBytes } from 'node:crypto';
 import { chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -8,6 +8,7 @@ import { brokerUnavailable, testBroker } from '../../helpers/pulsar.js';
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const run = promisify(execFile);
 
+// docs/event-consumers.md: the local broker (`npm run pulsar:standalone`'s script), Custos with the pulsar-ws sink and `npm run example:continuous-auth`.
 describe.skipIf(brokerUnavailable)('the README example (npm run example:continuous-auth)', () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   beforeAll(async () => {

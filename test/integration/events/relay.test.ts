@@ -141,6 +141,7 @@ describe.skipIf(brokerUnavailable)('outbox relay → real Pulsar broker (pulsar-
         })),
       ),
     );
+    // Broker deduplication on producer name + sequence id (docs/event-consumers.md: the test broker runs with brokerDeduplicationEnabled=true).
     expect(first).toEqual({ acknowledged: 3, duplicates: 0, error: undefined });
     await doomed.close();
     expect((await outboxBacklog(db)).count).toBe(3);

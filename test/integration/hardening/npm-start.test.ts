@@ -25,7 +25,7 @@ const alive = (pid: number) => {
 };
 
 /**
- * `npm start` exactly as the README says, on a fresh test database or (`embedded`) its own
+ * `npm start` exactly as the README says (README.md quick start: `npm install && npm start`), on a fresh test database or (`embedded`) its own
  * embedded PostgreSQL; resolves once the banner is out.
  */
 async function npmStart(options: { embedded?: boolean } = {}) {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,14 +12,16 @@ const run = promisify(execFile);
 let readme: string;
 let work: string;
 beforeAll(async () => {
-  readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
+  // The README and the guides it links (docs/api-developers.md holds the PKI commands).
+  const guides = (await readdir(path.join(ROOT, 'docs'))).filter((name) => name.endsWith('.md')).map((name) => path.join(ROOT, 'docs', name));
+  readme = (await Promise.all([path.join(ROOT, 'README.md'), ...guides].map((file) => readFile(file, 'utf8')))).join('\n');
   work = await mkdtemp(path.join(tmpdir(), 'custos-readme-'));
 });
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** The first ```sh block after `marker` in the README. */
+/** The first ```sh block after `marker` in the README and its guides. */
 function shBlockAfter(marker: string): string {
   const start = readme.indexOf(marker);
   expect(start, marker).toBeGreaterThanOrEqual(0);

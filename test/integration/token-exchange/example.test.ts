@@ -15,6 +15,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
+// docs/api-developers.md, "Token exchange for events": `npm run example:token-exchange`.
 describe('the README example (npm run example:token-exchange)', () => {
   it('runs end to end: exchange over mTLS, consumer verification, edited payload refused', async () => {
     const { stdout } = await run('npx', ['tsx', 'examples/token-exchange.ts'], {
