@@ -180,7 +180,8 @@ export async function startBff(options: { port?: number; host?: string; publicHo
       '<h2>Exchange it for a resume token (RFC 8693)</h2>' +
       '<p>As <code>orders-api</code>, the API this token is for, from the repository root. ' +
       '<strong>The command contains your access token</strong>: this is your own page; paste it only into your own terminal.</p>' +
-      `<pre id="exchange-command">${escape(command)}</pre>`
+      // A textarea wraps the long token on screen and copies it unbroken.
+      `<textarea id="exchange-command" readonly rows="16" cols="110" spellcheck="false">${escape(command)}</textarea>`
     );
   }
 

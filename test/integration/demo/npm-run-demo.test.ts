@@ -86,7 +86,7 @@ describe('npm run demo', () => {
     await page.screenshot({ path: path.join(SHOTS, '2-signed-in.png'), fullPage: true });
 
     // The token exchange command, pasted as is into a shell at the repository root.
-    const command = (await page.textContent('#exchange-command'))!;
+    const command = await page.inputValue('#exchange-command');
     expect(command).toMatch(/subject_token=eyJ/);
     const exchanged = JSON.parse((await run('sh', ['-c', command], { cwd: ROOT })).stdout) as Record<string, unknown>;
     expect(exchanged).toMatchObject({ issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', scope: 'resume_orders', token_type: 'Bearer' });
