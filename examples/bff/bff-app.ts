@@ -161,8 +161,10 @@ export async function startBff(options: { port?: number; host?: string; publicHo
       return configuration;
     },
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections of a browser would hold the close until they time out.
       server.closeAllConnections();
+      await closed;
       await agent?.close();
     },
   };

@@ -80,6 +80,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
         DATA_DIR: path.join(dataDir, 'postgres'),
         EMBEDDED_PG_PORT: String(await freePort()),
         LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+        // Ctrl-C with the browser open: its keep-alive connections are cut after 1 s, not 10.
+        SHUTDOWN_TIMEOUT_MS: '1000',
         BFF_PORT: String(bffPort),
         ...feed.env,
       },

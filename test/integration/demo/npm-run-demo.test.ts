@@ -108,8 +108,11 @@ describe('npm run demo', () => {
 
     const custosPort = Number(/Custos: +https:\/\/localhost:(\d+)/.exec(stdout)![1]);
     expect(await processesMentioning(dataDir)).not.toEqual([]);
+    const signalled = Date.now();
     child.kill('SIGINT');
     expect(await exited).toBe(0);
+    // Ctrl-C with the browser still open (keep-alive connections): stopped promptly.
+    expect(Date.now() - signalled).toBeLessThan(8000);
     expect(stdout).toContain('demo stopped');
     expect(stderr).not.toMatch(/\n\s+at /);
     expect(await processesMentioning(dataDir)).toEqual([]);
