@@ -5,149 +5,56 @@
  *   npm run example:continuous-auth      # terminal 2
  *
  * Instead of a one-hour cache TTL guarding against lost messages, the proxy
+ * (examples/proxy/continuous-auth-proxy.ts)
  * - verifies every request's certificate-bound access token (RFC 8705) with `custos/verify`;
  * - keeps a revocation state fed by signed IAM events (RFC 8417 SETs) read from Pulsar, each
  *   verified against the issuer's JWKS, deduplicated on `jti`, stale ones ignored;
  * - refuses a token whose user was revoked or disabled after it was issued, and fails closed
  *   (503) while its event stream is down for longer than `maxStalenessMs`.
  *
- * The demo starts Custos in-process (EVENTS_SINK=pulsar-ws), a backend, and the proxy, calls the
+ * The example starts Custos in-process (EVENTS_SINK=pulsar-ws), a backend, and the proxy, calls the
  * proxy as orders-api with Alice's token, revokes Alice's sessions (what the admin API's
  * `DELETE /admin/users/{id}/sessions` records), and shows how soon the proxy refuses the token.
+ * It reports only what it saw: each step says what was expected and what came back, and the exit
+ * code is 1 when any expected outcome was not observed (or no broker answers: one line, exit 1).
  * Env: PULSAR_WS_URL (default ws://127.0.0.1:8080), EVENTS_TOPIC (default: a fresh topic per run).
  */
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { Agent, fetch as undiciFetch, request } from 'undici';
-import WebSocket from 'ws';
 import { recordEvent } from '../src/events/outbox.repository.js';
 import { startCustos } from '../src/main.js';
-import {
-  certificateThumbprint,
-  createAccessTokenVerifier,
-  createRevocationState,
-  createSecurityEventVerifier,
-  VerifyError,
-  type RevocationState,
-} from '../src/verify/index.js';
+import { certificateThumbprint } from '../src/verify/index.js';
+import { startContinuousAuthProxy } from './proxy/continuous-auth-proxy.js';
 
-/** Options of {@link startContinuousAuthProxy}. */
-export interface ContinuousAuthProxyOptions {
-  issuer: string;
-  /** This API's resource identifier (the tokens' `aud`). */
-  audience: string;
-  /** This consumer's identifier in the SETs' `aud` (Custos EVENTS_AUDIENCE). */
-  eventsAudience: string;
-  jwksUri: string;
-  fetch?: typeof fetch;
-  pulsarWsUrl: string;
-  topic: string;
-  backendUrl: string;
-  tls: { certPem: string; keyPem: string; clientCaPem: string };
-  port?: number;
-  /** Refuse traffic when the event stream has been down this long. Default 5 s. */
-  maxStalenessMs?: number;
-  log?: (line: string) => void;
+export { startContinuousAuthProxy, type ContinuousAuthProxyOptions } from './proxy/continuous-auth-proxy.js';
+
+/** Whether a Pulsar broker answers its health check behind `wsUrl` (the WebSocket service shares the web port). */
+export async function probeBroker(wsUrl: string): Promise<string | undefined> {
+  const web = wsUrl.replace(/^ws/, 'http').replace(/\/$/, '');
+  try {
+    const response = await fetch(`${web}/admin/v2/brokers/health`, { signal: AbortSignal.timeout(5000) });
+    await response.arrayBuffer();
+    return response.status === 200 ? undefined : `its health check answered HTTP ${response.status}`;
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause;
+    return cause?.code ?? (error as Error).message;
+  }
 }
 
-/**
- * Reads the IAM event topic with Pulsar's WebSocket reader API (from the start of the topic's
- * retention, so a restarted proxy rebuilds its state; set the namespace retention to at least the
- * access token lifetime), resuming after the last message on reconnect.
- */
-function followEvents(options: ContinuousAuthProxyOptions, state: RevocationState, health: { connectedSince?: number; downSince: number }) {
-  const verifier = createSecurityEventVerifier({ issuer: options.issuer, audience: options.eventsAudience, jwksUri: options.jwksUri, fetch: options.fetch });
-  const log = options.log ?? (() => {});
-  const topicPath = options.topic.replace(/^persistent:\/\//, 'persistent/');
-  let lastMessageId = 'earliest';
-  let socket: WebSocket | undefined;
-  let stopped = false;
-  const connect = () => {
-    socket = new WebSocket(`${options.pulsarWsUrl}/ws/v2/reader/${topicPath}?messageId=${encodeURIComponent(lastMessageId)}`);
-    socket.on('open', () => {
-      health.connectedSince = Date.now();
-    });
-    socket.on('message', (data) => {
-      const message = JSON.parse(String(data)) as { payload: string; messageId: string };
-      socket?.send(JSON.stringify({ messageId: message.messageId }));
-      lastMessageId = message.messageId;
-      verifier.verify(Buffer.from(message.payload, 'base64').toString('utf8')).then(
-        (event) => log(`event ${event.kind} for ${event.subject}: ${state.apply(event)}`),
-        (error: Error) => log(`ignored an event that does not verify: ${(error as VerifyError).code ?? error.message}`),
-      );
-    });
-    socket.on('close', () => {
-      if (health.connectedSince !== undefined) health.downSince = Date.now();
-      health.connectedSince = undefined;
-      if (!stopped) setTimeout(connect, 500);
-    });
-    socket.on('error', () => {});
-  };
-  connect();
-  return () => {
-    stopped = true;
-    socket?.close();
-  };
-}
+type Answer = { status: number; body: { error?: string; code?: string; user?: string; [key: string]: unknown } };
+const describe = (answer: Answer) => `HTTP ${answer.status} ${JSON.stringify(answer.body)}`;
 
-/** Starts the proxy: HTTPS with client certificates, token + revocation checks, then the backend. */
-export async function startContinuousAuthProxy(options: ContinuousAuthProxyOptions): Promise<{ url: string; state: RevocationState; stop(): Promise<void> }> {
-  const state = createRevocationState();
-  const health: { connectedSince?: number; downSince: number } = { downSince: Date.now() };
-  const stopEvents = followEvents(options, state, health);
-  const maxStalenessMs = options.maxStalenessMs ?? 5000;
-  const tokens = createAccessTokenVerifier({ issuer: options.issuer, audience: options.audience, jwksUri: options.jwksUri, fetch: options.fetch, revocations: state });
-  const reply = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
-    res.writeHead(status, { 'content-type': 'application/json', ...headers });
-    res.end(JSON.stringify(body));
-  };
-  const server = createHttpsServer(
-    { cert: options.tls.certPem, key: options.tls.keyPem, ca: options.tls.clientCaPem, requestCert: true, rejectUnauthorized: false },
-    (req: IncomingMessage, res: ServerResponse) => {
-      void (async () => {
-        if (health.connectedSince === undefined && Date.now() - health.downSince > maxStalenessMs) {
-          return reply(res, 503, { error: 'temporarily_unavailable', error_description: 'authorization state is stale' });
-        }
-        const token = /^Bearer ([\w.~+/-]+=*)$/.exec(req.headers.authorization ?? '')?.[1];
-        if (!token) return reply(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer' });
-        const socket = req.socket as TLSSocket;
-        const certificate = socket.authorized ? socket.getPeerX509Certificate() : undefined;
-        let user: string | undefined;
-        try {
-          user = (await tokens.verify(token, { clientCertificate: certificate })).sub;
-        } catch (error) {
-          if (!(error instanceof VerifyError)) throw error;
-          return reply(res, error.status, { error: error.oauthError, code: error.code }, { 'www-authenticate': error.wwwAuthenticate() });
-        }
-        const upstream = await request(new URL(req.url ?? '/', options.backendUrl), {
-          method: req.method as 'GET',
-          headers: { 'x-authenticated-user': user ?? '' },
-          body: req.method === 'GET' || req.method === 'HEAD' ? undefined : req,
-        });
-        res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/octet-stream') });
-        for await (const chunk of upstream.body) res.write(chunk);
-        res.end();
-      })().catch(() => reply(res, 502, { error: 'bad_gateway' }));
-    },
-  );
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
-  return {
-    url: `https://localhost:${(server.address() as AddressInfo).port}`,
-    state,
-    async stop() {
-      stopEvents();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
-async function demo(): Promise<void> {
+async function demo(): Promise<boolean> {
   const ORDERS = 'https://api.custos.test/orders';
   const EVENTS_AUDIENCE = 'urn:example:orders-proxy';
   const pulsarWsUrl = process.env.PULSAR_WS_URL ?? 'ws://127.0.0.1:8080';
   const topic = process.env.EVENTS_TOPIC ?? `persistent://public/default/custos-proxy-demo-${Date.now()}`;
+  const missing = await probeBroker(pulsarWsUrl);
+  if (missing) {
+    console.error(`continuous-auth-proxy: no Pulsar broker at ${pulsarWsUrl} (${missing}); start one with \`npm run pulsar:standalone\` or set PULSAR_WS_URL`);
+    return false;
+  }
   const custos = await startCustos({
     env: {
       ...process.env,
@@ -172,11 +79,9 @@ async function demo(): Promise<void> {
   const proxy = await startContinuousAuthProxy({
     issuer: custos.issuer,
     audience: ORDERS,
-    eventsAudience: EVENTS_AUDIENCE,
     jwksUri: `${custos.issuer}/jwks`,
     fetch: served,
-    pulsarWsUrl,
-    topic,
+    feed: { kind: 'events', pulsarWsUrl, topic, eventsAudience: EVENTS_AUDIENCE },
     backendUrl: `http://127.0.0.1:${(backend.address() as AddressInfo).port}`,
     tls: { certPem: custos.tls.certPem, keyPem: custos.tls.keyPem, clientCaPem: custos.tls.clientCaPem },
     log: (line) => console.log(`   [proxy] ${line}`),
@@ -197,31 +102,44 @@ async function demo(): Promise<void> {
     });
     return token.save();
   };
-  const call = async (token: string) => {
+  const call = async (token: string): Promise<Answer> => {
     const response = await request(`${proxy.url}/orders/1001`, { dispatcher: client, headers: { authorization: `Bearer ${token}` } });
-    return { status: response.statusCode, body: await response.body.json() };
+    return { status: response.statusCode, body: (await response.body.json()) as Answer['body'] };
+  };
+  const fail = (line: string) => {
+    console.log(`   NOT OBSERVED: ${line}`);
+    return false;
   };
   try {
+    await proxy.ready(10_000);
     const token = await mint();
-    console.log('\n== 1. orders-api calls through the proxy with Alice\'s certificate-bound token');
-    console.log(await call(token));
+    console.log("\n== 1. orders-api calls through the proxy with Alice's certificate-bound token");
+    const first = await call(token);
+    if (first.status !== 200) return fail(`expected HTTP 200, the proxy answered ${describe(first)}`);
+    console.log(`   accepted: ${describe(first)}`);
 
-    console.log('\n== 2. an administrator revokes Alice\'s sessions (IAM change + event in one transaction)');
+    console.log("\n== 2. an administrator revokes Alice's sessions (IAM change + event in one transaction)");
     const revokedAt = Date.now();
     await custos.db.transaction().execute((trx) =>
       recordEvent(trx, { type: 'session-revoked', userId: 'alice', sessionIds: [], initiatingEntity: 'admin', reasonAdmin: 'demo' }),
     );
-    let refused: { status: number; body: unknown } | undefined;
-    while (!refused && Date.now() - revokedAt < 10_000) {
-      const result = await call(token);
-      if (result.status !== 200) refused = result;
-      else await new Promise((resolve) => setTimeout(resolve, 5));
+    let last: Answer = first;
+    while (Date.now() - revokedAt < 10_000) {
+      last = await call(token);
+      if (last.status === 401 && last.body.code === 'subject_revoked') break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    console.log(`   the same token is refused ${Date.now() - revokedAt} ms after the revocation committed:`, refused);
+    if (last.status !== 401 || last.body.code !== 'subject_revoked') {
+      return fail(`expected HTTP 401 subject_revoked within 10 s; the last answer was ${describe(last)}`);
+    }
+    console.log(`   the same token is refused ${Date.now() - revokedAt} ms after the revocation committed: ${describe(last)}`);
 
     console.log('\n== 3. a token issued after the revocation is accepted');
     while (Math.floor(Date.now() / 1000) <= Math.floor(revokedAt / 1000)) await new Promise((resolve) => setTimeout(resolve, 50));
-    console.log(await call(await mint()));
+    const fresh = await call(await mint());
+    if (fresh.status !== 200) return fail(`expected HTTP 200, the proxy answered ${describe(fresh)}`);
+    console.log(`   accepted: ${describe(fresh)}`);
+    return true;
   } finally {
     await client.close();
     await proxy.stop();
@@ -231,9 +149,12 @@ async function demo(): Promise<void> {
   }
 }
 
-if (process.argv[1]?.endsWith('continuous-auth-proxy.ts')) {
-  demo().catch((error: Error) => {
-    console.error(`continuous-auth-proxy: ${error.message}`);
-    process.exit(1);
-  });
+if (process.argv[1]?.endsWith('continuous-auth-proxy.ts') && !process.argv[1].includes('/proxy/')) {
+  demo().then(
+    (observed) => process.exit(observed ? 0 : 1),
+    (error: Error) => {
+      console.error(`continuous-auth-proxy: ${error.message}`);
+      process.exit(1);
+    },
+  );
 }

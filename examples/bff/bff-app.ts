@@ -10,9 +10,10 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRemoteJWKSet, customFetch as joseFetch, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, customFetch as joseFetch, decodeJwt, jwtVerify, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { exchangeCommand } from './exchange-command.js';
 
 export interface BffConnectOptions {
   /** The Custos issuer (discovery at `${issuer}/.well-known/openid-configuration`). */
@@ -23,6 +24,29 @@ export interface BffConnectOptions {
   caPem: string;
   /** Requested scopes. */
   scope?: string;
+  /**
+   * Where the dev keys are, as the user would type it from the repository root (default
+   * `keys/dev`): the page's token exchange command names the dev CA and orders-api's certificate there.
+   */
+  keysDir?: string;
+}
+
+/** What a request handler of a {@link BffExtension} gets. */
+export interface BffRequestContext {
+  url: URL;
+  /** The `bff_session` cookie's value, also after the session ended (e.g. by back-channel logout). */
+  cookieId?: string;
+  session?: BffSession;
+  /** Writes an HTML page (the BFF's layout and headers). */
+  page(status: number, body: string): void;
+}
+
+/** Extra pages and buttons (the `npm run demo` orders and revocation actions). */
+export interface BffExtension {
+  /** HTML added to the home page (below the claims when signed in). */
+  home(context: { cookieId?: string; session?: BffSession }): string;
+  /** Sees every request first; returns true when it answered. */
+  handle(req: IncomingMessage, res: ServerResponse, context: BffRequestContext): Promise<boolean>;
 }
 
 /** One logged-in browser, server-side. */
@@ -92,8 +116,8 @@ function page(res: ServerResponse, status: number, body: string, headers: Record
   res.end(`<!doctype html><html lang="en"><meta charset="utf-8"><title>Demo BFF</title><body>${body}</body></html>`);
 }
 
-/** Starts the BFF's HTTP listener (port 0 picks a free port); then call `connect`. */
-export async function startBff(options: { port?: number; host?: string; publicHost?: string } = {}): Promise<RunningBff> {
+/** Starts the BFF's HTTP listener (port 0 picks a free port); then call `connect`. A busy port rejects with one line. */
+export async function startBff(options: { port?: number; host?: string; publicHost?: string; extension?: BffExtension } = {}): Promise<RunningBff> {
   let configuration: oidc.Configuration | undefined;
   let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   let agent: Agent | undefined;
@@ -107,7 +131,12 @@ export async function startBff(options: { port?: number; host?: string; publicHo
       if (!res.headersSent) page(res, 500, `<h1>Error</h1><p>${escape((error as Error).message)}</p>`);
     });
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '::', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new Error(error.code === 'EADDRINUSE' ? `port ${options.port} is already in use (set BFF_PORT to another port)` : `cannot listen on port ${options.port ?? 0}: ${error.code ?? error.message}`)),
+    );
+    server.listen(options.port ?? 0, options.host ?? '::', resolve);
+  });
   const { port } = server.address() as AddressInfo;
   const url = `http://${options.publicHost ?? 'localhost'}:${port}`;
 
@@ -132,11 +161,31 @@ export async function startBff(options: { port?: number; host?: string; publicHo
       return configuration;
     },
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections of a browser would hold the close until they time out.
       server.closeAllConnections();
+      await closed;
       await agent?.close();
     },
   };
+
+  function accessTokenSection(accessToken: string): string {
+    let claims: string;
+    try {
+      claims = JSON.stringify(decodeJwt(accessToken), null, 2);
+    } catch {
+      return '<h2>Access token</h2><p>Opaque (not a JWT): the API introspects it.</p>';
+    }
+    const command = exchangeCommand({ issuer: connectOptions!.issuer, keysDir: connectOptions!.keysDir ?? 'keys/dev', accessToken });
+    return (
+      `<h2>Access token claims (decoded; the API it is for verifies it, not this BFF)</h2><pre id="access-claims">${escape(claims)}</pre>` +
+      '<h2>Exchange it for a resume token (RFC 8693)</h2>' +
+      '<p>As <code>orders-api</code>, the API this token is for, from the repository root. ' +
+      '<strong>The command contains your access token</strong>: this is your own page; paste it only into your own terminal.</p>' +
+      // A textarea wraps the long token on screen and copies it unbroken.
+      `<textarea id="exchange-command" readonly rows="16" cols="110" spellcheck="false">${escape(command)}</textarea>`
+    );
+  }
 
   async function verifyIdToken(idToken: string): Promise<BffSession['claims']> {
     const { payload } = await jwtVerify(idToken, jwks!, {
@@ -151,16 +200,22 @@ export async function startBff(options: { port?: number; host?: string; publicHo
     const requestUrl = new URL(req.url ?? '/', url);
     if (!configuration) return page(res, 503, '<p>Not connected to the identity provider yet.</p>');
     const jar = cookies(req);
-    const session = sessions.get(jar.get('bff_session') ?? '');
+    const cookieId = jar.get('bff_session') || undefined;
+    const session = sessions.get(cookieId ?? '');
+    const extension = options.extension;
+    if (extension && (await extension.handle(req, res, { url: requestUrl, cookieId, session, page: (status, body) => page(res, status, body) }))) return;
 
     if (req.method === 'GET' && requestUrl.pathname === '/') {
-      if (!session) return page(res, 200, '<h1>Demo BFF</h1><p>You are not signed in.</p><p><a id="login" href="/login">Sign in</a></p>');
+      const extra = extension?.home({ cookieId, session }) ?? '';
+      if (!session) return page(res, 200, `<h1>Demo BFF</h1><p>You are not signed in.</p><p><a id="login" href="/login">Sign in</a></p>${extra}`);
       return page(
         res,
         200,
         `<h1>Demo BFF</h1><p id="user">Signed in as <strong>${escape(session.claims.preferred_username ?? session.claims.sub)}</strong></p>` +
+          `<form method="post" action="/logout"><button id="logout" type="submit">Sign out</button></form>` +
+          extra +
           `<h2>ID token claims (signature verified)</h2><pre id="claims">${escape(JSON.stringify(session.claims, null, 2))}</pre>` +
-          `<form method="post" action="/logout"><button id="logout" type="submit">Sign out</button></form>`,
+          accessTokenSection(session.accessToken),
       );
     }
 

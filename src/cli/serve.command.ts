@@ -27,6 +27,7 @@ function banner(custos: RunningCustos): string {
     }
   }
   if (custos.demoUser) {
+    const bffPort = custos.config.env.BFF_PORT;
     lines.push(
       '',
       'Demo user created (no user existed; development only):',
@@ -34,7 +35,7 @@ function banner(custos: RunningCustos): string {
       `  password: ${custos.demoUser.password}`,
       '  role:     orders-reader',
       'Log in through the demo BFF (in a second terminal):',
-      `  ${custos.issuer === 'https://localhost:8443' ? '' : `CUSTOS_ISSUER=${custos.issuer} `}npm run example:bff     # then open http://localhost:3000`,
+      `  ${custos.issuer === 'https://localhost:8443' ? '' : `CUSTOS_ISSUER=${custos.issuer} `}${bffPort ? `BFF_PORT=${bffPort} ` : ''}npm run example:bff     # then open http://localhost:${bffPort ?? 3000}`,
     );
   }
   return lines.join('\n');

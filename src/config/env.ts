@@ -23,6 +23,8 @@ export const envSchema = z.object({
   EMBEDDED_PG_PORT: port.default(54329),
   KEYS_DIR: z.string().min(1).optional(),
   CONFIG_DIR: z.string().min(1).default('config'),
+  /** Development with the demo config only (ignored otherwise): the demo `web-bff` client's URIs use this port instead of 3000. */
+  BFF_PORT: z.coerce.number().int().min(1).max(65_535).optional(),
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
   TLS_CLIENT_CA_FILE: z.string().min(1).optional(),

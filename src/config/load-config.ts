@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cookieKeysFile } from '../keys/cookie-keys.js';
 import { ConfigError, describeIssues } from './config-error.js';
+import { withDemoBffPort } from './demo-bff-port.js';
 import { envSchema, type Env } from './env.js';
 import { configFilesSchema, type ConfigFiles } from './files.js';
 
@@ -109,14 +110,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
       ),
     );
   }
+  const seedDemoData = env.NODE_ENV === 'development' && files.demo;
   return {
     env,
     production,
-    seedDemoData: env.NODE_ENV === 'development' && files.demo,
+    seedDemoData,
     issuer: env.ISSUER,
     keysDir: resolveKeysDir(env, cwd),
     configDir,
-    files,
+    files: seedDemoData && env.BFF_PORT ? withDemoBffPort(files, env.BFF_PORT) : files,
     sources,
   };
 }

@@ -17,6 +17,7 @@ import { BENCH_OPTIONS } from '../../../bench/options.js';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
 import { createUserService } from '../../../src/iam/user.service.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
+import { spkiHash } from '../../helpers/browser.js';
 import { loginForCode, newJar, redeemCode } from '../../helpers/code-flow.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
@@ -126,6 +127,14 @@ describe('the documents’ commands, run as written against a running Custos', (
     const { stdout } = await sh(block('README.md', 'grant_type=client_credentials'));
     expect(stdout).toContain(`"issuer":"${app.issuer}"`);
     expect(stdout.match(/"access_token":"/g)).toHaveLength(2);
+  });
+
+  it('README.md trusting the development CA: the pinned-profile command pins the server key', async () => {
+    const command = block('README.md', '--ignore-certificate-errors-spki-list');
+    const pipeline = /spki-list=\$\((.*)\) /.exec(command)?.[1];
+    expect(pipeline).toBeDefined();
+    const { stdout } = await sh(pipeline!);
+    expect(stdout.trim()).toBe(spkiHash(app.custos.tls.certPem));
   });
 
   it('docs/administrators.md users and roles CLI', async () => {

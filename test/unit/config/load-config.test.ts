@@ -275,3 +275,42 @@ describe('loadConfig: address lists (TRUST_PROXY, METRICS_ALLOW)', () => {
     ]);
   });
 });
+
+describe('loadConfig: BFF_PORT (the demo BFF on another port)', () => {
+  const webBff = (config: ReturnType<typeof loadConfig>) => config.files.clients.find((client) => client.client_id === 'web-bff')!;
+
+  it('moves the demo web-bff URIs to http://localhost:<BFF_PORT> in development with the demo config', () => {
+    const client = webBff(loadConfig({ CONFIG_DIR: DEMO_CONFIG, BFF_PORT: '4123' }, ROOT));
+    expect(client.redirect_uris).toEqual(['http://localhost:4123/callback']);
+    expect(client.post_logout_redirect_uris).toEqual(['http://localhost:4123/']);
+    expect(client.backchannel_logout_uri).toBe('http://localhost:4123/backchannel-logout');
+  });
+
+  it('leaves them alone without BFF_PORT, outside development, and for any other client', () => {
+    expect(webBff(loadConfig({ CONFIG_DIR: DEMO_CONFIG }, ROOT)).redirect_uris).toEqual(['http://localhost:3000/callback']);
+    expect(webBff(loadConfig({ CONFIG_DIR: DEMO_CONFIG, BFF_PORT: '4123', NODE_ENV: 'test' }, ROOT)).redirect_uris).toEqual(['http://localhost:3000/callback']);
+  });
+
+  it('is never applied to a configuration without demo: true', async () => {
+    const dir = await configDir({
+      'clients.json': {
+        clients: [
+          {
+            client_id: 'web-bff',
+            client_secret_hash: HASH,
+            token_endpoint_auth_method: 'client_secret_basic',
+            grant_types: ['authorization_code'],
+            response_types: ['code'],
+            redirect_uris: ['http://localhost:3000/callback'],
+            scope: 'openid',
+          },
+        ],
+      },
+    });
+    expect(webBff(loadConfig({ CONFIG_DIR: dir, BFF_PORT: '4123' }, ROOT)).redirect_uris).toEqual(['http://localhost:3000/callback']);
+  });
+
+  it('refuses a BFF_PORT that is not a port', () => {
+    expect(() => loadConfig({ CONFIG_DIR: DEMO_CONFIG, BFF_PORT: 'x' }, ROOT)).toThrow(/BFF_PORT/);
+  });
+});
