@@ -77,7 +77,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
   const cwd = options.cwd ?? process.cwd();
   const config = loadConfig(options.env ?? process.env, cwd);
   const { env } = config;
-  const logger = createLogger({ level: env.LOG_LEVEL, destination: options.logDestination });
+  const logger = createLogger({ level: env.LOG_LEVEL, destination: options.logDestination, production: config.production });
   const metrics = createMetrics();
   if (config.production && env.ALLOW_DEV_KEYS_IN_PRODUCTION) {
     logger.warn('ALLOW_DEV_KEYS_IN_PRODUCTION=true: development keys and the demo configuration are accepted (benchmarks only)');

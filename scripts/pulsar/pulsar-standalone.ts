@@ -6,7 +6,8 @@
  *   (once; Maven keeps its own download cache in ~/.m2);
  * - run: `org.apache.pulsar.PulsarStandaloneStarter` with the RocksDB metadata store, one bookie,
  *   no functions worker, no stream storage, WebSocket service on, broker deduplication on,
- *   everything bound to 127.0.0.1;
+ *   a default retention of acknowledged messages (7 days or 1 GiB per topic, so a restarted
+ *   consumer can rebuild its revocation state), everything bound to 127.0.0.1;
  * - ready: `GET /admin/v2/brokers/health` answers 200.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -93,7 +94,15 @@ export interface PulsarStandaloneOptions {
   readyTimeoutMs?: number;
   wipe?: boolean;
   log?: (line: string) => void;
+  /** How long topics keep messages after they were acknowledged (default 10080 min: 7 days). */
+  retentionMinutes?: number;
+  /** Size cap of that retention per topic, in MB (default 1024). */
+  retentionSizeMb?: number;
 }
+
+/** Default retention: at least as long as resume tokens live (7 days), as the README asks of consumers' brokers. */
+export const DEFAULT_RETENTION_MINUTES = 7 * 24 * 60;
+export const DEFAULT_RETENTION_SIZE_MB = 1024;
 
 /** A running broker. */
 export interface PulsarStandalone {
@@ -111,7 +120,12 @@ export interface PulsarStandalone {
   stop(): Promise<void>;
 }
 
-function standaloneConf(brokerPort: number, webPort: number): string {
+/** The broker's (and its bookie's) configuration file. */
+export function standaloneConf(
+  brokerPort: number,
+  webPort: number,
+  retention: { minutes: number; sizeMb: number } = { minutes: DEFAULT_RETENTION_MINUTES, sizeMb: DEFAULT_RETENTION_SIZE_MB },
+): string {
   return [
     '# Written by scripts/pulsar/pulsar-standalone.ts: a loopback-only single-node broker for tests.',
     'clusterName=standalone',
@@ -122,6 +136,10 @@ function standaloneConf(brokerPort: number, webPort: number): string {
     'webSocketServiceEnabled=true',
     // Producer name + sequence id deduplication: a relay that resends after a crash is dropped.
     'brokerDeduplicationEnabled=true',
+    // Retention of acknowledged messages for every namespace without its own policy: a consumer
+    // restarted with a reader from the start rebuilds its revocation state (README, IAM events).
+    `defaultRetentionTimeInMinutes=${retention.minutes}`,
+    `defaultRetentionSizeInMB=${retention.sizeMb}`,
     'functionsWorkerEnabled=false',
     'allowAutoTopicCreation=true',
     'allowAutoTopicCreationType=non-partitioned',
@@ -168,7 +186,10 @@ export async function startPulsarStandalone(options: PulsarStandaloneOptions): P
   const brokerPort = options.brokerPort ?? (await freePort());
   const webPort = options.webPort ?? (await freePort());
   const confFile = path.join(dataDir, 'standalone.conf');
-  await writeFile(confFile, standaloneConf(brokerPort, webPort));
+  await writeFile(
+    confFile,
+    standaloneConf(brokerPort, webPort, { minutes: options.retentionMinutes ?? DEFAULT_RETENTION_MINUTES, sizeMb: options.retentionSizeMb ?? DEFAULT_RETENTION_SIZE_MB }),
+  );
   const logFile = path.join(dataDir, 'broker.log');
   const stderr = createWriteStream(path.join(dataDir, 'broker.stderr.log'), { flags: 'a' });
   const started = Date.now();
@@ -250,14 +271,22 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const env = process.env;
+  for (const name of ['PULSAR_RETENTION_MINUTES', 'PULSAR_RETENTION_SIZE_MB']) {
+    const value = env[name];
+    // -1 is Pulsar's "infinite".
+    if (value !== undefined && !/^(-1|\d+)$/.test(value)) throw new Error(`${name} must be a whole number of ${name.endsWith('MB') ? 'MB' : 'minutes'} (or -1 for no limit), not "${value}"`);
+  }
   const broker = await startPulsarStandalone({
     dataDir: env.PULSAR_DATA_DIR ?? path.join(ROOT, '.data', 'pulsar'),
     brokerPort: Number(env.PULSAR_BROKER_PORT ?? 6650),
     webPort: Number(env.PULSAR_WEB_PORT ?? 8080),
+    retentionMinutes: Number(env.PULSAR_RETENTION_MINUTES ?? DEFAULT_RETENTION_MINUTES),
+    retentionSizeMb: Number(env.PULSAR_RETENTION_SIZE_MB ?? DEFAULT_RETENTION_SIZE_MB),
     log: (line) => console.log(line),
   });
   console.log(`PULSAR_SERVICE_URL=${broker.serviceUrl}`);
   console.log(`PULSAR_WS_URL=${broker.wsUrl}`);
+  console.log(`retention: ${env.PULSAR_RETENTION_MINUTES ?? DEFAULT_RETENTION_MINUTES} min or ${env.PULSAR_RETENTION_SIZE_MB ?? DEFAULT_RETENTION_SIZE_MB} MB per topic (PULSAR_RETENTION_MINUTES, PULSAR_RETENTION_SIZE_MB)`);
   console.log(`admin API: ${broker.webUrl}/admin/v2   broker log: ${broker.logFile}   (Ctrl-C stops it)`);
   const shutdown = () => {
     broker.stop().then(() => process.exit(0), () => process.exit(1));

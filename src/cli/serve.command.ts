@@ -2,8 +2,8 @@ import path from 'node:path';
 import { DEMO_CLIENT_SECRETS } from '../config/demo-secrets.js';
 import { loadConfig } from '../config/load-config.js';
 import { migrateToLatest } from '../db/migrator.js';
-import { openDatabase } from '../db/open-database.js';
 import { startCustos, type RunningCustos } from '../main.js';
+import { openCliDatabase } from './database-notice.js';
 
 function banner(custos: RunningCustos): string {
   const lines = [`Custos is running at ${custos.issuer} (pid ${process.pid}; stop it with: kill -TERM ${process.pid})`];
@@ -64,7 +64,7 @@ export async function serveCommand(): Promise<void> {
 
 /** `custos migrate`: apply pending migrations and exit. */
 export async function migrateCommand(): Promise<void> {
-  const { db, close } = await openDatabase(loadConfig(), process.cwd());
+  const { db, close } = await openCliDatabase(loadConfig());
   try {
     const result = await migrateToLatest(db);
     const applied = result.results?.map((r) => r.migrationName) ?? [];

@@ -1,10 +1,18 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { Kysely } from 'kysely';
+import { pino } from 'pino';
 import { loadConfig } from '../config/load-config.js';
+import type { Database } from '../db/database.js';
 import { migrateToLatest } from '../db/migrator.js';
-import { openDatabase } from '../db/open-database.js';
 import { argon2CostOf, createPasswordHasher } from '../iam/password-hasher.js';
 import type { Actor } from '../iam/admin-mutation.js';
+import { IamError } from '../iam/iam-errors.js';
+import type { Page } from '../iam/pagination.js';
+import { createSessionService } from '../iam/session.service.js';
+import { findUserByUsername } from '../iam/user.repository.js';
 import { createUserService, type UserService } from '../iam/user.service.js';
+import { openCliDatabase } from './database-notice.js';
+import { formatTable } from './table.js';
 
 /** Every CLI change is audited with this actor. */
 const CLI: Actor = { actor: 'cli', initiatingEntity: 'admin' };
@@ -24,26 +32,67 @@ async function password(options: { passwordStdin?: boolean }, read: () => Promis
 
 /**
  * Opens the configured database (attaching to the embedded PostgreSQL of a running development
- * server, or starting it), applies pending migrations, runs `work`, closes.
+ * server, or starting it) and says which one on stderr, applies pending migrations, runs `work`,
+ * closes.
  */
-async function withUsers<T>(work: (users: UserService) => Promise<T>): Promise<T> {
+async function withUsers<T>(work: (users: UserService, db: Kysely<Database>) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const { db, close } = await openDatabase(config, process.cwd());
+  const { db, close } = await openCliDatabase(config);
   try {
     await migrateToLatest(db);
     const hasher = createPasswordHasher({ cost: argon2CostOf(config.env) });
-    return await work(createUserService({ db, hasher }));
+    return await work(createUserService({ db, hasher }), db);
   } finally {
     await close();
   }
 }
 
+/** Rows fetched per query when listing; `--limit` caps the total. */
+const PAGE_SIZE = 200;
+
+/** Every item of a keyset-paginated list, or the first `limit`. */
+async function collectPages<T>(fetch: (page: { limit: number; cursor?: string }) => Promise<Page<T>>, limit?: number): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const want = limit === undefined ? PAGE_SIZE : Math.min(PAGE_SIZE, limit - items.length);
+    const page = await fetch({ limit: want, cursor });
+    items.push(...page.items);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor !== undefined && (limit === undefined || items.length < limit));
+  return items;
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('a whole number of at least 1');
+  return n;
+}
+
+interface ListOptions {
+  json?: boolean;
+  limit?: number;
+}
+
+/** Prints a list: a JSON array with `--json`, else a table (or `empty` when there is nothing). */
+function printList<T>(items: T[], options: ListOptions, empty: string, headers: string[], row: (item: T) => string[]): void {
+  if (options.json) console.log(JSON.stringify(items, null, 2));
+  else console.log(items.length === 0 ? empty : formatTable(headers, items.map(row)));
+}
+
+function addListOptions(command: Command): Command {
+  return command.option('--json', 'print a JSON array instead of a table').option('--limit <n>', 'at most n entries (default: all)', positiveInteger);
+}
+
+const orDash = (value: string | null | undefined) => (value ? value : '-');
+
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /**
- * `custos users create|set-password|disable|enable|add-role|remove-role` and `custos roles
- * create`: bootstrap users without the admin API. Each change writes its audit record (actor
- * `cli`) and, where IAM state changes, its event, in one transaction.
+ * `custos users create|set-password|disable|enable|add-role|remove-role|list`, `custos roles
+ * create|list` and `custos sessions list`: bootstrap and inspect users without the admin API.
+ * Each change writes its audit record (actor `cli`) and, where IAM state changes, its event, in
+ * one transaction. Every command names the database it uses on stderr.
  */
 export function registerUsersCommands(program: Command, deps: { readPassword?: () => Promise<string> } = {}): void {
   const read = deps.readPassword ?? readPasswordFromStdin;
@@ -99,7 +148,23 @@ export function registerUsersCommands(program: Command, deps: { readPassword?: (
       });
   }
 
+  addListOptions(users.command('list').description('list users (all, or the first --limit), ordered by id')).action(async (options: ListOptions) => {
+    const items = await withUsers((service) => collectPages((page) => service.list(page), options.limit));
+    printList(items, options, 'no users', ['USERNAME', 'ID', 'EMAIL', 'ROLES', 'STATUS', 'CREATED'], (user) => [
+      user.username,
+      user.id,
+      orDash(user.email),
+      orDash(user.roles.join(',')),
+      user.disabled ? 'disabled' : 'enabled',
+      user.created_at,
+    ]);
+  });
+
   const roles = program.command('roles').description('manage roles');
+  addListOptions(roles.command('list').description('list roles (all, or the first --limit), ordered by name')).action(async (options: ListOptions) => {
+    const items = await withUsers((service) => collectPages((page) => service.listRoles(page), options.limit));
+    printList(items, options, 'no roles', ['NAME', 'DESCRIPTION', 'CREATED'], (role) => [role.name, orDash(role.description), role.created_at]);
+  });
   roles
     .command('create')
     .description('create a role')
@@ -109,4 +174,29 @@ export function registerUsersCommands(program: Command, deps: { readPassword?: (
       await withUsers((service) => service.createRole({ name, description: options.description ?? null }, CLI));
       console.log(`created role ${name}`);
     });
+
+  const sessions = program.command('sessions').description("see users' sessions (revoke them with `users disable` or the admin API)");
+  addListOptions(
+    sessions.command('list').description("list a user's live sessions (all, or the first --limit)").requiredOption('--username <name>', 'username'),
+  ).action(async (options: ListOptions & { username: string }) => {
+    const items = await withUsers(async (_service, db) => {
+      const user = await findUserByUsername(db, options.username);
+      if (!user) throw new IamError('user_not_found', `no user "${options.username}"`);
+      // Listing needs neither the provider nor a logger (those serve revocation's back-channel logout).
+      const service = createSessionService({
+        db,
+        provider: () => {
+          throw new Error('no provider in the CLI');
+        },
+        logger: pino({ level: 'silent' }),
+      });
+      return collectPages((page) => service.list(user.id, page), options.limit);
+    });
+    printList(items, options, `no live sessions of ${options.username}`, ['SESSION', 'LOGIN', 'EXPIRES', 'CLIENTS'], (session) => [
+      session.id,
+      orDash(session.login_at),
+      orDash(session.expires_at),
+      orDash(session.clients.join(',')),
+    ]);
+  });
 }

@@ -5,11 +5,19 @@ const ttl = z.number().int().min(1).max(366 * 24 * 3600);
 const absoluteUri = z.string().refine((value) => URL.canParse(value), 'an absolute URI');
 
 /** A protected API: the resource indicator (RFC 8707) clients ask tokens for; also the tokens' `aud`. */
-export const resourceServerSchema = z.strictObject({
-  identifier: absoluteUri,
-  scopes: z.array(scopeToken).default([]),
-  accessTokenTTL: ttl.default(300),
-});
+export const resourceServerSchema = z
+  .strictObject({
+    identifier: absoluteUri,
+    scopes: z.array(scopeToken).default([]),
+    accessTokenTTL: ttl.default(300),
+    /** What each scope lets a client do, in words for the consent page ("See your orders"); optional per scope. */
+    scope_descriptions: z.record(scopeToken, z.string().trim().min(1).max(200)).default({}),
+  })
+  .superRefine((rs, ctx) => {
+    for (const scope of Object.keys(rs.scope_descriptions)) {
+      if (!rs.scopes.includes(scope)) ctx.addIssue({ code: 'custom', path: ['scope_descriptions', scope], message: 'describes a scope that is not in scopes' });
+    }
+  });
 
 /** Client authentication methods Custos accepts (no shared-secret JWTs: secrets are stored hashed). */
 export const CLIENT_AUTH_METHODS = [

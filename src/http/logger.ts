@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
 
 /** Paths pino replaces with "[redacted]": credentials and tokens never reach the logs. */
@@ -59,20 +60,72 @@ export function serializeError(error: unknown, depth = 0): unknown {
   return out;
 }
 
+/** How the logs are written: JSON lines, or human-readable lines for a developer's terminal. */
+export type LogFormat = 'json' | 'pretty';
+
 /**
- * JSON logger (pino) with secret redaction. Without a destination it writes to stdout
+ * Pretty only for a person watching: no destination given (tests and embedders pass one and get
+ * JSON), stdout is a terminal, and not production. Piped or redirected output (a log shipper,
+ * `> file`, a container runtime) stays JSON.
+ */
+export function logFormat(options: { destination?: unknown; stdoutIsTTY: boolean; production: boolean }): LogFormat {
+  return options.destination === undefined && options.stdoutIsTTY && !options.production ? 'pretty' : 'json';
+}
+
+/** pino-pretty's stream factory, as far as Custos uses it. */
+type PrettyFactory = (options: Record<string, unknown>) => pino.DestinationStream;
+
+/**
+ * Loads the pretty-printer (`pino-pretty`, a development dependency) only when wanted; undefined
+ * when it is not installed (e.g. an image with production dependencies only).
+ */
+function loadPinoPretty(): PrettyFactory | undefined {
+  try {
+    const loaded = createRequire(import.meta.url)('pino-pretty') as PrettyFactory | { default: PrettyFactory };
+    return typeof loaded === 'function' ? loaded : loaded.default;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One readable line per event on stdout: time, level, message, then the event's other fields. */
+function prettyDestination(factory: PrettyFactory): pino.DestinationStream {
+  return factory({
+    destination: 1,
+    sync: false,
+    colorize: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'service',
+    singleLine: true,
+  });
+}
+
+/**
+ * Logger (pino) with secret redaction. Without a destination it writes to stdout
  * asynchronously: lines written while a write is in flight go out together in the next one
  * (one system call for many access lines under load), and pino flushes what is pending
- * synchronously when the process exits.
+ * synchronously when the process exits. JSON lines, except on a developer's terminal
+ * ({@link logFormat}), where `pino-pretty` (loaded only then) prints them for people.
  */
-export function createLogger(options: { level: string; destination?: pino.DestinationStream }): Logger {
-  return pino(
+export function createLogger(options: {
+  level: string;
+  destination?: pino.DestinationStream;
+  production?: boolean;
+  stdoutIsTTY?: boolean;
+  /** Tests: another way to find the pretty-printer. */
+  loadPretty?: () => PrettyFactory | undefined;
+}): Logger {
+  const format = logFormat({ destination: options.destination, stdoutIsTTY: options.stdoutIsTTY ?? process.stdout.isTTY === true, production: options.production ?? false });
+  const pretty = format === 'pretty' ? (options.loadPretty ?? loadPinoPretty)() : undefined;
+  const logger = pino(
     {
       level: options.level,
       base: { service: 'custos' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: { err: (error: unknown) => serializeError(error) },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination ?? (pretty ? prettyDestination(pretty) : pino.destination({ dest: 1, sync: false })),
   );
+  if (format === 'pretty' && !pretty) logger.debug('pino-pretty is not installed: JSON logs (npm install pino-pretty for readable ones)');
+  return logger;
 }

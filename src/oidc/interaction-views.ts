@@ -77,8 +77,13 @@ export interface LoginView {
   error?: string;
 }
 
-/** The login form: fields `username` and `password` with autocomplete hints, and a cancel button. */
+/**
+ * The login form: fields `username` and `password` with autocomplete hints, and a cancel button.
+ * After a failed attempt that kept the username, the password field has the focus (the one to
+ * type again); otherwise the username field.
+ */
 export function loginPage(view: LoginView): string {
+  const focusPassword = Boolean(view.error && view.username);
   return page(
     'Sign in',
     html`<h1>Sign in</h1>
@@ -87,9 +92,9 @@ ${view.error ? html`<p class="error" role="alert">${view.error}</p>` : ''}
 <form method="post" action="${view.action}" autocomplete="on">
 <input type="hidden" name="csrf" value="${view.csrfToken}">
 <label for="username">Username</label>
-<input id="username" type="text" name="username" value="${view.username ?? ''}" autocomplete="username" autocapitalize="none" spellcheck="false" maxlength="128" required autofocus>
+<input id="username" type="text" name="username" value="${view.username ?? ''}" autocomplete="username" autocapitalize="none" spellcheck="false" maxlength="128" required${focusPassword ? '' : new SafeHtml(' autofocus')}>
 <label for="password">Password</label>
-<input id="password" type="password" name="password" autocomplete="current-password" maxlength="256" required>
+<input id="password" type="password" name="password" autocomplete="current-password" maxlength="256" required${focusPassword ? new SafeHtml(' autofocus') : ''}>
 <button type="submit">Sign in</button>
 </form>
 <form method="post" action="${view.abortAction}">
@@ -104,20 +109,32 @@ export interface ConsentView {
   abortAction: string;
   csrfToken: string;
   clientName: string;
-  scopes: string[];
-  resources: Array<{ resource: string; scopes: string[] }>;
+  /** OpenID scopes, each once, in words. */
+  identity: Array<{ scope: string; description: string }>;
+  /** APIs and their scopes, each once, described by the resource-server config. */
+  resources: Array<{ resource: string; scopes: Array<{ scope: string; description: string }> }>;
 }
 
-/** Consent for a client that is not first-party: what it asks for, allow or deny. */
+/**
+ * Consent for a client that is not first-party: what it asks for (each scope once, in words,
+ * with the scope in brackets), allow or deny.
+ */
 export function consentPage(view: ConsentView): string {
+  const item = (entry: { scope: string; description: string }, showScope: boolean) =>
+    html`<li>${entry.description}${showScope ? html` (<code>${entry.scope}</code>)` : ''}</li>`;
   return page(
     'Allow access',
     html`<h1>Allow access?</h1>
 <p><strong>${view.clientName}</strong> asks to:</p>
-<ul>
-${view.scopes.map((scope) => html`<li>use your identity (<code>${scope}</code>)</li>`)}
-${view.resources.map((rs) => html`<li>call <code>${rs.resource}</code>${rs.scopes.length ? html` with <code>${rs.scopes.join(' ')}</code>` : ''}</li>`)}
-</ul>
+${view.identity.length ? html`<ul>
+${view.identity.map((entry) => item(entry, false))}
+</ul>` : ''}
+${view.resources.map(
+  (rs) => html`<p class="resource">Call <code>${rs.resource}</code>${rs.scopes.length ? ':' : ''}</p>
+${rs.scopes.length ? html`<ul>
+${rs.scopes.map((entry) => item(entry, true))}
+</ul>` : ''}`,
+)}
 <form method="post" action="${view.action}">
 <input type="hidden" name="csrf" value="${view.csrfToken}">
 <button type="submit">Allow</button>

@@ -12,6 +12,8 @@ import type { PasswordHasher } from '../iam/password-hasher.js';
 import { MAX_PASSWORD_LENGTH } from '../iam/password-policy.js';
 import { findLoginCandidate } from '../iam/user.repository.js';
 import { usernameKey } from '../iam/username.js';
+import type { ResourceServerConfig } from '../config/files.js';
+import { consentItems } from './consent-scopes.js';
 import { grantRequested } from './first-party.js';
 import { consentPage, loginPage, messagePage, originsOf, pageHeaders, STYLESHEET, STYLESHEET_PATH } from './interaction-views.js';
 
@@ -32,6 +34,8 @@ export interface InteractionDeps {
   clientAddress?: (ctx: Ctx) => string | undefined;
   /** Counts an anonymous outcome (a cancel before signing in), which is not audited. */
   anonymousOutcome?: (action: 'login.cancel') => void;
+  /** The configured APIs: their scopes are listed under them, with their `scope_descriptions`. */
+  resourceServers?: readonly ResourceServerConfig[];
 }
 
 /** The one message for an unknown user, a wrong password and a disabled account. */
@@ -172,8 +176,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
           abortAction: `/interaction/${uid}/abort`,
           csrfToken: csrfToken(uid),
           clientName: await clientName(ctx, interaction),
-          scopes: details.missingOIDCScope ?? [],
-          resources: Object.entries(details.missingResourceScopes ?? {}).map(([resource, scopes]) => ({ resource, scopes })),
+          ...consentItems(details, deps.resourceServers ?? []),
         }),
         clientId,
       );

@@ -44,5 +44,6 @@ export function createLoginRoutes(deps: LoginDeps) {
     maxBodyBytes: env.BODY_LIMIT_BYTES,
     clientAddress: clientAddressOf(deps.trustedProxies),
     anonymousOutcome: (action) => deps.metrics?.anonymousOutcomes.inc({ action }),
+    resourceServers: files.resource_servers,
   });
 }

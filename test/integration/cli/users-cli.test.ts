@@ -60,11 +60,26 @@ async function inProcess(args: string[], options: { input?: string; env: Record<
   }
 }
 
+/** The error line of a failed command (after the line naming its database, when there is one). */
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 function expectOneLineError(result: CliResult, pattern: RegExp) {
   expect(result.code).not.toBe(0);
-  expect(result.stderr.trim()).toMatch(pattern);
-  expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  const lines = result.stderr.trim().split('\n').filter((line) => !line.startsWith('custos: database '));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
   expect(result.stderr).not.toMatch(/\n\s+at /);
+}
+
+function withoutPassword(url: string): string {
+  const parsed = new URL(url);
+  parsed.password = '';
+  return parsed.toString();
+}
+
+/** The database line of a command's stderr. */
+function databaseLine(result: CliResult): string | undefined {
+  return result.stderr.split('\n').find((line) => line.startsWith('custos: database '));
 }
 
 describe('custos users / roles against DATABASE_URL', () => {
@@ -87,7 +102,9 @@ describe('custos users / roles against DATABASE_URL', () => {
       env,
       input: 'a long enough password\n',
     });
-    expect(created.stderr).toBe('');
+    // The one line naming the database, never its password (issue 22 §6).
+    expect(created.stderr).toBe(`custos: database ${withoutPassword(database.url)} (DATABASE_URL)\n`);
+    expect(created.stderr).not.toContain(`:${new URL(database.url).password}@`);
     expect(created.code).toBe(0);
     expect(created.stdout).toMatch(/created user Zoe \([0-9a-f-]{36}\) with roles orders-reader/);
     const user = await db.selectFrom('iam_user').selectAll().where('username', '=', 'Zoe').executeTakeFirstOrThrow();
@@ -130,6 +147,67 @@ describe('custos users / roles against DATABASE_URL', () => {
     expectOneLineError(await inProcess(['roles', 'create', 'Bad Name'], { env }), /role names match/);
     expect(await db.selectFrom('iam_user').select('username').where('username', '=', 'yann').execute()).toEqual([]);
   }, 120_000);
+
+  it('lists users, roles and a user\'s sessions: a table, or a JSON array with --json; all, or --limit (issue 22 §6)', async () => {
+    expect((await inProcess(['roles', 'create', 'orders-writer', '--description', 'places orders'], { env })).code).toBe(0);
+    for (const name of ['amy', 'ben', 'cat']) {
+      expect((await inProcess(['users', 'create', '--username', name, '--email', `${name}@example.test`, '--role', 'orders-writer', '--password-stdin'], { env, input: 'a long enough password' })).code).toBe(0);
+    }
+    const all = await db.selectFrom('iam_user').select(['id', 'username']).orderBy('id').execute();
+
+    // The real entry point, JSON: every user, the database named on stderr.
+    const json = await custos(['users', 'list', '--json'], { env });
+    expect(json.code).toBe(0);
+    expect(databaseLine(json)).toBe(`custos: database ${withoutPassword(database.url)} (DATABASE_URL)`);
+    const listed = JSON.parse(json.stdout) as Array<{ id: string; username: string; roles: string[]; disabled: boolean }>;
+    expect(listed.map((user) => user.id)).toEqual(all.map((user) => user.id));
+    expect(listed.find((user) => user.username === 'amy')).toMatchObject({ roles: ['orders-writer'], disabled: false, email: 'amy@example.test' });
+
+    const limited = JSON.parse((await inProcess(['users', 'list', '--json', '--limit', '2'], { env })).stdout) as Array<{ id: string }>;
+    expect(limited.map((user) => user.id)).toEqual(all.slice(0, 2).map((user) => user.id));
+    expectOneLineError(await inProcess(['users', 'list', '--limit', '0'], { env }), /--limit/);
+
+    const table = (await inProcess(['users', 'list'], { env })).stdout.trimEnd().split('\n');
+    expect(table[0]).toMatch(/^USERNAME\s+ID\s+EMAIL\s+ROLES\s+STATUS\s+CREATED$/);
+    expect(table).toHaveLength(all.length + 1);
+    expect(table.find((line) => line.startsWith('amy '))).toMatch(/^amy\s+[0-9a-f-]{36}\s+amy@example\.test\s+orders-writer\s+enabled\s+\d{4}-/);
+
+    const roles = (await inProcess(['roles', 'list'], { env })).stdout.trimEnd().split('\n');
+    expect(roles[0]).toMatch(/^NAME\s+DESCRIPTION\s+CREATED$/);
+    expect(roles.slice(1).map((line) => line.split(/\s{2,}/)[0])).toEqual(['orders-reader', 'orders-writer']);
+    expect(JSON.parse((await inProcess(['roles', 'list', '--json'], { env })).stdout)).toEqual([
+      expect.objectContaining({ name: 'orders-reader', description: 'reads orders' }),
+      expect.objectContaining({ name: 'orders-writer', description: 'places orders' }),
+    ]);
+
+    // Sessions as oidc-provider stores them: two live for amy, one expired, one of another user.
+    const amy = all.find((user) => user.username === 'amy')!;
+    const ben = all.find((user) => user.username === 'ben')!;
+    const session = (uid: string, accountId: string, expiresInSeconds: number) => ({
+      model: 'Session',
+      id: `session-${uid}`,
+      uid,
+      grant_id: null,
+      user_code: null,
+      consumed_at: null,
+      payload: JSON.stringify({ uid, accountId, loginTs: 1_796_000_000, authorizations: { 'web-bff': { sid: `sid-${uid}` } } }),
+      expires_at: new Date(Date.now() + expiresInSeconds * 1000),
+    });
+    await db
+      .insertInto('oidc_model')
+      .values([session('uid-a1', amy.id, 3600), session('uid-a2', amy.id, 3600), session('uid-a3', amy.id, -60), session('uid-b1', ben.id, 3600)] as never)
+      .execute();
+    const sessions = JSON.parse((await inProcess(['sessions', 'list', '--username', 'AMY', '--json'], { env })).stdout) as Array<{ id: string; clients: string[]; login_at: string }>;
+    expect(sessions.map((s) => s.id)).toEqual(['uid-a1', 'uid-a2']);
+    expect(sessions[0]).toMatchObject({ clients: ['web-bff'], login_at: new Date(1_796_000_000_000).toISOString() });
+    expect(JSON.parse((await inProcess(['sessions', 'list', '--username', 'amy', '--json', '--limit', '1'], { env })).stdout)).toHaveLength(1);
+    const sessionTable = (await inProcess(['sessions', 'list', '--username', 'amy'], { env })).stdout.trimEnd().split('\n');
+    expect(sessionTable[0]).toMatch(/^SESSION\s+LOGIN\s+EXPIRES\s+CLIENTS$/);
+    expect(sessionTable.slice(1).map((line) => line.split(/\s+/)[0])).toEqual(['uid-a1', 'uid-a2']);
+    expect((await inProcess(['sessions', 'list', '--username', 'cat'], { env })).stdout.trim()).toBe('no live sessions of cat');
+    expect((await inProcess(['sessions', 'list', '--username', 'cat', '--json'], { env })).stdout.trim()).toBe('[]');
+    expectOneLineError(await inProcess(['sessions', 'list', '--username', 'nobody'], { env }), /no user "nobody"/);
+  }, 120_000);
 });
 
 describe('custos users with the embedded PostgreSQL', () => {
@@ -150,7 +228,8 @@ describe('custos users with the embedded PostgreSQL', () => {
     const env = { DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(await freePort()) };
     try {
       const created = await custos(['roles', 'create', 'orders-reader'], { env });
-      expect(created.stderr).toBe('');
+      // It says which database it uses: the running cluster, found by its postmaster.pid.
+      expect(created.stderr).toMatch(new RegExp(`^custos: database postgres://custos@127\\.0\\.0\\.1:${port}/custos \\(embedded, held by process \\d+, DATA_DIR=${escape(dataDir)}\\)\\n$`));
       expect(created.code).toBe(0);
       const db = createDb(running.connectionString, { max: 1 });
       try {
@@ -163,7 +242,25 @@ describe('custos users with the embedded PostgreSQL', () => {
     }
     // Nobody runs it now: the CLI starts the cluster, works, and stops it again.
     const user = await custos(['users', 'create', '--username', 'una', '--role', 'orders-reader', '--password-stdin'], { env, input: 'a long enough password' });
-    expect(user.stderr).toBe('');
+    expect(user.stderr).toBe(`custos: database postgres://custos@127.0.0.1:${env.EMBEDDED_PG_PORT}/custos (embedded, started for this command and stopped after it, DATA_DIR=${dataDir})\n`);
     expect(user.stdout).toContain('created user una');
+  }, 120_000);
+
+  it('says so when it creates a new, empty cluster (a command run in another directory without DATABASE_URL)', async () => {
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'custos-cli-elsewhere-'));
+    try {
+      await chmod(elsewhere, 0o755);
+      const env = { DATA_DIR: path.join(elsewhere, '.data'), EMBEDDED_PG_PORT: String(await freePort()) };
+      const result = await custos(['users', 'create', '--username', 'una', '--role', 'orders-reader', '--password-stdin'], { env, input: 'a long enough password' });
+      expect(result.code).toBe(1);
+      const [notice, error, ...rest] = result.stderr.trimEnd().split('\n');
+      expect(notice).toBe(
+        `custos: database postgres://custos@127.0.0.1:${env.EMBEDDED_PG_PORT}/custos (embedded, NEW empty cluster created for this command in DATA_DIR=${env.DATA_DIR}; not the one you meant? set DATABASE_URL or DATA_DIR)`,
+      );
+      expect(error).toBe('custos: no role "orders-reader"');
+      expect(rest).toEqual([]);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
   }, 120_000);
 });

@@ -23,11 +23,23 @@ beforeAll(async () => {
         redirect_uris: ['https://partner.example.test/partner-callback'],
         scope: 'openid email',
       },
+      {
+        client_id: 'partner-orders',
+        client_name: 'Partner Orders',
+        client_secret_hash: WEB_BFF_HASH,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: ['https://partner.example.test/partner-callback'],
+        scope: 'openid email profile orders orders:read',
+        resources: ['https://api.custos.test/orders'],
+        default_resource: 'https://api.custos.test/orders',
+      },
     ],
   });
   await login.createUser({ username: 'carol', password: PASSWORD, roles: ['orders-reader'] });
   await login.createUser({ username: 'dave', password: PASSWORD, disabled: true });
   await login.createUser({ username: 'erin', password: PASSWORD });
+  await login.createUser({ username: 'fay', password: PASSWORD });
   browser = await launchBrowser({ trust: login.app.custos.tls.certPem });
 });
 afterAll(async () => {
@@ -45,6 +57,9 @@ async function openLoginPage() {
   await browser.page.goto(`${login.bff.url}/login`);
   await browser.page.waitForURL(/\/interaction\/[^/]+$/);
 }
+
+/** The `name` of the focused element of the page (the script runs in the page, where `document` exists). */
+const focused = () => browser.page.evaluate<string | null>('document.activeElement ? document.activeElement.getAttribute("name") : null');
 
 async function submit(username: string, password: string): Promise<{ status: number; message: string | null; retryAfter?: string }> {
   const { page } = browser;
@@ -209,5 +224,51 @@ describe('login failures', () => {
     expect(await page.textContent('h1')).toContain('Allow access');
     expect((await toPartner(page.click('button:has-text("Allow")'))).get('code')).toBeTruthy();
     expect((await audit('consent.grant')).length).toBe(1);
+  });
+
+  it('a failed sign-in keeps the username and puts the focus on the password (issue 22 §10)', async () => {
+    await openLoginPage();
+    expect(await focused()).toBe('username');
+    expect((await submit('fay', 'not the password')).message).toBe(LOGIN_FAILED);
+    expect(await browser.page.inputValue('input[name=username]')).toBe('fay');
+    expect(await focused()).toBe('password');
+    // Without a username there is nothing to keep: the focus stays on the username.
+    await browser.page.fill('input[name=username]', ' ');
+    await browser.page.fill('input[name=password]', 'x');
+    await Promise.all([browser.page.waitForResponse((r) => r.request().method() === 'POST'), browser.page.click('button[type=submit]:has-text("Sign in")')]);
+    await browser.page.waitForLoadState();
+    expect(await focused()).toBe('username');
+  });
+
+  it('the consent page describes each scope once: identity scopes in words, API scopes by their resource-server descriptions (issue 22 §10)', async () => {
+    const { page } = browser;
+    await browser.context.clearCookies();
+    const params = new URLSearchParams({
+      client_id: 'partner-orders',
+      response_type: 'code',
+      redirect_uri: 'https://partner.example.test/partner-callback',
+      scope: 'openid email profile orders orders:read',
+      state: 'st4te',
+      code_challenge: createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url'),
+      code_challenge_method: 'S256',
+    });
+    await page.goto(`${login.app.issuer}/auth?${params}`);
+    await page.fill('input[name=username]', 'fay');
+    await page.fill('input[name=password]', PASSWORD);
+    await Promise.all([page.waitForURL(/\/interaction\/[^/]+$/), page.click('button[type=submit]:has-text("Sign in")')]);
+    expect(await page.textContent('h1')).toContain('Allow access');
+    const items = (await page.$$eval('main li', (lis) => lis.map((li) => (li.textContent ?? '').replace(/\s+/g, ' ').trim())));
+    expect(items).toEqual([
+      'Know who you are (sign you in)',
+      'See your e-mail address',
+      'See your username',
+      'See and place your orders (orders)',
+      'See your orders (orders:read)',
+    ]);
+    expect(await page.$$eval('main p.resource', (ps) => ps.map((p) => p.textContent))).toEqual(['Call https://api.custos.test/orders:']);
+    const text = (await page.textContent('main')) ?? '';
+    expect(text).not.toContain('use your identity');
+    // Each scope once.
+    for (const scope of ['orders', 'orders:read']) expect(text.split(`(${scope})`).length - 1, scope).toBe(1);
   });
 });

@@ -26,6 +26,15 @@ describe('interaction views', () => {
     expect(page).toContain('value="tok&quot;en"');
   });
 
+  it('focuses the username field, or the password field after a failed attempt that kept the username (issue 22 §10)', () => {
+    const base = { action: '/a', abortAction: '/b', csrfToken: 't', clientName: 'c' };
+    const autofocused = (page: string) => /<input id="(\w+)"[^>]* autofocus>/.exec(page)?.[1];
+    expect(autofocused(loginPage(base))).toBe('username');
+    expect(autofocused(loginPage({ ...base, username: 'fay', error: 'Incorrect username or password.' }))).toBe('password');
+    expect(autofocused(loginPage({ ...base, username: '', error: 'Enter your username and password.' }))).toBe('username');
+    expect(loginPage({ ...base, username: 'fay', error: 'x' }).match(/autofocus/g)).toHaveLength(1);
+  });
+
   it('sends a CSP without scripts, framing or foreign form targets', () => {
     const headers = pageHeaders(originsOf(['http://localhost:3000/callback', 'https://app.example/cb', 'not a url']));
     const csp = headers['Content-Security-Policy']!;
