@@ -132,8 +132,10 @@ export async function startBff(options: { port?: number; host?: string; publicHo
       return configuration;
     },
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // close() waits for open connections; a browser's keep-alive connection would hold it forever.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await closed;
       await agent?.close();
     },
   };

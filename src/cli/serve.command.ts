@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEMO_CLIENT_SECRETS } from '../config/demo-secrets.js';
 import { loadConfig } from '../config/load-config.js';
@@ -59,6 +60,44 @@ export async function serveCommand(): Promise<void> {
   process.on('SIGHUP', () => {
     custos.reload().catch((error) => custos.logger.error({ err: error }, 'reload failed; still serving with the previous keys'));
   });
+  watchNpmParent((npmPid) => {
+    custos.logger.warn(
+      { npmPid },
+      `npm (pid ${npmPid}) exited without stopping the server (npm passes on SIGINT and SIGTERM only; send SIGHUP to pid ${process.pid} to reload keys)`,
+    );
+    stop('npm exited');
+  });
+}
+
+/** The parent of this process now: /proc on Linux; elsewhere the first parent while it lives, else 1. */
+function currentParent(first: number): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    try {
+      process.kill(first, 0);
+      return first;
+    } catch {
+      return 1;
+    }
+  }
+}
+
+/**
+ * Under `npm start` (`exec node ...`: npm is the parent) npm passes SIGINT and SIGTERM on but
+ * dies of any other signal, SIGHUP included, and would leave this server running with no parent.
+ * Calls `onGone` once npm is gone.
+ */
+function watchNpmParent(onGone: (npmPid: number) => void): void {
+  if (!process.env.npm_lifecycle_event) return;
+  const npmPid = process.ppid;
+  const timer = setInterval(() => {
+    if (currentParent(npmPid) === npmPid) return;
+    clearInterval(timer);
+    onGone(npmPid);
+  }, 250);
+  timer.unref();
 }
 
 /** `custos migrate`: apply pending migrations and exit. */

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A running embedded PostgreSQL cluster and the connection string of its `custos` database. */
 export interface EmbeddedDatabase {
@@ -76,19 +77,103 @@ export async function startEmbeddedPostgres(options: {
   } finally {
     await admin.end();
   }
+  // Which process runs this cluster: a later start tells a live owner from one killed outright.
+  const ownerFile = path.join(path.dirname(databaseDir), OWNER_FILE);
+  writeFileSync(ownerFile, `${process.pid}\n`);
   return {
     connectionString: `postgres://custos:custos@127.0.0.1:${options.port}/${database}`,
-    stop: () => server.stop(),
+    async stop() {
+      await server.stop();
+      rmSync(ownerFile, { force: true });
+    },
   };
+}
+
+/** Beside `pg/`: the pid of the process that started the cluster (and is its parent). */
+const OWNER_FILE = 'pg.owner';
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A zombie (exited, not yet reaped) still answers signal 0.
+  return procStat(pid)?.state !== 'Z';
+};
+
+/** State and parent of a process from Linux's /proc; undefined elsewhere or when it is gone. */
+function procStat(pid: number): { state: string; ppid: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state = '', ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state, ppid: Number(ppid) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether process `pid` is a PostgreSQL serving `databaseDir` (its working directory); undefined when that cannot be read. */
+function servesDirectory(pid: number, databaseDir: string): boolean | undefined {
+  try {
+    if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') return false;
+    return realpathSync(`/proc/${pid}/cwd`) === realpathSync(databaseDir);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the PostgreSQL `pid` on `dataDir/pg` outlived the process that started it (killed with
+ * SIGKILL, or crashed): verified to be a postgres in that directory, and its parent is no longer
+ * the owner recorded at start (the kernel re-parented it). Without /proc, whether the owner is gone.
+ */
+function orphaned(pid: number, dataDir: string): boolean {
+  const databaseDir = path.resolve(dataDir, 'pg');
+  let owner: number | undefined;
+  try {
+    owner = Number(readFileSync(path.resolve(dataDir, OWNER_FILE), 'utf8').trim());
+  } catch {
+    owner = undefined;
+  }
+  if (!Number.isInteger(owner) || owner! <= 0) owner = undefined;
+  const stat = procStat(pid);
+  if (!stat) return owner !== undefined && !alive(owner);
+  if (servesDirectory(pid, databaseDir) !== true) return false;
+  // A cluster started before owners were recorded: orphaned when init adopted it.
+  return owner === undefined ? stat.ppid === 1 : stat.ppid !== owner;
+}
+
+/**
+ * Stops an embedded PostgreSQL by pid (fast shutdown: SIGINT, then SIGQUIT after `timeoutMs`),
+ * for a cluster whose own launcher is gone. Resolves once the process is gone.
+ */
+export async function stopEmbeddedPostgresProcess(pid: number, timeoutMs = 15_000): Promise<void> {
+  for (const signal of ['SIGINT', 'SIGQUIT'] as const) {
+    try {
+      process.kill(pid, signal);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ESRCH') return;
+      throw new Error(`cannot stop PostgreSQL (pid ${pid}): ${(error as NodeJS.ErrnoException).code}`, { cause: error });
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
+    if (!alive(pid)) return;
+  }
+  throw new Error(`PostgreSQL (pid ${pid}) did not stop`);
 }
 
 /**
  * The embedded PostgreSQL a live process (a running development server) already holds under
  * `dataDir`, read from PostgreSQL's own `postmaster.pid` (line 1: pid, line 4: port). Undefined
  * when there is none or the file is stale (its process is gone). Lets a second process (the
- * `custos users` CLI) use the cluster instead of failing on its lock.
+ * `custos users` CLI) use the cluster instead of failing on its lock. `orphaned`: the process
+ * that started it is gone (killed with SIGKILL), so nothing would ever stop it.
  */
-export function runningEmbeddedPostgres(dataDir: string, database = 'custos'): { connectionString: string; pid: number; port: number } | undefined {
+export function runningEmbeddedPostgres(
+  dataDir: string,
+  database = 'custos',
+): { connectionString: string; pid: number; port: number; orphaned: boolean } | undefined {
   let lines: string[];
   try {
     lines = readFileSync(path.resolve(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n');
@@ -98,10 +183,6 @@ export function runningEmbeddedPostgres(dataDir: string, database = 'custos'): {
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
   if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0 || port > 65_535) return undefined;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
-  }
-  return { connectionString: `postgres://custos:custos@127.0.0.1:${port}/${database}`, pid, port };
+  if (!alive(pid)) return undefined;
+  return { connectionString: `postgres://custos:custos@127.0.0.1:${port}/${database}`, pid, port, orphaned: orphaned(pid, dataDir) };
 }
