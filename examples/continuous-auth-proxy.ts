@@ -23,6 +23,7 @@ import type { TLSSocket } from 'node:tls';
 import { Agent, fetch as undiciFetch, request } from 'undici';
 import WebSocket from 'ws';
 import { recordEvent } from '../src/events/outbox.repository.js';
+import { describeError } from '../src/cli/describe-error.js';
 import { startCustos } from '../src/main.js';
 import {
   certificateThumbprint,
@@ -233,7 +234,7 @@ async function demo(): Promise<void> {
 
 if (process.argv[1]?.endsWith('continuous-auth-proxy.ts')) {
   demo().catch((error: Error) => {
-    console.error(`continuous-auth-proxy: ${error.message}`);
+    console.error(`custos: continuous-auth-proxy: ${describeError(error)}`);
     process.exit(1);
   });
 }

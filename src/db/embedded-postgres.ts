@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,9 +33,63 @@ async function assertPortFree(port: number): Promise<void> {
   });
 }
 
+/** Why the embedded PostgreSQL did not start, with `hint`: what the user can do about it. */
+export class EmbeddedPostgresError extends Error {
+  override readonly name = 'EmbeddedPostgresError';
+  constructor(
+    message: string,
+    readonly hint: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+const PERMISSION_HINT = 'choose a DATA_DIR this user can write, or set DATABASE_URL';
+
+/** The uid of the `postgres` user that runs PostgreSQL when custos runs as root (undefined before it exists). */
+function postgresUid(): number | undefined {
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((entry) => entry.startsWith('postgres:'));
+    return line ? Number(line.split(':')[2]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * As root, initdb and postgres run as the unprivileged user `postgres`, in this process's working
+ * directory and on `databaseDir`: the first directory on those paths that user cannot enter
+ * (`mktemp -d` makes mode 0700 ones), or undefined.
+ */
+function closedToPostgres(databaseDir: string): { dir: string; mode: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = postgresUid();
+  const ancestors = (dir: string) => {
+    const chain: string[] = [];
+    for (let current = dir; ; current = path.dirname(current)) {
+      chain.unshift(current);
+      if (path.dirname(current) === current) return chain;
+    }
+  };
+  for (const dir of [...ancestors(process.cwd()), ...ancestors(path.dirname(databaseDir))]) {
+    let stat;
+    try {
+      stat = statSync(dir);
+    } catch {
+      continue;
+    }
+    if ((stat.mode & 0o001) === 0 && stat.uid !== uid) return { dir, mode: stat.mode & 0o777 };
+  }
+  return undefined;
+}
+
 /**
  * Starts (initialising on first use) a PostgreSQL cluster under `dataDir/pg` for development
- * and tests. Data survives restarts. Never used in production.
+ * and tests. Data survives restarts. Never used in production. Rejects with an
+ * {@link EmbeddedPostgresError} naming the cause (a port in use, a permission, PostgreSQL's own).
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
@@ -43,11 +97,29 @@ export async function startEmbeddedPostgres(options: {
   database?: string;
   log?: (message: string) => void;
 }): Promise<EmbeddedDatabase> {
+  try {
+    return await startCluster(options);
+  } catch (error) {
+    if (error instanceof EmbeddedPostgresError) throw error;
+    const e = error as NodeJS.ErrnoException;
+    if ((e.code === 'EACCES' || e.code === 'EPERM') && e.path) throw new EmbeddedPostgresError(`permission denied on ${e.path}`, PERMISSION_HINT, { cause: error });
+    throw error;
+  }
+}
+
+async function startCluster(options: Parameters<typeof startEmbeddedPostgres>[0]): Promise<EmbeddedDatabase> {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const databaseDir = path.resolve(options.dataDir, 'pg');
   const database = options.database ?? 'custos';
   mkdirSync(path.dirname(databaseDir), { recursive: true });
   if (options.port !== 0) await assertPortFree(options.port);
+  const closed = closedToPostgres(databaseDir);
+  if (closed) {
+    throw new EmbeddedPostgresError(
+      `as root, PostgreSQL runs as the user postgres, which cannot enter ${closed.dir} (mode ${closed.mode.toString(8).padStart(4, '0')})`,
+      `start custos from, and keep DATA_DIR under, directories others can enter (chmod o+x ${closed.dir}), or set DATABASE_URL`,
+    );
+  }
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
   let lastError = '';
   const server = new EmbeddedPostgres({

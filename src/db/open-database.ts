@@ -3,7 +3,7 @@ import { sql, type Kysely } from 'kysely';
 import type { AppConfig } from '../config/load-config.js';
 import { createDb } from './create-db.js';
 import type { Database } from './database.js';
-import { runningEmbeddedPostgres, startEmbeddedPostgres, stopEmbeddedPostgresProcess } from './embedded-postgres.js';
+import { EmbeddedPostgresError, runningEmbeddedPostgres, startEmbeddedPostgres, stopEmbeddedPostgresProcess } from './embedded-postgres.js';
 
 /**
  * The database of a configuration: DATABASE_URL, or the embedded PostgreSQL under DATA_DIR
@@ -34,11 +34,14 @@ export async function openDatabase(
     log.info(`starting embedded PostgreSQL in ${env.DATA_DIR}`);
     const embedded = await startEmbeddedPostgres({ dataDir: path.resolve(cwd, env.DATA_DIR), port: env.EMBEDDED_PG_PORT, log: log.debug }).catch(
       (error: Error) => {
-        throw new Error(
-          `embedded PostgreSQL (DATA_DIR=${env.DATA_DIR}, EMBEDDED_PG_PORT=${env.EMBEDDED_PG_PORT}) did not start: ${error.message}; ` +
-            'stop the other server (is custos already running?), or choose another DATA_DIR/EMBEDDED_PG_PORT, or set DATABASE_URL',
-          { cause: error.cause },
-        );
+        const hint =
+          error instanceof EmbeddedPostgresError
+            ? error.hint
+            : 'stop the other server (is custos already running?), or choose another DATA_DIR/EMBEDDED_PG_PORT, or set DATABASE_URL';
+        throw new Error(`embedded PostgreSQL (DATA_DIR=${env.DATA_DIR}, EMBEDDED_PG_PORT=${env.EMBEDDED_PG_PORT}) did not start: ${error.message}; ${hint}`, {
+          // An EmbeddedPostgresError already names its cause; PostgreSQL's last error line is in error.cause.
+          cause: error instanceof EmbeddedPostgresError ? undefined : error.cause,
+        });
       },
     );
     url = embedded.connectionString;
