@@ -41,15 +41,22 @@ function banner(custos: RunningCustos): string {
   return lines.join('\n');
 }
 
-/** `custos serve`: start, print the banner, reload keys on SIGHUP, drain on SIGTERM/SIGINT. */
+/**
+ * `custos serve`: start, print the banner, reload keys on SIGHUP, drain on SIGTERM/SIGINT.
+ * The handlers are in place before anything starts (a signal's default action would kill the
+ * process and leave the embedded PostgreSQL running): a SIGTERM during start-up stops the
+ * server as soon as it is up, and the banner, which tells a watcher the server is ready, is
+ * only printed once a signal would be handled.
+ */
 export async function serveCommand(): Promise<void> {
-  const custos = await startCustos();
-  process.stdout.write(`${banner(custos)}\n`);
+  let custos: RunningCustos | undefined;
+  let requested: string | undefined;
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    requested ??= signal;
+    if (!custos || stopping) return;
     stopping = true;
-    custos.logger.info({ signal }, 'shutting down');
+    custos.logger.info({ signal: requested }, 'shutting down');
     custos.stop().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -58,8 +65,12 @@ export async function serveCommand(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    custos.reload().catch((error) => custos.logger.error({ err: error }, 'reload failed; still serving with the previous keys'));
+    // During start-up the keys being loaded are the newest ones anyway.
+    custos?.reload().catch((error) => custos?.logger.error({ err: error }, 'reload failed; still serving with the previous keys'));
   });
+  custos = await startCustos();
+  if (requested) return stop(requested);
+  process.stdout.write(`${banner(custos)}\n`);
   watchNpmParent((npmPid) => {
     custos.logger.warn(
       { npmPid },

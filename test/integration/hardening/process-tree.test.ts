@@ -148,6 +148,37 @@ describe('no process outlives the one a user stops (issue 22 #4)', () => {
     expect(await gone(own), 'the second server stops the PostgreSQL it started').toBe(true);
   }, 120_000);
 
+  it('SIGTERM while the server starts stops it once it is up: exit code 0, no signal death, no PostgreSQL left', async () => {
+    const dataDir = path.join(work, 'data-early-signal');
+    const server = started(
+      spawn(process.execPath, ['--import', 'tsx', 'src/cli/custos.ts', 'serve'], {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? work,
+          NODE_ENV: 'test',
+          PORT: '0',
+          ADMIN_PORT: '0',
+          HOST: '127.0.0.1',
+          DATA_DIR: dataDir,
+          EMBEDDED_PG_PORT: String(await freePort()),
+          KEYS_DIR: path.join(work, 'keys-early-signal'),
+          CONFIG_DIR: path.join(work, 'config'),
+          LOG_LEVEL: 'info',
+          SHUTDOWN_TIMEOUT_MS: '2000',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    await server.until(/starting embedded PostgreSQL/);
+    server.child.kill('SIGTERM');
+    expect(await server.exited, server.output()).toEqual({ code: 0, signal: null });
+    expect(server.output()).toContain('shutting down');
+    expect(server.output()).not.toContain('Custos is running at');
+    const postmaster = await readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').catch(() => undefined);
+    if (postmaster) expect(await gone(Number(postmaster.split('\n')[0]))).toBe(true);
+  }, 90_000);
+
   it('SIGTERM to `npm run example:bff` stops every process it started', async () => {
     const app = await startTestApp();
     cleanups.push(() => app.stop());
