@@ -155,6 +155,9 @@ async function startCluster(options: Parameters<typeof startEmbeddedPostgres>[0]
   };
   if (fresh) await server.initialise().catch(failed('initdb'));
   await server.start().catch(failed('start'));
+  // Which process runs this cluster: a later start tells a live owner from one killed outright.
+  const ownerFile = path.join(path.dirname(databaseDir), OWNER_FILE);
+  writeFileSync(ownerFile, `${process.pid}\n`);
   const admin = server.getPgClient('postgres', '127.0.0.1');
   await admin.connect();
   try {
@@ -163,9 +166,6 @@ async function startCluster(options: Parameters<typeof startEmbeddedPostgres>[0]
   } finally {
     await admin.end();
   }
-  // Which process runs this cluster: a later start tells a live owner from one killed outright.
-  const ownerFile = path.join(path.dirname(databaseDir), OWNER_FILE);
-  writeFileSync(ownerFile, `${process.pid}\n`);
   return {
     connectionString: `postgres://custos:custos@127.0.0.1:${options.port}/${database}`,
     async stop() {
