@@ -53,7 +53,7 @@ function safeEnv() {
 function unknownCommand(program: Command, args: string[]): string | undefined {
   const first = args[0];
   if (first === undefined || first.startsWith('-')) return undefined;
-  const names = program.commands.filter((command) => !(command as unknown as { _hidden?: boolean })._hidden).map((command) => command.name());
+  const names = program.commands.map((command) => command.name());
   if (names.includes(first) || program.commands.some((command) => command.aliases().includes(first)) || first === 'help') return undefined;
   return `unknown command '${first}' (commands: ${names.join(', ')}; custos --help describes them)`;
 }
