@@ -23,6 +23,7 @@ import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, fetch as undiciFetch, request } from 'undici';
 import { recordEvent } from '../src/events/outbox.repository.js';
+import { describeError } from '../src/cli/describe-error.js';
 import { startCustos } from '../src/main.js';
 import { certificateThumbprint } from '../src/verify/index.js';
 import { startContinuousAuthProxy } from './proxy/continuous-auth-proxy.js';
@@ -52,7 +53,7 @@ async function demo(): Promise<boolean> {
   const topic = process.env.EVENTS_TOPIC ?? `persistent://public/default/custos-proxy-demo-${Date.now()}`;
   const missing = await probeBroker(pulsarWsUrl);
   if (missing) {
-    console.error(`continuous-auth-proxy: no Pulsar broker at ${pulsarWsUrl} (${missing}); start one with \`npm run pulsar:standalone\` or set PULSAR_WS_URL`);
+    console.error(`custos: continuous-auth-proxy: no Pulsar broker at ${pulsarWsUrl} (${missing}); start one with \`npm run pulsar:standalone\` or set PULSAR_WS_URL`);
     return false;
   }
   const custos = await startCustos({
@@ -153,7 +154,7 @@ if (process.argv[1]?.endsWith('continuous-auth-proxy.ts') && !process.argv[1].in
   demo().then(
     (observed) => process.exit(observed ? 0 : 1),
     (error: Error) => {
-      console.error(`continuous-auth-proxy: ${error.message}`);
+      console.error(`custos: continuous-auth-proxy: ${describeError(error)}`);
       process.exit(1);
     },
   );

@@ -11,6 +11,7 @@
  *   3. a consumer verifies the token together with the event payload; an edited payload fails.
  */
 import { Agent, fetch as undiciFetch, request } from 'undici';
+import { describeError } from '../src/cli/describe-error.js';
 import { startCustos } from '../src/main.js';
 import { createEventTokenVerifier, eventPayloadHash, VerifyError } from '../src/verify/index.js';
 
@@ -26,6 +27,10 @@ const custos = await startCustos({
     EMBEDDED_PG_PORT: process.env.EMBEDDED_PG_PORT ?? '54339',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   },
+}).catch((error: unknown) => {
+  // A start-up failure (the embedded PostgreSQL's port taken, say) is one line, not a stack.
+  console.error(`custos: ${describeError(error)}`);
+  process.exit(1);
 });
 const step = (title: string, value: unknown) => console.log(`\n== ${title}\n${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}`);
 

@@ -5,6 +5,7 @@ import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded-postgres.js';
 import { missingPulsarPrerequisites, startPulsarStandalone, type PulsarStandalone } from '../scripts/pulsar/pulsar-standalone.js';
 import { freePort } from '../scripts/free-port.js';
+import { browserUnavailable, CHROMIUM } from './helpers/chromium.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -61,8 +62,20 @@ async function startPulsar(project: TestProject): Promise<void> {
   );
 }
 
+/**
+ * Page tests need Debian's `chromium`: without it they skip (each file says why) and the run
+ * says so once, loudly; under CI a missing browser fails the run.
+ */
+function warnWithoutBrowser(): void {
+  const filters = process.argv.slice(2).filter((arg) => !arg.startsWith('-') && !['run', 'watch', 'bench'].includes(arg));
+  if (filters.length > 0 && !filters.some((filter) => /login|browser|revocation-e2e|precis|integration\/?$|^test\/?$/i.test(filter))) return;
+  const reason = browserUnavailable(CHROMIUM, process.env);
+  if (reason) console.warn(`\n*** BROWSER TESTS SKIPPED: ${reason} ***\n`);
+}
+
 /** One PostgreSQL for the run: DATABASE_URL if set, else an embedded cluster in a temp dir. */
 export async function setup(project: TestProject): Promise<void> {
+  warnWithoutBrowser();
   await startPulsar(project);
   const external = process.env.DATABASE_URL;
   if (external) {

@@ -23,6 +23,14 @@ const ROOT = path.resolve(HERE, '../..');
 export const PULSAR_VERSION = '4.0.7';
 export const DEFAULT_CACHE_DIR = path.join(ROOT, '.cache', 'pulsar', PULSAR_VERSION);
 
+/**
+ * The command prefix that makes Java receive SIGTERM when this process dies, even of SIGKILL
+ * (Linux's PR_SET_PDEATHSIG through util-linux `setpriv`, which then execs Java in place); empty
+ * where there is no setpriv, and `stop()` or the signal handlers stop Java there.
+ */
+const DIES_WITH_PARENT: string[] =
+  process.platform === 'linux' && spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0 ? ['setpriv', '--pdeathsig', 'TERM', '--', 'java'] : [];
+
 /** What this machine lacks to run the broker (`[]` when Java 17+ and Maven are present). */
 export function missingPulsarPrerequisites(): string[] {
   const missing: string[] = [];
@@ -193,9 +201,11 @@ export async function startPulsarStandalone(options: PulsarStandaloneOptions): P
   const logFile = path.join(dataDir, 'broker.log');
   const stderr = createWriteStream(path.join(dataDir, 'broker.stderr.log'), { flags: 'a' });
   const started = Date.now();
+  // Java stops when this process dies, however it dies (Linux: setpriv --pdeathsig).
   const child: ChildProcess = spawn(
-    'java',
+    DIES_WITH_PARENT[0] ?? 'java',
     [
+      ...DIES_WITH_PARENT.slice(1),
       `-Xmx${options.maxHeapMb ?? 512}m`,
       '-Xms64m',
       '-XX:MaxDirectMemorySize=256m',

@@ -6,6 +6,7 @@ import { createCertificateAuthority, MAX_CA_VALIDITY_DAYS } from '../pki/ca.js';
 import { CERTIFICATE_MODE, PRIVATE_KEY_MODE, writeFileAtomic } from '../pki/files.js';
 import { issueCertificate, MAX_LEAF_VALIDITY_DAYS, type CertificateUsage } from '../pki/issue.js';
 import { x5tS256 } from '../pki/thumbprint.js';
+import { describeError } from './describe-error.js';
 
 export interface PkiCommandDeps {
   /** Default directory of `ca.pem` / `ca.key.pem` for `pki init` and `pki issue`. */
@@ -124,8 +125,7 @@ async function run(command: Command, action: () => Promise<string>): Promise<voi
   try {
     result = await action();
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    command.error(`error: ${message.replace(/\s+/g, ' ').trim()}`, { exitCode: 1, code: 'custos.pki' });
+    command.error(`custos: ${describeError(err)}`, { exitCode: 1, code: 'custos.pki' });
   }
   const { writeOut = (text: string) => process.stdout.write(text) } = command.configureOutput();
   writeOut(`${result}\n`);

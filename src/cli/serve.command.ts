@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEMO_CLIENT_SECRETS } from '../config/demo-secrets.js';
 import { loadConfig } from '../config/load-config.js';
@@ -41,15 +42,22 @@ function banner(custos: RunningCustos): string {
   return lines.join('\n');
 }
 
-/** `custos serve`: start, print the banner, reload keys on SIGHUP, drain on SIGTERM/SIGINT. */
+/**
+ * `custos serve`: start, print the banner, reload keys on SIGHUP, drain on SIGTERM/SIGINT.
+ * The handlers are in place before anything starts (a signal's default action would kill the
+ * process and leave the embedded PostgreSQL running): a SIGTERM during start-up stops the
+ * server as soon as it is up, and the banner, which tells a watcher the server is ready, is
+ * only printed once a signal would be handled.
+ */
 export async function serveCommand(): Promise<void> {
-  const custos = await startCustos();
-  process.stdout.write(`${banner(custos)}\n`);
+  let custos: RunningCustos | undefined;
+  let requested: string | undefined;
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    requested ??= signal;
+    if (!custos || stopping) return;
     stopping = true;
-    custos.logger.info({ signal }, 'shutting down');
+    custos.logger.info({ signal: requested }, 'shutting down');
     custos.stop().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -58,8 +66,50 @@ export async function serveCommand(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    custos.reload().catch((error) => custos.logger.error({ err: error }, 'reload failed; still serving with the previous keys'));
+    // During start-up the keys being loaded are the newest ones anyway.
+    custos?.reload().catch((error) => custos?.logger.error({ err: error }, 'reload failed; still serving with the previous keys'));
   });
+  custos = await startCustos();
+  if (requested) return stop(requested);
+  process.stdout.write(`${banner(custos)}\n`);
+  watchNpmParent((npmPid) => {
+    custos.logger.warn(
+      { npmPid },
+      `npm (pid ${npmPid}) exited without stopping the server (npm passes on SIGINT and SIGTERM only; send SIGHUP to pid ${process.pid} to reload keys)`,
+    );
+    stop('npm exited');
+  });
+}
+
+/** The parent of this process now: /proc on Linux; elsewhere the first parent while it lives, else 1. */
+function currentParent(first: number): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    try {
+      process.kill(first, 0);
+      return first;
+    } catch {
+      return 1;
+    }
+  }
+}
+
+/**
+ * Under `npm start` (`exec node ...`: npm is the parent) npm passes SIGINT and SIGTERM on but
+ * dies of any other signal, SIGHUP included, and would leave this server running with no parent.
+ * Calls `onGone` once npm is gone.
+ */
+function watchNpmParent(onGone: (npmPid: number) => void): void {
+  if (!process.env.npm_lifecycle_event) return;
+  const npmPid = process.ppid;
+  const timer = setInterval(() => {
+    if (currentParent(npmPid) === npmPid) return;
+    clearInterval(timer);
+    onGone(npmPid);
+  }, 250);
+  timer.unref();
 }
 
 /** `custos migrate`: apply pending migrations and exit. */

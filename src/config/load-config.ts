@@ -100,6 +100,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
   const production = env.NODE_ENV === 'production';
   const problems: string[] = [];
   if (production) problems.push(...productionProblems(env, cwd));
+  else problems.push(...partialTlsProblems(env));
   if (problems.length > 0) throw new ConfigError(problems);
   const configDir = resolve(cwd, env.CONFIG_DIR);
   const { files, sources, demoFiles } = loadConfigFiles(configDir);
@@ -121,6 +122,21 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
     files: seedDemoData && env.BFF_PORT ? withDemoBffPort(files, env.BFF_PORT) : files,
     sources,
   };
+}
+
+/**
+ * Outside production the TLS files are optional (the development PKI serves instead), but only
+ * all three together: one without the others would be ignored without a word.
+ */
+function partialTlsProblems(env: Env): string[] {
+  const files = { TLS_CERT_FILE: env.TLS_CERT_FILE, TLS_KEY_FILE: env.TLS_KEY_FILE, TLS_CLIENT_CA_FILE: env.TLS_CLIENT_CA_FILE };
+  const set = Object.keys(files).filter((name) => files[name as keyof typeof files]);
+  if (set.length === 0 || set.length === 3) return [];
+  const missing = Object.keys(files).filter((name) => !set.includes(name));
+  const variables = missing.length === 1 ? 'environment variable' : 'environment variables';
+  return [
+    `${variables} ${missing.join(' and ')}: required with ${set.join(' and ')} (set all of TLS_CERT_FILE, TLS_KEY_FILE and TLS_CLIENT_CA_FILE, or none for the development certificates)`,
+  ];
 }
 
 /**

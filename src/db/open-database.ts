@@ -3,11 +3,12 @@ import { sql, type Kysely } from 'kysely';
 import type { AppConfig } from '../config/load-config.js';
 import { createDb } from './create-db.js';
 import type { Database } from './database.js';
-import { runningEmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
+import { EmbeddedPostgresError, runningEmbeddedPostgres, startEmbeddedPostgres, stopEmbeddedPostgresProcess } from './embedded-postgres.js';
 
 /**
  * The database of a configuration: DATABASE_URL, or the embedded PostgreSQL under DATA_DIR
- * (attached to when another process already runs it, started otherwise).
+ * (attached to when another live process already runs it, started otherwise; one whose process
+ * was killed outright is stopped and started anew, so this process stops it on exit).
  */
 export async function openDatabase(
   config: AppConfig,
@@ -18,7 +19,13 @@ export async function openDatabase(
   let stopEmbedded = async () => {};
   let url = env.DATABASE_URL;
   // A live process (a development server) already runs the embedded cluster: use it, leave it running.
-  const running = url ? undefined : runningEmbeddedPostgres(path.resolve(cwd, env.DATA_DIR));
+  let running = url ? undefined : runningEmbeddedPostgres(path.resolve(cwd, env.DATA_DIR));
+  if (running?.orphaned) {
+    // Left behind by a server killed outright: nothing else would ever stop it, so this start replaces it.
+    log.info(`stopping the embedded PostgreSQL (pid ${running.pid}) in ${env.DATA_DIR} that a stopped custos left running`);
+    await stopEmbeddedPostgresProcess(running.pid);
+    running = undefined;
+  }
   if (running) {
     log.info(`using the embedded PostgreSQL of process ${running.pid} in ${env.DATA_DIR}`);
     url = running.connectionString;
@@ -27,11 +34,14 @@ export async function openDatabase(
     log.info(`starting embedded PostgreSQL in ${env.DATA_DIR}`);
     const embedded = await startEmbeddedPostgres({ dataDir: path.resolve(cwd, env.DATA_DIR), port: env.EMBEDDED_PG_PORT, log: log.debug }).catch(
       (error: Error) => {
-        throw new Error(
-          `embedded PostgreSQL (DATA_DIR=${env.DATA_DIR}, EMBEDDED_PG_PORT=${env.EMBEDDED_PG_PORT}) did not start: ${error.message}; ` +
-            'stop the other server (is custos already running?), or choose another DATA_DIR/EMBEDDED_PG_PORT, or set DATABASE_URL',
-          { cause: error.cause },
-        );
+        const hint =
+          error instanceof EmbeddedPostgresError
+            ? error.hint
+            : 'stop the other server (is custos already running?), or choose another DATA_DIR/EMBEDDED_PG_PORT, or set DATABASE_URL';
+        throw new Error(`embedded PostgreSQL (DATA_DIR=${env.DATA_DIR}, EMBEDDED_PG_PORT=${env.EMBEDDED_PG_PORT}) did not start: ${error.message}; ${hint}`, {
+          // An EmbeddedPostgresError already names its cause; PostgreSQL's last error line is in error.cause.
+          cause: error instanceof EmbeddedPostgresError ? undefined : error.cause,
+        });
       },
     );
     url = embedded.connectionString;

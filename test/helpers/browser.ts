@@ -15,8 +15,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { browserUnavailable, CHROMIUM } from './chromium.js';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export { browserUnavailable, CHROMIUM } from './chromium.js';
+
+/** Why this machine cannot run page tests, undefined when it can (decided once per test file). */
+export const BROWSER_UNAVAILABLE = browserUnavailable(CHROMIUM, process.env);
 
 export interface TestBrowser {
   context: BrowserContext;

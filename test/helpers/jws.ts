@@ -18,3 +18,16 @@ export function flipS(compact: string): string {
     return Buffer.concat([signature.subarray(0, 32), Buffer.from((P256_ORDER - s).toString(16).padStart(64, '0'), 'hex')]);
   });
 }
+
+/**
+ * The same compact JWS with one bit of its signature flipped: always a different signature.
+ * (Rewriting the last base64url characters is not: about one signature in 256 already ends in
+ * the replacement, and a last character's padding bits decode to nothing.)
+ */
+export function tamperSignature(compact: string): string {
+  return withSignature(compact, (signature) => {
+    const tampered = Uint8Array.from(signature);
+    tampered[Math.floor(tampered.length / 2)]! ^= 0x01;
+    return tampered;
+  });
+}

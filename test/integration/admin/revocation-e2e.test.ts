@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { DEMO } from '../../helpers/app.js';
-import { launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
 import { exchange, isActive, refresh } from '../../helpers/user-tokens.js';
 
 let login: LoginFixture;
@@ -23,7 +23,7 @@ afterAll(async () => {
   await login?.stop();
 });
 
-describe('an administrator cuts a user off, end to end through a real login', () => {
+describe.skipIf(BROWSER_UNAVAILABLE)('an administrator cuts a user off, end to end through a real login', () => {
   it('BFF gets a back-channel logout, refresh fails, access and resume tokens introspect inactive, a new visit asks for login', async () => {
     const { app, bff } = login;
     const { page } = browser;

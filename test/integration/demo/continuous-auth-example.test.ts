@@ -22,7 +22,7 @@ describe('npm run example:continuous-auth without a broker', () => {
     expect(outcome.stdout).not.toMatch(/refused|accepted/);
     const lines = outcome.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^continuous-auth-proxy: no Pulsar broker at ws:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\); start one with `npm run pulsar:standalone`/);
+    expect(lines[0]).toMatch(/^custos: continuous-auth-proxy: no Pulsar broker at ws:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\); start one with `npm run pulsar:standalone`/);
     expect(outcome.stderr).not.toMatch(/\n\s+at /);
   }, 90_000);
 });

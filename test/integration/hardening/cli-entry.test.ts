@@ -81,15 +81,16 @@ describe('the custos command (issue 10 #10, #12)', () => {
     let output = '';
     child.stdout!.on('data', (chunk) => (output += chunk));
     child.stderr!.on('data', (chunk) => (output += chunk));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     try {
       const deadline = Date.now() + 30_000;
       while (!output.includes('Custos is running at') && child.exitCode === null && Date.now() < deadline) await sleep(50);
       expect(output).toContain('Custos is running at');
       child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      // A signal death ({ code: null, signal: 'SIGTERM' }) is a SIGTERM that came before the handler.
+      expect(await exited, output).toEqual({ code: 0, signal: null });
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await database.drop();
     }
   }, 60_000);

@@ -115,4 +115,15 @@ describe('npm start stops on the signal the README names (issue 10 #8)', () => {
     expect(alive(started.npm.pid!)).toBe(false);
     expect(started.output()).toContain('shutting down');
   }, 60_000);
+
+  it('SIGHUP to the npm process (npm does not pass it on, and dies of it) stops the server instead of orphaning it', async () => {
+    const started = await npmStart({ embedded: true });
+    process.kill(started.npm.pid!, 'SIGHUP');
+    await started.exited;
+    expect(await gone(started.serverPid), `the server runs on without npm:\n${started.output()}`).toBe(true);
+    expect(await gone(started.postgresPid!)).toBe(true);
+    expect(started.output()).toContain(`npm (pid ${started.npm.pid}) exited without stopping the server`);
+    expect(started.output()).toContain(`send SIGHUP to pid ${started.serverPid} to reload keys`);
+  }, 60_000);
 });
+

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { adminClient, type AdminClient } from '../../helpers/admin.js';
-import { launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
 import { LOGIN_FAILED } from '../../../src/oidc/interactions.routes.js';
 
 /**
@@ -41,7 +41,7 @@ async function submit(username: string, password: string): Promise<{ status: num
   return { status: response.status(), message: error ? await error.textContent() : null };
 }
 
-describe('creating look-alike usernames through the admin API', () => {
+describe.skipIf(BROWSER_UNAVAILABLE)('creating look-alike usernames through the admin API', () => {
   it('creates alice', async () => {
     const created = await admin.call('POST', '/admin/users', { body: { username: 'alice', password: PASSWORD } });
     expect(created.status).toBe(201);
@@ -86,7 +86,7 @@ describe('creating look-alike usernames through the admin API', () => {
   });
 });
 
-describe('signing in with another form of the name', () => {
+describe.skipIf(BROWSER_UNAVAILABLE)('signing in with another form of the name', () => {
   it.each(['ALICE', 'ａｌｉｃｅ'])('%s signs in as alice', async (typed) => {
     await browser.context.clearCookies();
     login.bff.sessions.clear();

@@ -2,7 +2,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
-import { launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
 
 let login: LoginFixture;
 let browser: TestBrowser;
@@ -22,7 +22,7 @@ async function audit(action: string) {
   return login.app.custos.db.selectFrom('audit_log').selectAll().where('action', '=', action).orderBy('id').execute();
 }
 
-describe('log in through a BFF in a real browser', () => {
+describe.skipIf(BROWSER_UNAVAILABLE)('log in through a BFF in a real browser', () => {
   it('BFF → login page → callback → verified ID token with roles; logout ends the session (back-channel too); a new visit asks to log in', async () => {
     const { page } = browser;
     const { bff, app } = login;

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
-import { launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
 import { LOGIN_FAILED } from '../../../src/oidc/interactions.routes.js';
 
 let login: LoginFixture;
@@ -72,7 +72,7 @@ async function submit(username: string, password: string): Promise<{ status: num
   return { status: response.status(), message: error ? await error.textContent() : null, retryAfter: headers['retry-after'] };
 }
 
-describe('login failures', () => {
+describe.skipIf(BROWSER_UNAVAILABLE)('login failures', () => {
   it('wrong password, unknown user and disabled user get the same message and no session', async () => {
     const outcomes = [];
     for (const [username, password] of [

@@ -6,7 +6,7 @@ import { sendBackchannelLogout, type SessionForLogout } from '../../../src/oidc/
 import { eventPayloadHash, verifyEventToken, VerifyError } from '../../../src/verify/index.js';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { DEMO } from '../../helpers/app.js';
-import { launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
 
 let login: LoginFixture;
 let browser: TestBrowser;
@@ -35,7 +35,7 @@ async function freshLogin() {
 
 const refresh = (token: string) => login.app.token({ grant_type: 'refresh_token', refresh_token: token }, { basic: DEMO.webBff });
 
-describe('tokens from a real login', () => {
+describe.skipIf(BROWSER_UNAVAILABLE)('tokens from a real login', () => {
   it('rotates refresh tokens; reusing a rotated one revokes the grant, so the newest stops working too', async () => {
     const session = await freshLogin();
     const first = await refresh(session.refreshToken!);

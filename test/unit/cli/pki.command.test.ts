@@ -48,7 +48,7 @@ describe('custos pki', () => {
 
     const again = await custos('pki', 'init');
     expect(again.exitCode).toBe(1);
-    expect(again.err).toBe(`error: a CA already exists in ${keysDir} (use --force to replace it)\n`);
+    expect(again.err).toBe(`custos: a CA already exists in ${keysDir} (use --force to replace it)\n`);
     expect(await readFile(join(keysDir, 'ca.pem'), 'utf8')).toBe(caPem);
 
     expect((await custos('pki', 'init', '--force')).exitCode).toBe(0);
@@ -94,11 +94,11 @@ describe('custos pki', () => {
     await custos('pki', 'init');
     const tooLong = await custos('pki', 'issue', '--name', 'x', '--days', '900', '--out', join(keysDir, 'x'));
     expect(tooLong).toMatchObject({ exitCode: 1, out: '' });
-    expect(tooLong.err).toBe('error: validityDays must be an integer between 1 and 825, got 900\n');
+    expect(tooLong.err).toBe('custos: validityDays must be an integer between 1 and 825, got 900\n');
 
     const noCa = await custos('pki', 'issue', '--name', 'x', '--out', join(keysDir, 'y'), '--ca-dir', join(keysDir, 'nope'));
     expect(noCa.exitCode).toBe(1);
-    expect(noCa.err).toMatch(/^error: ENOENT: no such file or directory, open '.*ca\.pem'\n$/);
+    expect(noCa.err).toMatch(/^custos: cannot read .*ca\.pem: no such file\n$/);
 
     const missing = await custos('pki', 'thumbprint', join(keysDir, 'missing.pem'));
     expect(missing.exitCode).toBe(1);
