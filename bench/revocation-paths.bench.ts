@@ -66,6 +66,13 @@ const custos = await startCustos({
     EVENTS_AUDIENCE: AUDIENCE,
     LOGIN_MAX_FAILURES: '1000',
   },
+}).catch(async (error: Error) => {
+  // The broker was started by this bench: stop it before giving up.
+  console.error(`bench:revocation: Custos did not start: ${error.message}`);
+  await broker?.stop();
+  if (brokerDir) await rm(brokerDir, { recursive: true, force: true });
+  await rm(dataDir, { recursive: true, force: true });
+  process.exit(1);
 });
 const ca = custos.tls.clientCaPem;
 const plain = new Agent({ connect: { ca } });
