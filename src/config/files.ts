@@ -56,6 +56,8 @@ export const clientSchema = z
     tls_client_auth_subject_dn: z.string().optional(),
     /** Defaults to true for tls_client_auth and self_signed_tls_client_auth (RFC 8705 §3). */
     tls_client_certificate_bound_access_tokens: z.boolean().optional(),
+    /** RFC 9449 §5.2: every token request of this client must carry a DPoP proof. */
+    dpop_bound_access_tokens: z.boolean().optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
   })
   .superRefine((client, ctx) => {
@@ -88,6 +90,11 @@ export const exchangePolicySchema = z.strictObject({
     .refine((value) => Object.keys(value).length > 0, 'at least one resume_* scope'),
   audiences: z.array(absoluteUri).min(1),
   default_audience: absoluteUri.optional(),
+  /**
+   * Whether this client may exchange a DPoP-bound subject token (`cnf.jkt`, RFC 9449 §6). Off by
+   * default: the resume token could be used without the user's client's key.
+   */
+  accept_dpop_bound_subject_tokens: z.boolean().optional(),
 });
 
 export const configFilesSchema = z

@@ -1,0 +1,159 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair } from 'jose';
+import * as oidc from 'openid-client';
+import { fetch as undiciFetch } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb } from '../../../src/db/create-db.js';
+import { eventPayloadHash } from '../../../src/verify/index.js';
+import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
+import { clientSecretPostClient, configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
+import { mintUserAccessToken } from '../../helpers/tokens.js';
+import { tokenEndpoint } from '../../helpers/user-tokens.js';
+
+/** RFC 9449 DPoP at the token endpoint: oidc-provider's `features.dPoP` as Custos configures it. */
+
+const OPTIONAL = ['dpop-optional-job', 'dpop-optional-job-secret-0123456789'] as [string, string];
+const REQUIRED = ['dpop-required-job', 'dpop-required-job-secret-0123456789'] as [string, string];
+const EXCHANGER = ['dpop-exchanger', 'dpop-exchanger-secret-0123456789'] as [string, string];
+
+let config: TempConfigDir;
+let app: TestApp;
+
+beforeAll(async () => {
+  config = await configDirWithClients([
+    await clientSecretPostClient(OPTIONAL),
+    { ...(await clientSecretPostClient(REQUIRED)), dpop_bound_access_tokens: true },
+    {
+      ...(await clientSecretPostClient(EXCHANGER)),
+      grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'],
+      serves: [DEMO.ordersResource],
+    },
+  ]);
+  // The exchanger's policy accepts DPoP-bound subject tokens; orders-api's (the demo's) does not.
+  const file = path.join(config.dir, 'token-exchange.json');
+  const exchange = JSON.parse(await readFile(file, 'utf8')) as { token_exchange: { policies: Record<string, unknown>[] } };
+  exchange.token_exchange.policies.push({
+    client_id: EXCHANGER[0],
+    scopes: { resume_orders: { lifetime: 3600 } },
+    audiences: [DEMO.eventsResource],
+    default_audience: DEMO.eventsResource,
+    accept_dpop_bound_subject_tokens: true,
+  });
+  await writeFile(file, JSON.stringify(exchange, null, 2));
+  app = await startTestApp({ configDir: config.dir });
+});
+afterAll(async () => {
+  await app?.stop();
+  await config?.remove();
+});
+
+async function openidClient([clientId, secret]: [string, string]) {
+  const agent = app.agent();
+  const trusted = ((input: string | URL, init?: object) => undiciFetch(input, { ...init, dispatcher: agent })) as unknown as typeof fetch;
+  return oidc.discovery(new URL(app.issuer), clientId, undefined, oidc.ClientSecretPost(secret), { [oidc.customFetch]: trusted as never });
+}
+
+describe('DPoP-bound tokens (RFC 9449)', () => {
+  it('advertises ES256 and EdDSA proofs', async () => {
+    const configuration = await openidClient(OPTIONAL);
+    expect(configuration.serverMetadata().dpop_signing_alg_values_supported).toEqual(['ES256', 'EdDSA']);
+  });
+
+  it('binds a client credentials token to the proof key: token_type DPoP, cnf.jkt, also in introspection', async () => {
+    const configuration = await openidClient(OPTIONAL);
+    const keyPair = await oidc.randomDPoPKeyPair('ES256');
+    const DPoP = oidc.getDPoPHandle(configuration, keyPair);
+    const response = await oidc.clientCredentialsGrant(configuration, { scope: 'orders:read' }, { DPoP });
+    expect(response.token_type).toBe('dpop');
+    const jkt = await calculateJwkThumbprint(await exportJWK(keyPair.publicKey));
+    const claims = decodeJwt(response.access_token);
+    expect(claims.cnf).toEqual({ jkt });
+
+    const introspected = await tokenEndpoint(app, '/token/introspection', { token: response.access_token }, { client: 'orders-api' });
+    expect(introspected.status).toBe(200);
+    expect(introspected.body).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt }, client_id: OPTIONAL[0] });
+  });
+
+  it('leaves a token without a proof a Bearer token for a client that does not require DPoP', async () => {
+    const { status, body } = await app.token({ grant_type: 'client_credentials', client_id: OPTIONAL[0], client_secret: OPTIONAL[1] });
+    expect(status).toBe(200);
+    expect(body.token_type).toBe('Bearer');
+    expect(decodeJwt(body.access_token).cnf).toBeUndefined();
+  });
+
+  it('refuses a dpop_bound_access_tokens client without a proof, and binds it with one', async () => {
+    const { status, body } = await app.token({ grant_type: 'client_credentials', client_id: REQUIRED[0], client_secret: REQUIRED[1] });
+    // oidc-provider's checkDpopRequired answers invalid_grant.
+    expect(status).toBe(400);
+    expect(body.error).toBe('invalid_grant');
+
+    const configuration = await openidClient(REQUIRED);
+    const DPoP = oidc.getDPoPHandle(configuration, await oidc.randomDPoPKeyPair('ES256'));
+    const response = await oidc.clientCredentialsGrant(configuration, { scope: 'orders:read' }, { DPoP });
+    expect(response.token_type).toBe('dpop');
+    expect(decodeJwt(response.access_token).cnf).toHaveProperty('jkt');
+  });
+
+  it('answers a malformed proof with invalid_dpop_proof (JSON, 400)', async () => {
+    const response = await undiciFetch(`${app.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: 'not.a.proof' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: OPTIONAL[0], client_secret: OPTIONAL[1] }).toString(),
+      dispatcher: app.agent(),
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: string }).error).toBe('invalid_dpop_proof');
+  });
+});
+
+describe('token exchange of a DPoP-bound subject token', () => {
+  async function dpopBoundUserToken() {
+    const { publicKey } = await generateKeyPair('ES256');
+    const jkt = await calculateJwkThumbprint(await exportJWK(publicKey));
+    return { jkt, token: await mintUserAccessToken(app, { sub: 'alice', jkt }) };
+  }
+
+  it('is refused by default (invalid_request)', async () => {
+    const { token } = await dpopBoundUserToken();
+    expect(decodeJwt(token).cnf).toHaveProperty('jkt');
+    const { status, body } = await app.token(
+      {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        client_id: 'orders-api',
+        subject_token: token,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        event_payload_hash: eventPayloadHash({ a: 1 }),
+      },
+      { agent: app.clientAgent('orders-api') },
+    );
+    expect(status).toBe(400);
+    expect(body.error).toBe('invalid_request');
+    expect(body.error_description).toMatch(/DPoP-bound/);
+  });
+
+  it('is accepted for a policy with accept_dpop_bound_subject_tokens, and the record keeps the jkt', async () => {
+    const { jkt, token } = await dpopBoundUserToken();
+    const { status, body } = await app.token({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      client_id: EXCHANGER[0],
+      client_secret: EXCHANGER[1],
+      subject_token: token,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      event_payload_hash: eventPayloadHash({ a: 2 }),
+    });
+    expect([status, body.error]).toEqual([200, undefined]);
+    const resume = decodeJwt(body.access_token);
+    expect(resume).toMatchObject({ sub: 'alice', scope: 'resume_orders', act: { sub: EXCHANGER[0] } });
+    // Bound like any resume token of this (non-mTLS) client: not to the user's client's key.
+    expect(resume.cnf).toBeUndefined();
+
+    const db = createDb(app.databaseUrl);
+    try {
+      const row = await db.selectFrom('token_exchange').select(['subject_jkt', 'client_id']).where('jti', '=', String(resume.jti)).executeTakeFirstOrThrow();
+      expect(row).toEqual({ subject_jkt: jkt, client_id: EXCHANGER[0] });
+    } finally {
+      await db.destroy();
+    }
+  });
+});
