@@ -5,6 +5,7 @@ import * as oidc from 'openid-client';
 import { fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../../src/db/create-db.js';
+import { startResourceServer, type RunningResourceServer } from '../../fixtures/resource-server.js';
 import { eventPayloadHash } from '../../../src/verify/index.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
 import { clientSecretPostClient, configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
@@ -19,6 +20,7 @@ const EXCHANGER = ['dpop-exchanger', 'dpop-exchanger-secret-0123456789'] as [str
 
 let config: TempConfigDir;
 let app: TestApp;
+let rs: RunningResourceServer;
 
 beforeAll(async () => {
   config = await configDirWithClients([
@@ -42,8 +44,16 @@ beforeAll(async () => {
   });
   await writeFile(file, JSON.stringify(exchange, null, 2));
   app = await startTestApp({ configDir: config.dir });
+  rs = await startResourceServer({
+    issuer: app.issuer,
+    audience: DEMO.ordersResource,
+    caPem: app.custos.devPki!.caPem,
+    serverCertPem: app.custos.devPki!.server.certPem,
+    serverKeyPem: app.custos.devPki!.server.keyPem,
+  });
 });
 afterAll(async () => {
+  await rs?.close();
   await app?.stop();
   await config?.remove();
 });
@@ -73,6 +83,21 @@ describe('DPoP-bound tokens (RFC 9449)', () => {
     const introspected = await tokenEndpoint(app, '/token/introspection', { token: response.access_token }, { client: 'orders-api' });
     expect(introspected.status).toBe(200);
     expect(introspected.body).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt }, client_id: OPTIONAL[0] });
+  });
+
+  it('is accepted by a custos/verify resource server with a proof, and refused as a bearer token', async () => {
+    const configuration = await openidClient(OPTIONAL);
+    const DPoP = oidc.getDPoPHandle(configuration, await oidc.randomDPoPKeyPair('ES256'));
+    const { access_token: token } = await oidc.clientCredentialsGrant(configuration, { scope: 'orders:read' }, { DPoP });
+    const orders = new URL(`${rs.url}/orders?page=1`);
+    const ok = await oidc.fetchProtectedResource(configuration, token, orders, 'GET', undefined, undefined, { DPoP });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ client_id: OPTIONAL[0], scope: 'orders:read' });
+
+    const asBearer = await undiciFetch(orders, { headers: { authorization: `Bearer ${token}` }, dispatcher: app.agent() });
+    expect(asBearer.status).toBe(401);
+    expect(asBearer.headers.get('www-authenticate')).toMatch(/^DPoP realm="orders", error="invalid_token", .*algs="ES256"$/);
+    expect(await asBearer.json()).toEqual({ error: 'dpop_proof_required' });
   });
 
   it('leaves a token without a proof a Bearer token for a client that does not require DPoP', async () => {
