@@ -1,10 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair } from 'jose';
+import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import * as oidc from 'openid-client';
 import { fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../../src/db/create-db.js';
+import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
+import { createUserService } from '../../../src/iam/user.service.js';
+import { loginForCode, newJar, REDIRECT_URI, VERIFIER } from '../../helpers/code-flow.js';
 import { startResourceServer, type RunningResourceServer } from '../../fixtures/resource-server.js';
 import { eventPayloadHash } from '../../../src/verify/index.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
@@ -17,6 +21,8 @@ import { tokenEndpoint } from '../../helpers/user-tokens.js';
 const OPTIONAL = ['dpop-optional-job', 'dpop-optional-job-secret-0123456789'] as [string, string];
 const REQUIRED = ['dpop-required-job', 'dpop-required-job-secret-0123456789'] as [string, string];
 const EXCHANGER = ['dpop-exchanger', 'dpop-exchanger-secret-0123456789'] as [string, string];
+const SPA = 'dpop-spa';
+const PASSWORD = 'dpop user password 0123';
 
 let config: TempConfigDir;
 let app: TestApp;
@@ -26,6 +32,18 @@ beforeAll(async () => {
   config = await configDirWithClients([
     await clientSecretPostClient(OPTIONAL),
     { ...(await clientSecretPostClient(REQUIRED)), dpop_bound_access_tokens: true },
+    {
+      client_id: SPA,
+      client_name: 'Public client (a SPA) with DPoP',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: [REDIRECT_URI],
+      first_party: true,
+      scope: 'openid orders orders:read',
+      resources: [DEMO.ordersResource],
+      default_resource: DEMO.ordersResource,
+    },
     {
       ...(await clientSecretPostClient(EXCHANGER)),
       grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'],
@@ -44,6 +62,10 @@ beforeAll(async () => {
   });
   await writeFile(file, JSON.stringify(exchange, null, 2));
   app = await startTestApp({ configDir: config.dir });
+  await createUserService({ db: app.custos.db, hasher: createPasswordHasher() }).create(
+    { username: 'dpop-user', password: PASSWORD },
+    { actor: 'test', initiatingEntity: 'admin' },
+  );
   rs = await startResourceServer({
     issuer: app.issuer,
     audience: DEMO.ordersResource,
@@ -180,5 +202,107 @@ describe('token exchange of a DPoP-bound subject token', () => {
     } finally {
       await db.destroy();
     }
+  });
+});
+
+/** A key for hand-made proofs (jose SignJWT), as a client without openid-client would make them. */
+async function proofKey() {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  return { privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) };
+}
+
+function tokenProof(key: { privateKey: CryptoKey; jwk: JWK }, claims: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT({ htm: 'POST', htu: `${app.issuer}/token`, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), ...claims })
+    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: key.jwk })
+    .sign(key.privateKey);
+}
+
+async function postToken(form: Record<string, string>, options: { dpop?: string; basic?: [string, string]; agent?: ReturnType<TestApp['agent']> } = {}) {
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (options.dpop) headers.dpop = options.dpop;
+  if (options.basic) headers.authorization = `Basic ${Buffer.from(options.basic.join(':')).toString('base64')}`;
+  const response = await undiciFetch(`${app.issuer}/token`, {
+    method: 'POST',
+    headers,
+    body: new URLSearchParams(form).toString(),
+    dispatcher: options.agent ?? app.agent(),
+  });
+  return { status: response.status, nonce: response.headers.get('dpop-nonce'), body: (await response.json()) as Record<string, any> };
+}
+
+describe('DPoP at the token endpoint with hand-made proofs', () => {
+  it('answers a stale proof with use_dpop_nonce and a DPoP-Nonce, and accepts the nonce', async () => {
+    const key = await proofKey();
+    const form = { grant_type: 'client_credentials', client_id: OPTIONAL[0], client_secret: OPTIONAL[1] };
+    const stale = await postToken(form, { dpop: await tokenProof(key, { iat: Math.floor(Date.now() / 1000) - 600 }) });
+    expect(stale.status).toBe(400);
+    expect(stale.body.error).toBe('use_dpop_nonce');
+    expect(stale.nonce).toMatch(/^[A-Za-z0-9_-]+$/);
+    const retried = await postToken(form, { dpop: await tokenProof(key, { nonce: stale.nonce }) });
+    expect([retried.status, retried.body.error]).toEqual([200, undefined]);
+    expect(retried.body.token_type).toBe('DPoP');
+    expect(decodeJwt(retried.body.access_token as string).cnf).toEqual({ jkt: key.jkt });
+  });
+
+  it('refuses a replayed proof', async () => {
+    const key = await proofKey();
+    const form = { grant_type: 'client_credentials', client_id: OPTIONAL[0], client_secret: OPTIONAL[1] };
+    const once = await tokenProof(key);
+    expect((await postToken(form, { dpop: once })).status).toBe(200);
+    const again = await postToken(form, { dpop: once });
+    // oidc-provider's replay detection (checkDpopReplay) answers invalid_grant.
+    expect(again.status).toBe(400);
+    expect(again.body.error).toBe('invalid_grant');
+  });
+
+  it('refuses two bindings at once: an mTLS client with certificate-bound tokens and a proof', async () => {
+    const { status, body } = await postToken(
+      { grant_type: 'client_credentials', client_id: 'orders-api' },
+      { dpop: await tokenProof(await proofKey()), agent: app.clientAgent('orders-api') },
+    );
+    expect(status).toBe(400);
+    expect(body.error).toBe('invalid_request');
+  });
+
+  it('binds the authorization code grant of a confidential client', async () => {
+    const code = await loginForCode(app, newJar(), 'dpop-user', PASSWORD);
+    const key = await proofKey();
+    const { status, body } = await postToken(
+      { grant_type: 'authorization_code', code, code_verifier: VERIFIER, redirect_uri: REDIRECT_URI },
+      { dpop: await tokenProof(key), basic: DEMO.webBff },
+    );
+    expect([status, body.error]).toEqual([200, undefined]);
+    expect(body.token_type).toBe('DPoP');
+    expect(decodeJwt(body.access_token as string).cnf).toEqual({ jkt: key.jkt });
+    // The refresh grant binds the new access token to the proof of that request.
+    const refreshed = await postToken({ grant_type: 'refresh_token', refresh_token: body.refresh_token as string }, { dpop: await tokenProof(key), basic: DEMO.webBff });
+    expect([refreshed.status, refreshed.body.token_type]).toEqual([200, 'DPoP']);
+    expect(decodeJwt(refreshed.body.access_token as string).cnf).toEqual({ jkt: key.jkt });
+  });
+
+  it('gives a public client a refresh token only with a proof, bound to that key', async () => {
+    const unbound = await loginForCode(app, newJar(), 'dpop-user', PASSWORD, 'openid orders orders:read', SPA);
+    const bearer = await postToken({ grant_type: 'authorization_code', client_id: SPA, code: unbound, code_verifier: VERIFIER, redirect_uri: REDIRECT_URI });
+    expect([bearer.status, bearer.body.token_type, bearer.body.refresh_token]).toEqual([200, 'Bearer', undefined]);
+
+    const key = await proofKey();
+    const code = await loginForCode(app, newJar(), 'dpop-user', PASSWORD, 'openid orders orders:read', SPA);
+    const issued = await postToken(
+      { grant_type: 'authorization_code', client_id: SPA, code, code_verifier: VERIFIER, redirect_uri: REDIRECT_URI },
+      { dpop: await tokenProof(key) },
+    );
+    expect([issued.status, issued.body.token_type]).toEqual([200, 'DPoP']);
+    const refreshToken = issued.body.refresh_token as string;
+    expect(refreshToken).toBeTypeOf('string');
+
+    const refresh = { grant_type: 'refresh_token', client_id: SPA, refresh_token: refreshToken };
+    const withoutProof = await postToken(refresh);
+    expect([withoutProof.status, withoutProof.body.error]).toEqual([400, 'invalid_grant']);
+    const otherKey = await postToken(refresh, { dpop: await tokenProof(await proofKey()) });
+    expect([otherKey.status, otherKey.body.error]).toEqual([400, 'invalid_grant']);
+    const sameKey = await postToken(refresh, { dpop: await tokenProof(key) });
+    expect([sameKey.status, sameKey.body.error, sameKey.body.token_type]).toEqual([200, undefined, 'DPoP']);
+    expect(decodeJwt(sameKey.body.access_token as string).cnf).toEqual({ jkt: key.jkt });
   });
 });
