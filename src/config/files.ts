@@ -74,6 +74,14 @@ export const clientSchema = z
     if (client.token_endpoint_auth_method === 'self_signed_tls_client_auth' && !client.jwks) {
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'self_signed_tls_client_auth needs jwks with the x5c certificate (RFC 8705 §2.2)' });
     }
+    const certificateBound = client.tls_client_certificate_bound_access_tokens ?? ['tls_client_auth', 'self_signed_tls_client_auth'].includes(client.token_endpoint_auth_method);
+    if (client.dpop_bound_access_tokens && certificateBound) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dpop_bound_access_tokens'],
+        message: 'a token has one binding: set tls_client_certificate_bound_access_tokens to false for a DPoP-bound mTLS client (RFC 9449 §5.2)',
+      });
+    }
     if (client.default_resource && !client.resources.includes(client.default_resource)) {
       ctx.addIssue({ code: 'custom', path: ['default_resource'], message: 'must be one of resources' });
     }

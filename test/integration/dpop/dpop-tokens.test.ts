@@ -254,6 +254,8 @@ describe('DPoP at the token endpoint with hand-made proofs', () => {
     // oidc-provider's replay detection (checkDpopReplay) answers invalid_grant.
     expect(again.status).toBe(400);
     expect(again.body.error).toBe('invalid_grant');
+    // Proofs never reach the logs.
+    expect(app.logs.join('\n')).not.toContain(once.split('.')[2]);
   });
 
   it('refuses two bindings at once: an mTLS client with certificate-bound tokens and a proof', async () => {
