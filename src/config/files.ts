@@ -56,6 +56,8 @@ export const clientSchema = z
     tls_client_auth_subject_dn: z.string().optional(),
     /** Defaults to true for tls_client_auth and self_signed_tls_client_auth (RFC 8705 §3). */
     tls_client_certificate_bound_access_tokens: z.boolean().optional(),
+    /** RFC 9449 §5.2: every token request of this client must carry a DPoP proof. */
+    dpop_bound_access_tokens: z.boolean().optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
   })
   .superRefine((client, ctx) => {
@@ -71,6 +73,14 @@ export const clientSchema = z
     }
     if (client.token_endpoint_auth_method === 'self_signed_tls_client_auth' && !client.jwks) {
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'self_signed_tls_client_auth needs jwks with the x5c certificate (RFC 8705 §2.2)' });
+    }
+    const certificateBound = client.tls_client_certificate_bound_access_tokens ?? ['tls_client_auth', 'self_signed_tls_client_auth'].includes(client.token_endpoint_auth_method);
+    if (client.dpop_bound_access_tokens && certificateBound) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dpop_bound_access_tokens'],
+        message: 'a token has one binding: set tls_client_certificate_bound_access_tokens to false for a DPoP-bound mTLS client (RFC 9449 §5.2)',
+      });
     }
     if (client.default_resource && !client.resources.includes(client.default_resource)) {
       ctx.addIssue({ code: 'custom', path: ['default_resource'], message: 'must be one of resources' });
@@ -88,6 +98,11 @@ export const exchangePolicySchema = z.strictObject({
     .refine((value) => Object.keys(value).length > 0, 'at least one resume_* scope'),
   audiences: z.array(absoluteUri).min(1),
   default_audience: absoluteUri.optional(),
+  /**
+   * Whether this client may exchange a DPoP-bound subject token (`cnf.jkt`, RFC 9449 §6). Off by
+   * default: the resume token could be used without the user's client's key.
+   */
+  accept_dpop_bound_subject_tokens: z.boolean().optional(),
 });
 
 export const configFilesSchema = z

@@ -33,6 +33,8 @@ export interface TokenExchangeTable {
   created_at: Generated<Timestamp>;
   /** Issue time of the user token at the root of this exchange chain (null for rows before it was recorded). */
   root_issued_at: Timestamp | null;
+  /** DPoP key thumbprint (`cnf.jkt`, RFC 9449 §6.1) of a DPoP-bound subject token, else null. */
+  subject_jkt: string | null;
 }
 
 /** Per-subject revocation cut-off: every token of `subject` issued at or before it is revoked. */

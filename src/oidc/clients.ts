@@ -20,6 +20,7 @@ export function toClientMetadata(client: ClientConfig): ClientMetadata {
     post_logout_redirect_uris: client.post_logout_redirect_uris,
     tls_client_certificate_bound_access_tokens:
       client.tls_client_certificate_bound_access_tokens ?? MTLS_METHODS.has(client.token_endpoint_auth_method),
+    dpop_bound_access_tokens: client.dpop_bound_access_tokens ?? false,
   };
   if (client.scope) metadata.scope = client.scope;
   if (client.client_secret_hash) metadata.client_secret = client.client_secret_hash;

@@ -8,6 +8,7 @@ import { toClientMetadata } from './clients.js';
 import { loadExistingGrant } from './first-party.js';
 import { outboundFetch, rpInitiatedLogoutFeature } from './logout.js';
 import { rejectUnknownClientCredentialsScopes, useHashedClientSecrets } from './internals.js';
+import { DPOP_SIGNING_ALGS, dpopFeature } from './dpop.js';
 import { multiAudienceCustomizer } from './jwt-audiences.js';
 import { mtlsFeature } from './mtls.js';
 import { resourceIndicatorsFeature, type ResourcePolicy } from './resource-servers.js';
@@ -82,6 +83,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       authorizationSigningAlgValues: ['ES256'],
       requestObjectSigningAlgValues: [...ASYMMETRIC_ONLY],
       clientAuthSigningAlgValues: [...ASYMMETRIC_ONLY],
+      dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS],
     },
     pkce: { required: () => true },
     // redirect_uri is always required (OIDC Core §3.1.2.1), also for single-redirect clients.
@@ -112,8 +114,12 @@ export function createProvider(deps: ProviderDeps): Provider {
     loadExistingGrant: loadExistingGrant((clientId) => firstParty.has(clientId)),
     // Confidential clients allowed the refresh_token grant get a refresh token (bound to the
     // session unless offline_access was granted); every use rotates it, and presenting a
-    // rotated one again revokes the whole grant (oidc-provider's reuse detection).
-    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token') && client.clientAuthMethod !== 'none',
+    // rotated one again revokes the whole grant (oidc-provider's reuse detection). A public
+    // client gets one only on a request with a DPoP proof (already validated by the grant):
+    // oidc-provider then binds the refresh token to that key (RFC 9449 §5), and every
+    // refresh needs a proof by the same key.
+    issueRefreshToken: async (ctx, client) =>
+      client.grantTypeAllowed('refresh_token') && (client.clientAuthMethod !== 'none' || Boolean(ctx.get('DPoP'))),
     rotateRefreshToken: true,
     fetch: outboundFetch(deps.files.clients) as Configuration['fetch'],
     // The @types union for `features` cannot express these combinations; the shapes follow docs/README.md.
@@ -126,6 +132,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       revocation: { enabled: true, allowedPolicy: access.revocation },
       resourceIndicators: resourceIndicatorsFeature(policy),
       mTLS: mtlsFeature(deps.chain),
+      dPoP: dpopFeature(deps.cookieKeys),
       rpInitiatedLogout: rpInitiatedLogoutFeature(),
       backchannelLogout: { enabled: true },
     } as Configuration['features'],

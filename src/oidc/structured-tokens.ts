@@ -55,7 +55,9 @@ export function createStructuredTokens(deps: {
       if (!claims || (await isRevoked(claims))) return { active: false };
       const clientId = String(claims.client_id);
       if (!(await deps.allowedToIntrospect(ctx, caller, { clientId, aud: claims.aud }))) return { active: false };
-      return { ...claims, active: true, token_type: 'Bearer' };
+      // RFC 9449 §6.2: a DPoP-bound token (`cnf.jkt`) is introspected as `token_type: DPoP`.
+      const cnf = claims.cnf as { jkt?: unknown } | undefined;
+      return { ...claims, active: true, token_type: typeof cnf?.jkt === 'string' ? 'DPoP' : 'Bearer' };
     },
     async revoke(caller, token) {
       const claims = await verify(token);

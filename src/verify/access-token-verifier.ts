@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { certificateThumbprint, type ClientCertificateInput } from './certificate-thumbprint.js';
 import { checkCommonClaims, isResumeScope, type ActorClaim, type ConfirmationClaim } from './claims.js';
+import { createDpopProofChecker, type DpopProofChecker, type DpopRequest, type DpopVerifierOptions } from './dpop-proof.js';
 import { VerifyError } from './errors.js';
 import type { RevocationState } from './revocation-state.js';
 import { createKeyResolver, timingSafeEqualAscii, verifyJwt, type KeySourceOptions } from './jwt-core.js';
@@ -28,8 +29,13 @@ export interface AccessTokenVerifierOptions extends KeySourceOptions {
   issuer: string;
   /** This resource server's identifier(s); the token's `aud` must contain one (RFC 9068 §4 step 4). */
   audience: string | readonly string[];
-  /** Require an RFC 8705 certificate binding (`cnf.x5t#S256`). Default `true`. */
+  /**
+   * Require a sender-constrained token: an RFC 8705 certificate binding (`cnf.x5t#S256`) or an
+   * RFC 9449 DPoP binding (`cnf.jkt`). Default `true`.
+   */
   requireBinding?: boolean;
+  /** How DPoP proofs of DPoP-bound tokens are checked (algorithms, `iat` window, replay store, nonces). */
+  dpop?: DpopVerifierOptions;
   /** Leeway for `exp`/`nbf`/`iat`, in seconds. Default 5. */
   clockToleranceSec?: number;
   /** Scopes every accepted token must carry (else `insufficient_scope`, RFC 6750 §3.1). */
@@ -46,6 +52,11 @@ export interface AccessTokenVerifierOptions extends KeySourceOptions {
 export interface VerifyAccessTokenOptions {
   /** The client certificate of the mutual-TLS connection the token arrived on (RFC 8705 §3). */
   clientCertificate?: ClientCertificateInput;
+  /**
+   * The request's DPoP proof, method and URL (RFC 9449 §7.1), checked when the token is DPoP-bound
+   * (`cnf.jkt`); a DPoP-bound token without it is refused (`dpop_proof_required`).
+   */
+  dpop?: DpopRequest;
 }
 
 /** Verifier returned by {@link createAccessTokenVerifier}. */
@@ -55,6 +66,7 @@ export interface AccessTokenVerifier {
 }
 
 const X5T_S256_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+const JKT_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 /**
  * Creates a verifier for Custos access tokens at a resource server.
@@ -63,9 +75,10 @@ const X5T_S256_PATTERN = /^[A-Za-z0-9_-]{43}$/;
  * `aud`, `exp`/`nbf`/`iat` with leeway, signature against the issuer's JWKS);
  * claim types; that it is not an event token (no `event_payload_hash`, and a
  * non-empty scope made only of `resume_*` scopes is refused with
- * `resume_only_token`); the certificate binding (RFC 8705 §3: `cnf.x5t#S256`
- * equals the SHA-256 thumbprint of the presented certificate, compared in
- * constant time); finally `requiredScopes`.
+ * `resume_only_token`); the binding, whichever kind the token has: a certificate binding
+ * (RFC 8705 §3: `cnf.x5t#S256` equals the SHA-256 thumbprint of the presented certificate,
+ * compared in constant time) or a DPoP binding (RFC 9449 §7.1: `cnf.jkt`, checked against the
+ * request's DPoP proof, see {@link createDpopProofChecker}); revocations; finally `requiredScopes`.
  */
 export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): AccessTokenVerifier {
   const getKey = createKeyResolver(options);
@@ -75,6 +88,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   const clockToleranceSec = options.clockToleranceSec ?? 5;
   const requiredScopes = [...(options.requiredScopes ?? [])];
   const jwtOptions = { issuer: options.issuer, audience, clockToleranceSec };
+  const checkDpopProof = createDpopProofChecker(options.dpop);
   // A connection's X509Certificate object comes back with every request on it: hash its DER once.
   const thumbprints = new WeakMap<X509Certificate, string>();
   const thumbprintOf = (certificate: ClientCertificateInput): string => {
@@ -100,7 +114,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       if (scope.length > 0 && scope.every(isResumeScope)) {
         throw new VerifyError('resume_only_token', `token carries only resume scopes: ${scope.join(' ')}`);
       }
-      checkBinding(payload['cnf'], verifyOptions.clientCertificate, requireBinding, thumbprintOf);
+      await checkBinding(token, payload['cnf'], verifyOptions, requireBinding, thumbprintOf, checkDpopProof);
       options.revocations?.check(payload.sub, payload.iat as number, typeof payload['sid'] === 'string' ? payload['sid'] : undefined);
       const missing = requiredScopes.filter((required) => !scope.includes(required));
       if (missing.length > 0) {
@@ -111,13 +125,19 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   };
 }
 
-/** RFC 8705 §3: the token's `cnf.x5t#S256` must be the presented certificate's thumbprint. */
-function checkBinding(
+/**
+ * The token's binding: RFC 8705 §3 (`cnf.x5t#S256` must be the presented certificate's
+ * thumbprint) or RFC 9449 §7.1 (`cnf.jkt` must be the thumbprint of the key of a valid DPoP
+ * proof for this request and this token). A token with both, or with neither known method, is refused.
+ */
+async function checkBinding(
+  token: string,
   cnf: unknown,
-  certificate: ClientCertificateInput | undefined,
+  request: VerifyAccessTokenOptions,
   requireBinding: boolean,
   thumbprintOf: (certificate: ClientCertificateInput) => string,
-): void {
+  checkDpopProof: DpopProofChecker,
+): Promise<void> {
   if (cnf === undefined) {
     if (requireBinding) throw new VerifyError('binding_missing', 'token has no "cnf" claim');
     return;
@@ -126,10 +146,20 @@ function checkBinding(
     throw new VerifyError('invalid_token', '"cnf" claim must be an object');
   }
   const expected = (cnf as ConfirmationClaim)['x5t#S256'];
-  if (expected === undefined) {
-    // A token bound by a method we cannot check (e.g. DPoP `jkt`) must not be accepted as a bearer token.
-    throw new VerifyError('invalid_token', '"cnf" claim has no "x5t#S256" (unsupported confirmation method)');
+  const jkt = (cnf as { jkt?: unknown }).jkt;
+  if (expected !== undefined && jkt !== undefined) {
+    throw new VerifyError('invalid_token', '"cnf" claim has both "x5t#S256" and "jkt"');
   }
+  if (jkt !== undefined) {
+    if (typeof jkt !== 'string' || !JKT_PATTERN.test(jkt)) throw new VerifyError('invalid_token', '"cnf.jkt" must be a base64url SHA-256 thumbprint');
+    await checkDpopProof(request.dpop ?? { proof: undefined, method: '', url: '' }, token, jkt);
+    return;
+  }
+  if (expected === undefined) {
+    // A token bound by a method we cannot check must not be accepted as a bearer token.
+    throw new VerifyError('invalid_token', '"cnf" claim has no "x5t#S256" or "jkt" (unsupported confirmation method)');
+  }
+  const certificate = request.clientCertificate;
   if (typeof expected !== 'string' || !X5T_S256_PATTERN.test(expected)) {
     throw new VerifyError('invalid_token', '"cnf.x5t#S256" must be a base64url SHA-256 digest');
   }

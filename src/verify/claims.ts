@@ -15,9 +15,10 @@ export interface ActorClaim {
   [claim: string]: unknown;
 }
 
-/** The RFC 7800 §3.1 `cnf` claim; Custos binds with RFC 8705 §3.1 `x5t#S256`. */
+/** The RFC 7800 §3.1 `cnf` claim; Custos binds with RFC 8705 §3.1 `x5t#S256` or RFC 9449 §6.1 `jkt`. */
 export interface ConfirmationClaim {
   'x5t#S256'?: string;
+  jkt?: string;
   [member: string]: unknown;
 }
 

@@ -23,7 +23,15 @@ export const VERIFY_ERROR_CODES = [
   'subject_disabled',
   'claims_changed',
   'session_revoked',
+  'dpop_proof_required',
+  'invalid_dpop_proof',
+  'dpop_binding_mismatch',
+  'dpop_replay',
+  'use_dpop_nonce',
 ] as const;
+
+/** Codes of DPoP proof failures (RFC 9449 §7.1): answered with a `DPoP` challenge. */
+const DPOP_CODES: ReadonlySet<VerifyErrorCode> = new Set(['dpop_proof_required', 'invalid_dpop_proof', 'dpop_binding_mismatch', 'dpop_replay', 'use_dpop_nonce']);
 
 /** One of {@link VERIFY_ERROR_CODES}. */
 export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number];
@@ -51,6 +59,11 @@ const DESCRIPTIONS: Readonly<Record<VerifyErrorCode, string>> = {
   subject_disabled: 'The account of the token subject is disabled',
   claims_changed: 'The roles of the token subject changed after the token was issued',
   session_revoked: 'The session the token was issued under was revoked',
+  dpop_proof_required: 'The access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof',
+  invalid_dpop_proof: 'The DPoP proof is invalid',
+  dpop_binding_mismatch: 'The DPoP proof was not made with the key the access token is bound to',
+  dpop_replay: 'The DPoP proof was already used',
+  use_dpop_nonce: 'The DPoP proof must carry the nonce sent in the DPoP-Nonce header',
 };
 
 /** Options for {@link VerifyError}. */
@@ -59,6 +72,10 @@ export interface VerifyErrorOptions {
   cause?: unknown;
   /** For `insufficient_scope`: the scopes the resource requires (RFC 6750 §3 `scope`). */
   requiredScopes?: readonly string[];
+  /** For DPoP failures: the proof algorithms the resource accepts (RFC 9449 §7.1 `algs`). */
+  dpopAlgorithms?: readonly string[];
+  /** For `use_dpop_nonce`: the nonce to send in the `DPoP-Nonce` response header (RFC 9449 §9). */
+  dpopNonce?: string;
 }
 
 /**
@@ -72,11 +89,21 @@ export class VerifyError extends Error {
   override readonly name = 'VerifyError';
   readonly code: VerifyErrorCode;
   readonly requiredScopes: readonly string[] | undefined;
+  readonly dpopAlgorithms: readonly string[] | undefined;
+  /** For `use_dpop_nonce`: send it as the `DPoP-Nonce` response header (RFC 9449 §9). */
+  readonly dpopNonce: string | undefined;
 
   constructor(code: VerifyErrorCode, message?: string, options: VerifyErrorOptions = {}) {
     super(message ?? DESCRIPTIONS[code], options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.requiredScopes = options.requiredScopes;
+    this.dpopAlgorithms = options.dpopAlgorithms;
+    this.dpopNonce = options.dpopNonce;
+  }
+
+  /** `DPoP` for DPoP proof failures (RFC 9449 §7.1), else `Bearer` (RFC 6750 §3). */
+  get scheme(): 'Bearer' | 'DPoP' {
+    return DPOP_CODES.has(this.code) ? 'DPoP' : 'Bearer';
   }
 
   /** HTTP status for a resource server response: 403 for `insufficient_scope`, else 401 (RFC 6750 §3.1). */
@@ -84,9 +111,23 @@ export class VerifyError extends Error {
     return this.code === 'insufficient_scope' ? 403 : 401;
   }
 
-  /** RFC 6750 §3.1 `error` value: `insufficient_scope` or `invalid_token`. */
-  get oauthError(): 'invalid_token' | 'insufficient_scope' {
-    return this.code === 'insufficient_scope' ? 'insufficient_scope' : 'invalid_token';
+  /**
+   * The challenge's `error` value: RFC 6750 §3.1 `insufficient_scope` or `invalid_token`, or for
+   * DPoP (RFC 9449 §7.1, §12.2) `invalid_dpop_proof` (a bad, replayed or foreign-key proof) or
+   * `use_dpop_nonce`; a DPoP-bound token presented without a proof is `invalid_token`.
+   */
+  get oauthError(): 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce' {
+    switch (this.code) {
+      case 'insufficient_scope':
+      case 'use_dpop_nonce':
+        return this.code;
+      case 'invalid_dpop_proof':
+      case 'dpop_binding_mismatch':
+      case 'dpop_replay':
+        return 'invalid_dpop_proof';
+      default:
+        return 'invalid_token';
+    }
   }
 
   /** Client-safe description for this code (no internal detail). */
@@ -95,8 +136,9 @@ export class VerifyError extends Error {
   }
 
   /**
-   * A `WWW-Authenticate` challenge for this error (RFC 6750 §3, scheme `Bearer`
-   * as used by RFC 8705 §3 for certificate-bound tokens).
+   * A `WWW-Authenticate` challenge for this error: scheme `Bearer` (RFC 6750 §3, as used by
+   * RFC 8705 §3 for certificate-bound tokens), or `DPoP` with `algs` for DPoP failures
+   * (RFC 9449 §7.1). With `use_dpop_nonce`, also send {@link VerifyError.dpopNonce} as `DPoP-Nonce`.
    */
   wwwAuthenticate(realm?: string): string {
     const params: string[] = [];
@@ -105,7 +147,10 @@ export class VerifyError extends Error {
     if (this.code === 'insufficient_scope' && this.requiredScopes?.length) {
       params.push(`scope="${quoteSafe(this.requiredScopes.join(' '))}"`);
     }
-    return `Bearer ${params.join(', ')}`;
+    if (this.scheme === 'DPoP' && this.dpopAlgorithms?.length) {
+      params.push(`algs="${quoteSafe(this.dpopAlgorithms.join(' '))}"`);
+    }
+    return `${this.scheme} ${params.join(', ')}`;
   }
 }
 

@@ -2,7 +2,8 @@
  * `custos/verify`: verification library for resource servers and event
  * consumers of a Custos authorization server.
  *
- * - {@link createAccessTokenVerifier}: RFC 9068 JWT access tokens, certificate-bound per RFC 8705.
+ * - {@link createAccessTokenVerifier}: RFC 9068 JWT access tokens, certificate-bound per RFC 8705
+ *   or DPoP-bound per RFC 9449 (the proof checked by {@link createDpopProofChecker}).
  * - {@link createEventTokenVerifier} / {@link verifyEventToken}: RFC 8693 exchanged event tokens
  *   bound to an event payload by `event_payload_hash`.
  * - {@link eventPayloadHash}: RFC 8785 (JCS) + SHA-256 payload hash, for publishers and consumers.
@@ -18,6 +19,19 @@ export {
   type VerifyAccessTokenOptions,
 } from './access-token-verifier.js';
 export { certificateThumbprint, type ClientCertificateInput } from './certificate-thumbprint.js';
+export {
+  createDpopProofChecker,
+  createMemoryDpopReplayStore,
+  DPOP_PROOF_ALGORITHMS,
+  jwkThumbprint,
+  type CheckedDpopProof,
+  type DpopNonceOptions,
+  type DpopProofAlgorithm,
+  type DpopProofChecker,
+  type DpopReplayStore,
+  type DpopRequest,
+  type DpopVerifierOptions,
+} from './dpop-proof.js';
 export { isResumeScope, RESUME_SCOPE_PREFIX, type ActorClaim, type ConfirmationClaim } from './claims.js';
 export { VERIFY_ERROR_CODES, VerifyError, type VerifyErrorCode, type VerifyErrorOptions } from './errors.js';
 export {

@@ -48,12 +48,19 @@ export async function browse(app: FlowTarget, jar: Jar, method: 'GET' | 'POST', 
 }
 
 /** The PKCE verifier every code of these helpers is bound to (RFC 7636). */
-const VERIFIER = randomBytes(32).toString('base64url');
+export const VERIFIER = randomBytes(32).toString('base64url');
 
 /** Signs `username` in (a fresh authorization request, the login form, the resume) and returns the code. */
-export async function loginForCode(app: FlowTarget, jar: Jar, username: string, password: string, scope = 'openid orders orders:read'): Promise<string> {
+export async function loginForCode(
+  app: FlowTarget,
+  jar: Jar,
+  username: string,
+  password: string,
+  scope = 'openid orders orders:read',
+  clientId: string = DEMO.webBff[0],
+): Promise<string> {
   const params = new URLSearchParams({
-    client_id: DEMO.webBff[0],
+    client_id: clientId,
     response_type: 'code',
     redirect_uri: REDIRECT_URI,
     scope,

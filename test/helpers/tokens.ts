@@ -6,7 +6,7 @@ import type { TestApp } from './app.js';
  */
 export async function mintUserAccessToken(
   app: TestApp,
-  options: { sub?: string; clientId?: string; scope?: string; resource?: string; ttl?: number; extra?: Record<string, unknown> } = {},
+  options: { sub?: string; clientId?: string; scope?: string; resource?: string; ttl?: number; extra?: Record<string, unknown>; jkt?: string } = {},
 ): Promise<string> {
   const provider = app.custos.provider();
   const client = await provider.Client.find(options.clientId ?? 'web-bff');
@@ -21,6 +21,8 @@ export async function mintUserAccessToken(
     grantId: 'test-grant',
     extra: options.extra,
   } as never);
+  // A DPoP-bound token (RFC 9449 §6.1 `cnf.jkt`), as oidc-provider binds it at the token endpoint.
+  if (options.jkt) (token as unknown as { setThumbprint(kind: 'jkt', jkt: string): void }).setThumbprint('jkt', options.jkt);
   token.resourceServer = new provider.ResourceServer(resource, {
     scope,
     audience: resource,

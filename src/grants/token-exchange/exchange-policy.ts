@@ -39,11 +39,18 @@ export interface ExchangeRequest {
  *   (chained exchange), a subset of its resume scopes (`invalid_scope`);
  * - audiences from the policy, or its default (`invalid_target`);
  * - lifetime: the shortest policy lifetime of the granted scopes, never past a resume
- *   subject token's own expiry.
+ *   subject token's own expiry;
+ * - a DPoP-bound subject token (`cnf.jkt`, RFC 9449 §6.1) only when the client's policy sets
+ *   `accept_dpop_bound_subject_tokens` (`invalid_request`): the exchanging service never holds
+ *   the user's client's DPoP key, so exchanging such a token moves it out of its binding, which
+ *   the operator allows per client. The resume token is bound like any of that client's.
  */
 export function decideExchange(policy: ExchangePolicy | undefined, request: ExchangeRequest): ExchangeDecision {
   const { subject } = request;
   if (!policy) throw new errors.UnauthorizedClient('no token exchange policy allows this client to mint resume tokens');
+  if (subject.jkt !== undefined && policy.accept_dpop_bound_subject_tokens !== true) {
+    throw new errors.InvalidRequest('subject_token is DPoP-bound and this client may not exchange DPoP-bound tokens');
+  }
   if (!subject.aud.some((aud) => request.serves.includes(aud))) {
     throw new errors.InvalidRequest('subject_token was not issued for an API this client serves');
   }

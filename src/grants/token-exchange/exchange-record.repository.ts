@@ -14,6 +14,8 @@ export interface ExchangeRecord {
   subjectIssuedAt?: number;
   /** `sid` of the subject token (the session it was issued under; a revoked one refuses the exchange). */
   subjectSid?: string;
+  /** `cnf.jkt` of a DPoP-bound subject token (RFC 9449 §6.1), kept for audit. */
+  subjectJkt?: string;
   actor: ActClaim;
   scopes: string[];
   audiences: string[];
@@ -41,6 +43,7 @@ export async function recordExchangesUnlessRevoked(db: DbExecutor, records: read
       subject_token_jti: parent.jti,
       subject_iat: parent.iat,
       subject_sid: parent.sid,
+      subject_jkt: record.subjectJkt ?? null,
       actor_chain: record.actor,
       scopes: record.scopes,
       audiences: record.audiences,
@@ -56,16 +59,16 @@ export async function recordExchangesUnlessRevoked(db: DbExecutor, records: read
   };
   const { rows: recorded } = await sql<{ jti: string }>`${prepared('token-exchange.record')}
     insert into token_exchange
-      (jti, client_id, subject, subject_token_jti, actor_chain, scopes, audiences, event_payload_hash, expires_at, root_issued_at)
+      (jti, client_id, subject, subject_token_jti, subject_jkt, actor_chain, scopes, audiences, event_payload_hash, expires_at, root_issued_at)
     select
-      new_record.jti, new_record.client_id, new_record.subject, new_record.subject_token_jti, new_record.actor_chain,
+      new_record.jti, new_record.client_id, new_record.subject, new_record.subject_token_jti, new_record.subject_jkt, new_record.actor_chain,
       new_record.scopes, new_record.audiences, new_record.event_payload_hash, new_record.expires_at,
       coalesce(
         (select parent.root_issued_at from token_exchange parent where parent.jti = new_record.subject_token_jti),
         to_timestamp(new_record.subject_iat)
       )
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as new_record (
-      jti text, client_id text, subject text, subject_token_jti text, subject_iat float8, subject_sid text,
+      jti text, client_id text, subject text, subject_token_jti text, subject_iat float8, subject_sid text, subject_jkt text,
       actor_chain jsonb, scopes text[], audiences text[], event_payload_hash text, expires_at timestamptz
     )
     where not ${revokedCondition(subjectToken)}

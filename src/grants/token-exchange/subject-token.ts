@@ -29,6 +29,8 @@ export interface SubjectToken {
   sid?: string;
   act?: ActClaim;
   eventPayloadHash?: string;
+  /** DPoP key thumbprint (`cnf.jkt`, RFC 9449 §6.1) when the token is DPoP-bound. */
+  jkt?: string;
 }
 
 function invalid(description: string): never {
@@ -48,6 +50,15 @@ function toAct(value: unknown, depth = 0): ActClaim | undefined {
   }
   const nested = toAct(candidate.act, depth + 1);
   return nested ? { sub: candidate.sub, act: nested } : { sub: candidate.sub };
+}
+
+/** `cnf.jkt` of a token's confirmation claim (RFC 9449 §6.1); any other `cnf.jkt` shape is malformed. */
+function dpopThumbprint(cnf: unknown): string | undefined {
+  if (typeof cnf !== 'object' || cnf === null) return undefined;
+  const { jkt } = cnf as { jkt?: unknown };
+  if (jkt === undefined) return undefined;
+  if (typeof jkt !== 'string' || jkt === '') invalid('subject_token has a malformed cnf claim');
+  return jkt;
 }
 
 /** The claims of a verified JWT that decide, at each use, whether it is still within its validity period. */
@@ -75,6 +86,7 @@ async function verifySubjectJwt(value: string, keys: JWTVerifyGetKey, issuer: st
       sid: typeof payload.sid === 'string' ? payload.sid : undefined,
       act: toAct(payload.act),
       eventPayloadHash: typeof payload.event_payload_hash === 'string' ? payload.event_payload_hash : undefined,
+      jkt: dpopThumbprint(payload.cnf),
     };
     return { keys, subject, notBefore: Math.max(payload.nbf ?? 0, payload.iat!), expiresAt: payload.exp! };
   } catch (error) {
@@ -140,6 +152,7 @@ export function createSubjectTokenValidator(deps: SubjectTokenValidatorDeps): (v
       sid: typeof token.sid === 'string' ? token.sid : undefined,
       act: toAct(extra.act),
       eventPayloadHash: typeof extra.event_payload_hash === 'string' ? extra.event_payload_hash : undefined,
+      jkt: typeof token.jkt === 'string' ? token.jkt : undefined,
     };
   };
 }

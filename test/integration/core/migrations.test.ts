@@ -75,7 +75,7 @@ describe('migrations on an empty database', () => {
 
     const exchange = await columns('token_exchange');
     expect(Object.keys(exchange).sort()).toEqual(
-      ['actor_chain', 'audiences', 'client_id', 'created_at', 'event_payload_hash', 'expires_at', 'id', 'jti', 'root_issued_at', 'scopes', 'subject', 'subject_token_jti'].sort(),
+      ['actor_chain', 'audiences', 'client_id', 'created_at', 'event_payload_hash', 'expires_at', 'id', 'jti', 'root_issued_at', 'scopes', 'subject', 'subject_jkt', 'subject_token_jti'].sort(),
     );
     expect(await columns('subject_revocation')).toEqual({
       subject: { type: 'text', nullable: false },

@@ -34,6 +34,13 @@ function errorOf(fn: () => unknown): string | undefined {
 }
 
 describe('decideExchange', () => {
+  it('refuses a DPoP-bound subject token unless the policy accepts them (RFC 9449 §6.1 cnf.jkt)', () => {
+    const bound = request({}, { jkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' });
+    expect(errorOf(() => decideExchange(policy, bound))).toBe('invalid_request');
+    expect(errorOf(() => decideExchange({ ...policy, accept_dpop_bound_subject_tokens: false }, bound))).toBe('invalid_request');
+    expect(decideExchange({ ...policy, accept_dpop_bound_subject_tokens: true }, bound).scopes).toEqual(['resume_orders', 'resume_refunds']);
+  });
+
   it('defaults to every eligible resume scope, the default audience and the shortest lifetime', () => {
     expect(decideExchange(policy, request())).toEqual({ scopes: ['resume_orders', 'resume_refunds'], audiences: [EVENTS], lifetime: 600 });
     expect(decideExchange(policy, request({ requestedScopes: ['resume_orders'] })).lifetime).toBe(3600);

@@ -199,8 +199,13 @@ describe('createAccessTokenVerifier: certificate binding (RFC 8705 §3)', () => 
       jwks: jwksOf(key),
       requireBinding: false,
     });
+    const unknown = await signToken(key, accessClaims({ cnf: { 'x5t#S512': certA.thumbprint } }));
+    await expectCode(lenient.verify(unknown, { clientCertificate: certA.node }), 'invalid_token');
+    // A DPoP-bound token is never accepted on a certificate alone (RFC 9449 §7.1).
     const dpop = await signToken(key, accessClaims({ cnf: { jkt: certA.thumbprint } }));
-    await expectCode(lenient.verify(dpop, { clientCertificate: certA.node }), 'invalid_token');
+    await expectCode(lenient.verify(dpop, { clientCertificate: certA.node }), 'dpop_proof_required');
+    const both = await signToken(key, accessClaims({ cnf: { jkt: certA.thumbprint, 'x5t#S256': certA.thumbprint } }));
+    await expectCode(lenient.verify(both, { clientCertificate: certA.node }), 'invalid_token');
     const malformed = await signToken(key, accessClaims({ cnf: { 'x5t#S256': `${certA.thumbprint}=` } }));
     await expectCode(lenient.verify(malformed, { clientCertificate: certA.node }), 'invalid_token');
   });

@@ -8,7 +8,14 @@ describe('VerifyError', () => {
       expect(error).toBeInstanceOf(Error);
       expect(error.name).toBe('VerifyError');
       expect(error.status).toBe(code === 'insufficient_scope' ? 403 : 401);
-      expect(error.oauthError).toBe(code === 'insufficient_scope' ? 'insufficient_scope' : 'invalid_token');
+      const dpopProofErrors = ['invalid_dpop_proof', 'dpop_binding_mismatch', 'dpop_replay'];
+      const expected = ['insufficient_scope', 'use_dpop_nonce'].includes(code)
+        ? code
+        : dpopProofErrors.includes(code)
+          ? 'invalid_dpop_proof'
+          : 'invalid_token';
+      expect(error.oauthError).toBe(expected);
+      expect(error.scheme).toBe(code.includes('dpop') ? 'DPoP' : 'Bearer');
       expect(error.message).toBe(error.description);
     }
   });
@@ -27,6 +34,18 @@ describe('VerifyError', () => {
     expect(error.wwwAuthenticate()).toBe(
       'Bearer error="invalid_token", error_description="The access token was signed with an unknown key"',
     );
+  });
+
+  it('builds RFC 9449 §7.1 DPoP challenges with algs', () => {
+    expect(new VerifyError('dpop_proof_required', undefined, { dpopAlgorithms: ['ES256'] }).wwwAuthenticate()).toBe(
+      'DPoP error="invalid_token", error_description="The access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof", algs="ES256"',
+    );
+    const nonce = new VerifyError('use_dpop_nonce', undefined, { dpopAlgorithms: ['ES256', 'EdDSA'], dpopNonce: 'n-1' });
+    expect(nonce.wwwAuthenticate('api')).toBe(
+      'DPoP realm="api", error="use_dpop_nonce", error_description="The DPoP proof must carry the nonce sent in the DPoP-Nonce header", algs="ES256 EdDSA"',
+    );
+    expect(nonce.dpopNonce).toBe('n-1');
+    expect(new VerifyError('dpop_replay').wwwAuthenticate()).toMatch(/^DPoP error="invalid_dpop_proof"/);
   });
 
   it('builds an insufficient_scope challenge with realm and scope, stripping unsafe characters', () => {
