@@ -41,6 +41,7 @@ import { createChainValidator } from './pki/chain.js';
 import type { DevPki } from './pki/dev-pki.js';
 import { loadTls } from './pki/load-tls.js';
 import { createRevocation } from './revocation/revocation.service.js';
+import { createSsfModule } from './ssf/ssf-module.js';
 
 export interface CustosOptions {
   env?: NodeJS.ProcessEnv;
@@ -164,6 +165,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         createLoginRoutes({ config, db, provider: () => provider, hasher, cookieKeys, trustedProxies: proxies, metrics }) as never,
         clientSecrets.middleware as never,
         structuredTokenEndpoints(structuredTokens) as never,
+        createSsfModule({ db, logger, issuer, publicJwks: () => jwks, isRevoked, currentKey: () => keys.current, sign: options.signSecurityEvent, bodyLimitBytes: env.BODY_LIMIT_BYTES }),
       ],
     });
     handler = app.callback();
