@@ -5,6 +5,10 @@
  * jose against the served JWKS). The curl walk-through in docs/event-consumers.md ("Shared
  * Signals (SSF 1.0)") does what this file does.
  */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { request, type Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +18,7 @@ import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
 
+const ROOT = path.resolve(import.meta.dirname, '../../..');
 const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
 const DISABLED = SET_EVENT_TYPES['account-disabled'];
 const CREATED = SET_EVENT_TYPES['account-created'];
@@ -317,5 +322,22 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
     expect(await row()).toEqual([]);
     // Taken means kept for the receiver: the SET is still pending after the row is gone.
     expect(Object.keys((await poll(stream)).body.sets)).toHaveLength(1);
+  });
+
+  it('docs/event-consumers.md "Shared Signals (SSF 1.0)": the curl walk-through runs as written', async () => {
+    const lines = readFileSync(path.join(ROOT, 'docs/event-consumers.md'), 'utf8').split('\n');
+    const start = lines.findIndex((line, i) => line === '```sh' && lines[i - 1] === '<!-- tested by: test/integration/ssf/transmitter.test.ts -->');
+    expect(start).toBeGreaterThan(0);
+    const script = lines
+      .slice(start + 1, lines.indexOf('```', start + 1))
+      .join('\n')
+      .replaceAll('https://localhost:8443', app.issuer)
+      .replaceAll('keys/dev/', `${app.keysDir}/`);
+    const { stdout } = await promisify(execFile)('sh', ['-e', '-c', script], { cwd: ROOT });
+    const [meta, polled] = stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(meta).toMatchObject({ spec_version: '1_0', issuer: app.issuer });
+    const sets = Object.values(polled.sets as Record<string, string>);
+    expect(sets).toHaveLength(1);
+    expect((await verifySet(sets[0]!, 'ssf-receiver')).events).toEqual({ [VERIFICATION]: { state: 'hello' } });
   });
 });
