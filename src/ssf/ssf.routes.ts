@@ -132,7 +132,8 @@ export function createSsfRoutes(deps: SsfRoutesDeps): Middleware<AppState> {
     if (isPoll) {
       const request = parse(pollBody, await body(c));
       const aborted = new AbortController();
-      ctx.req.once('close', () => aborted.abort());
+      // The response closes before it was sent only when the receiver went away: stop waiting then.
+      ctx.res.once('close', () => aborted.abort());
       ctx.body = await deps.service.poll(clientId, decodeURIComponent(path.slice(SSF_PATHS.poll.length)), request, aborted.signal);
       return;
     }

@@ -224,6 +224,22 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
     expect(claims.sub_id).toEqual({ format: 'opaque', id: stream.stream_id });
   });
 
+  it('a long poll (no returnImmediately) waits and returns as soon as an event commits', async () => {
+    const stream = (await receiver.call('POST', metadata.configuration_endpoint, { events_requested: [DISABLED] })).body;
+    const userId = await createUser('ssf-long-poll');
+    const started = Date.now();
+    const waiting = poll(stream, { maxEvents: 5 });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await admin.call('POST', `/admin/users/${userId}/disable`, { body: {} });
+    const response = await waiting;
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(700);
+    expect(elapsed).toBeLessThan(5000);
+    const sets = Object.values(response.body.sets as Record<string, string>);
+    expect(sets).toHaveLength(1);
+    expect((await verifySet(sets[0]!, 'ssf-receiver')).sub_id.sub).toBe(userId);
+  });
+
   it('keeps events while paused and delivers them once enabled again', async () => {
     const stream = (await receiver.call('POST', metadata.configuration_endpoint, { events_requested: [DISABLED] })).body;
     const paused = await receiver.call('POST', metadata.status_endpoint, { stream_id: stream.stream_id, status: 'paused', reason: 'maintenance' });
