@@ -159,20 +159,20 @@ export interface StreamOutboxRow {
   payload: IamEvent;
   occurredAt: Date;
   txid: string;
+  /** 1, 2, 3, ... per subject in commit order. */
+  subjectVersion: number;
 }
 
 /**
  * The next outbox rows after the stream's position, in (txid, id) order, that are safe to take:
  * the same rule as the relay's {@link assignSequenceIds} — the writing transaction is older than
  * every running one (`txid < pg_snapshot_xmin(pg_current_snapshot())`), so no row can still
- * commit before the position once it moved past. Within a subject, the per-subject row lock of
- * `recordEvent` makes two transactions writing for one user commit one after the other, so once
- * the later one is safe the earlier one is too; both are taken in the same call unless `limit`
- * falls between them.
+ * commit before the position once it moved past. Within a subject, (txid, id) order may differ
+ * from commit order (`subject_version`): the caller puts a subject's rows back in version order.
  */
 export async function takeOutboxRows(db: DbExecutor, streamId: string, limit: number): Promise<StreamOutboxRow[]> {
-  const result = await sql<{ id: string; event_id: string; subject: string; payload: IamEvent | string; occurred_at: Date; txid: string }>`
-    select o.id::text as id, o.event_id, o.subject, o.payload, o.occurred_at, o.txid::text as txid
+  const result = await sql<{ id: string; event_id: string; subject: string; payload: IamEvent | string; occurred_at: Date; txid: string; subject_version: string }>`
+    select o.id::text as id, o.event_id, o.subject, o.payload, o.occurred_at, o.txid::text as txid, o.subject_version::text as subject_version
       from event_outbox o
       join ssf_stream s on s.stream_id = ${streamId}
      where (o.txid, o.id) > (s.after_txid, s.after_id)
@@ -186,6 +186,7 @@ export async function takeOutboxRows(db: DbExecutor, streamId: string, limit: nu
     payload: typeof row.payload === 'string' ? (JSON.parse(row.payload) as IamEvent) : row.payload,
     occurredAt: row.occurred_at,
     txid: row.txid,
+    subjectVersion: Number(row.subject_version),
   }));
 }
 

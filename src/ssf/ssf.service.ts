@@ -24,6 +24,7 @@ import {
   updateStreamStatus,
   upsertSubject,
   type StoredStream,
+  type StreamOutboxRow,
 } from './ssf-stream.repository.js';
 
 /** RFC 8936 poll delivery, the one delivery method of this step. */
@@ -74,6 +75,25 @@ export interface SsfServiceDeps {
 const notFound = () => new AppError('not_found', 'no such stream', { status: 404 });
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const BATCH = 200;
+/** Most outbox rows one materialization takes (the rest at the next poll). */
+const MAX_TAKE = 5000;
+
+/** `rows` ((txid, id) order) with each subject's rows in `subject_version` order, in the places that subject's rows had. */
+export function inSubjectOrder<T extends { subject: string; subjectVersion: number }>(rows: readonly T[]): T[] {
+  const bySubject = new Map<string, T[]>();
+  for (const row of rows) {
+    const list = bySubject.get(row.subject);
+    if (list) list.push(row);
+    else bySubject.set(row.subject, [row]);
+  }
+  for (const list of bySubject.values()) list.sort((a, b) => a.subjectVersion - b.subjectVersion);
+  const next = new Map<string, number>();
+  return rows.map((row) => {
+    const index = next.get(row.subject) ?? 0;
+    next.set(row.subject, index + 1);
+    return bySubject.get(row.subject)![index]!;
+  });
+}
 
 /**
  * The SSF 1.0 transmitter: streams of receivers (SSF 1.0 §8.1) fed from the same transactional
@@ -133,29 +153,41 @@ export function createSsfService(deps: SsfServiceDeps) {
     });
   }
 
-  /** Turns the outbox rows after the stream's position into pending SETs (see above); in the caller's transaction, stream locked. */
+  /**
+   * Turns the outbox rows after the stream's position into pending SETs (see above); in the
+   * caller's transaction, stream locked. Takes every safe row (up to {@link MAX_TAKE}) at once:
+   * two transactions writing for one user commit one after the other (the per-subject lock of
+   * `recordEvent`), so once the later is safe the earlier is too, and both are here; their rows
+   * are then put back in `subject_version` (commit) order, each subject's events keeping the
+   * places its rows had in (txid, id) order, so a receiver gets one user's events in commit order
+   * (only a backlog over MAX_TAKE could cut between two of them).
+   */
   async function materialize(trx: typeof db, stream: StoredStream): Promise<void> {
     if (stream.status === 'paused') return;
-    const wanted = new Set(stream.eventsRequested.map((uri) => TYPE_OF_URI.get(uri)).filter((type) => type !== undefined));
-    const users = stream.defaultSubjects === 'NONE' ? await subjectUsers(trx, stream.streamId) : undefined;
+    const rows: StreamOutboxRow[] = [];
     for (;;) {
-      const rows = await takeOutboxRows(trx, stream.streamId, BATCH);
-      if (rows.length === 0) return;
-      if (stream.status === 'enabled') {
-        for (const row of rows) {
-          if (!wanted.has(row.payload.type)) continue;
-          if (users && !users.has(row.subject)) continue;
-          const claims = buildSecurityEventClaims(
-            { eventId: row.eventId, txid: row.txid, occurredAt: row.occurredAt, event: row.payload },
-            { issuer: deps.issuer, audience: stream.aud },
-          );
-          await insertPendingSet(trx, stream.streamId, row.eventId, await deps.sign(claims));
-        }
-      }
-      const last = rows[rows.length - 1]!;
+      const batch = await takeOutboxRows(trx, stream.streamId, BATCH);
+      rows.push(...batch);
+      if (batch.length < BATCH || rows.length >= MAX_TAKE) break;
+      const last = batch[batch.length - 1]!;
       await advancePosition(trx, stream.streamId, last.txid, last.id);
-      if (rows.length < BATCH) return;
     }
+    if (rows.length === 0) return;
+    if (stream.status === 'enabled') {
+      const wanted = new Set(stream.eventsRequested.map((uri) => TYPE_OF_URI.get(uri)).filter((type) => type !== undefined));
+      const users = stream.defaultSubjects === 'NONE' ? await subjectUsers(trx, stream.streamId) : undefined;
+      for (const row of inSubjectOrder(rows)) {
+        if (!wanted.has(row.payload.type)) continue;
+        if (users && !users.has(row.subject)) continue;
+        const claims = buildSecurityEventClaims(
+          { eventId: row.eventId, txid: row.txid, occurredAt: row.occurredAt, event: row.payload },
+          { issuer: deps.issuer, audience: stream.aud },
+        );
+        await insertPendingSet(trx, stream.streamId, row.eventId, await deps.sign(claims));
+      }
+    }
+    const last = rows[rows.length - 1]!;
+    await advancePosition(trx, stream.streamId, last.txid, last.id);
   }
 
   async function resolveUser(subject: StreamSubject): Promise<string | null> {

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { request, type Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prunePublished } from '../../../src/events/outbox.repository.js';
+import { prunePublished, recordEvent } from '../../../src/events/outbox.repository.js';
 import { SET_EVENT_TYPES } from '../../../src/events/security-event-token.js';
 import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
@@ -238,6 +238,32 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
     const sets = Object.values(response.body.sets as Record<string, string>);
     expect(sets).toHaveLength(1);
     expect((await verifySet(sets[0]!, 'ssf-receiver')).sub_id.sub).toBe(userId);
+  });
+
+  it('delivers one user’s events in commit order where transaction ids say otherwise', async () => {
+    const enabled = SET_EVENT_TYPES['account-enabled'];
+    const stream = (await receiver.call('POST', metadata.configuration_endpoint, { events_requested: [DISABLED, enabled] })).body;
+    const { db } = app.custos;
+    // A takes its transaction id first, B commits alice's first event while A runs, then A writes
+    // alice's second: (txid, id) order puts A's alice row before B's, commit order after it.
+    await db.transaction().execute(async (a) => {
+      await recordEvent(a, { type: 'account-enabled', userId: 'ssf-order-bob', initiatingEntity: 'admin' });
+      await db.transaction().execute((b) => recordEvent(b, { type: 'account-disabled', userId: 'ssf-order-alice', initiatingEntity: 'admin' }));
+      await recordEvent(a, { type: 'account-enabled', userId: 'ssf-order-alice', initiatingEntity: 'admin' });
+    });
+    const seen: string[] = [];
+    for (let i = 0; i < 50 && seen.length < 3; i++) {
+      const response = await poll(stream, { returnImmediately: true, maxEvents: 1 });
+      const [entry] = Object.entries(response.body.sets as Record<string, string>);
+      if (!entry) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      const claims = await verifySet(entry[1], 'ssf-receiver');
+      seen.push(`${claims.sub_id.sub} ${Object.keys(claims.events)[0] === DISABLED ? 'disabled' : 'enabled'}`);
+      await poll(stream, { returnImmediately: true, maxEvents: 0, ack: [entry[0]] });
+    }
+    expect(seen).toEqual(['ssf-order-bob enabled', 'ssf-order-alice disabled', 'ssf-order-alice enabled']);
   });
 
   it('keeps events while paused and delivers them once enabled again', async () => {
