@@ -134,7 +134,9 @@ export function createSsfRoutes(deps: SsfRoutesDeps): Middleware<AppState> {
       const aborted = new AbortController();
       // The response closes before it was sent only when the receiver went away: stop waiting then.
       ctx.res.once('close', () => aborted.abort());
-      ctx.body = await deps.service.poll(clientId, decodeURIComponent(path.slice(SSF_PATHS.poll.length)), request, aborted.signal);
+      // A stream id is a UUID: anything else (malformed percent-encoding included) is an unknown stream.
+      const id = /^[0-9a-fA-F-]{36}$/.test(path.slice(SSF_PATHS.poll.length)) ? path.slice(SSF_PATHS.poll.length) : '';
+      ctx.body = await deps.service.poll(clientId, id, request, aborted.signal);
       return;
     }
     switch (`${ctx.method} ${path}`) {

@@ -345,6 +345,9 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
       expect(typeof response.body.error).toBe('string');
     }
     expect((await receiver.call('GET', `${metadata.configuration_endpoint}?stream_id=not-a-uuid`)).status).toBe(404);
+    expect((await receiver.call('POST', `${app.issuer}/ssf/poll/%E0%A4%A`, {})).status).toBe(404);
+    expect((await receiver.call('POST', `${app.issuer}/ssf/poll/${stream.stream_id}/x`, {})).status).toBe(404);
+    expect((await receiver.call('GET', stream.delivery.endpoint_url)).status).toBe(405);
   });
 
   it('the outbox prune keeps rows a stream has not taken yet (paused), and prunes them once taken', async () => {
