@@ -151,6 +151,9 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     let provider = build(keys);
     await assertClientsValid(provider, config.files.clients, config.sources.clients ?? config.configDir);
 
+    const ssf = createSsfModule({ db, logger, issuer, publicJwks: () => jwks, isRevoked, currentKey: () => keys.current, sign: options.signSecurityEvent, bodyLimitBytes: env.BODY_LIMIT_BYTES });
+    // Registered after the listener's close: runs before it, so waiting polls do not hold the drain.
+    cleanups.push(ssf.stop);
     const app = createPublicApp({
       issuer,
       logger,
@@ -165,7 +168,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         createLoginRoutes({ config, db, provider: () => provider, hasher, cookieKeys, trustedProxies: proxies, metrics }) as never,
         clientSecrets.middleware as never,
         structuredTokenEndpoints(structuredTokens) as never,
-        createSsfModule({ db, logger, issuer, publicJwks: () => jwks, isRevoked, currentKey: () => keys.current, sign: options.signSecurityEvent, bodyLimitBytes: env.BODY_LIMIT_BYTES }),
+        ssf.routes,
       ],
     });
     handler = app.callback();

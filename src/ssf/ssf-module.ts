@@ -21,8 +21,8 @@ export interface SsfModuleDeps extends SsfAuthDeps {
   longPollMs?: number;
 }
 
-/** The SSF 1.0 transmitter room (issue 17): its routes for the public listener. */
-export function createSsfModule(deps: SsfModuleDeps): Middleware<AppState> {
+/** The SSF 1.0 transmitter room (issue 17): its routes for the public listener, and `stop` for shutdown (ends long-poll waits). */
+export function createSsfModule(deps: SsfModuleDeps): { routes: Middleware<AppState>; stop(): Promise<void> } {
   const service = createSsfService({
     db: deps.db,
     issuer: deps.issuer,
@@ -30,5 +30,8 @@ export function createSsfModule(deps: SsfModuleDeps): Middleware<AppState> {
     logger: deps.logger,
     longPollMs: deps.longPollMs,
   });
-  return createSsfRoutes({ issuer: deps.issuer, service, authenticate: createSsfAuth(deps), bodyLimitBytes: deps.bodyLimitBytes });
+  return {
+    routes: createSsfRoutes({ issuer: deps.issuer, service, authenticate: createSsfAuth(deps), bodyLimitBytes: deps.bodyLimitBytes }),
+    stop: async () => service.stop(),
+  };
 }

@@ -111,6 +111,8 @@ export function createSsfService(deps: SsfServiceDeps) {
   const { db } = deps;
   const log = deps.logger.child({ component: 'ssf' });
   const longPollMs = deps.longPollMs ?? 10_000;
+  // Aborted at shutdown: waiting polls answer at once instead of holding the listener's drain.
+  const stopping = new AbortController();
   const pollCheckMs = deps.pollCheckMs ?? 250;
 
   function configuration(stream: StoredStream): Record<string, unknown> {
@@ -207,6 +209,11 @@ export function createSsfService(deps: SsfServiceDeps) {
 
   return {
     configuration,
+
+    /** Ends the waits of long polls (shutdown): they answer with what they have. */
+    stop(): void {
+      stopping.abort();
+    },
 
     /** SSF 1.0 §8.1.1.1: creates a stream of the caller. */
     async create(caller: SsfCaller, input: StreamInput): Promise<Record<string, unknown>> {
@@ -325,7 +332,7 @@ export function createSsfService(deps: SsfServiceDeps) {
         });
         if (stream.status !== 'enabled' || maxEvents === 0) return { sets: {}, moreAvailable: false };
         const pending = await listPendingSets(db, streamId, maxEvents);
-        if (pending.sets.length > 0 || Date.now() >= deadline || signal?.aborted) {
+        if (pending.sets.length > 0 || Date.now() >= deadline || signal?.aborted || stopping.signal.aborted) {
           return { sets: Object.fromEntries(pending.sets.map((entry) => [entry.jti, entry.set])), moreAvailable: pending.more };
         }
         await new Promise((resolve) => setTimeout(resolve, Math.min(pollCheckMs, Math.max(0, deadline - Date.now()))));

@@ -386,3 +386,26 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
     expect((await verifySet(sets[0]!, 'ssf-receiver')).events).toEqual({ [VERIFICATION]: { state: 'hello' } });
   });
 });
+
+describe('SSF long polls and shutdown', () => {
+  it('a waiting long poll answers at once when Custos stops, so it does not hold the shutdown', async () => {
+    const app = await startTestApp();
+    try {
+      const receiver = new Receiver(app, 'ssf-receiver', app.clientAgent('ssf-receiver'));
+      await receiver.login();
+      const stream = (await receiver.call('POST', `${app.issuer}/ssf/streams`, {})).body;
+      const waiting = receiver.call('POST', stream.delivery.endpoint_url, {});
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const started = Date.now();
+      // Custos itself, not the test's HTTP agents (closing those waits for the poll).
+      const stopping = app.custos.stop();
+      const response = await waiting;
+      expect(response.status).toBe(200);
+      expect(response.body).toEqual({ sets: {}, moreAvailable: false });
+      await stopping;
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      await app.stop();
+    }
+  }, 60_000);
+});
