@@ -41,6 +41,7 @@ import { createChainValidator } from './pki/chain.js';
 import type { DevPki } from './pki/dev-pki.js';
 import { loadTls } from './pki/load-tls.js';
 import { createRevocation } from './revocation/revocation.service.js';
+import { createSsfModule } from './ssf/ssf-module.js';
 
 export interface CustosOptions {
   env?: NodeJS.ProcessEnv;
@@ -150,6 +151,9 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     let provider = build(keys);
     await assertClientsValid(provider, config.files.clients, config.sources.clients ?? config.configDir);
 
+    const ssf = createSsfModule({ db, logger, issuer, publicJwks: () => jwks, isRevoked, currentKey: () => keys.current, sign: options.signSecurityEvent, bodyLimitBytes: env.BODY_LIMIT_BYTES });
+    // Registered after the listener's close: runs before it, so waiting polls do not hold the drain.
+    cleanups.push(ssf.stop);
     const app = createPublicApp({
       issuer,
       logger,
@@ -164,6 +168,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         createLoginRoutes({ config, db, provider: () => provider, hasher, cookieKeys, trustedProxies: proxies, metrics }) as never,
         clientSecrets.middleware as never,
         structuredTokenEndpoints(structuredTokens) as never,
+        ssf.routes,
       ],
     });
     handler = app.callback();

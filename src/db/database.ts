@@ -135,6 +135,41 @@ export interface LoginThrottleTable {
   expire: string | null;
 }
 
+/** An SSF 1.0 stream of a receiver (migration 20261204180000; src/ssf/). */
+export interface SsfStreamTable {
+  stream_id: string;
+  client_id: string;
+  aud: string;
+  events_requested: ColumnType<string[], string, string>;
+  delivery_method: string;
+  description: string | null;
+  default_subjects: string;
+  status: Generated<string>;
+  status_reason: string | null;
+  /** Position in the event outbox: (txid, id) of the last row taken. */
+  after_txid: string;
+  after_id: string;
+  created_at: DefaultedTimestamp;
+  updated_at: DefaultedTimestamp;
+}
+
+/** A subject added to an SSF stream, with the user it resolves to. */
+export interface SsfStreamSubjectTable {
+  stream_id: string;
+  subject_key: string;
+  subject: Json;
+  user_id: string | null;
+}
+
+/** A SET signed for an SSF stream, kept until the receiver acknowledges it (RFC 8936). */
+export interface SsfPendingSetTable {
+  stream_id: string;
+  jti: string;
+  seq: Generated<string>;
+  set: string;
+  created_at: DefaultedTimestamp;
+}
+
 /** The kysely schema of the Custos database. */
 export interface Database {
   oidc_model: OidcModelTable;
@@ -149,6 +184,9 @@ export interface Database {
   event_subject_version: EventSubjectVersionTable;
   event_relay_state: EventRelayStateTable;
   login_throttle: LoginThrottleTable;
+  ssf_stream: SsfStreamTable;
+  ssf_stream_subject: SsfStreamSubjectTable;
+  ssf_pending_set: SsfPendingSetTable;
 }
 
 /** What repositories take first: the database, or the caller's transaction. */

@@ -140,11 +140,19 @@ export async function markPublished(db: DbExecutor, ids: readonly string[]): Pro
   await db.updateTable('event_outbox').set({ published_at: sql`now()` }).where('id', 'in', ids).execute();
 }
 
-/** Deletes rows published longer than `retentionMs` ago; returns how many. */
+/**
+ * Deletes rows published longer than `retentionMs` ago; returns how many. A row an SSF stream
+ * (src/ssf/) that is not disabled has not taken yet — after the stream's outbox position — stays:
+ * SSF streams read this same outbox, and a paused stream must find its events when resumed. (A
+ * disabled stream drops events, so it holds nothing back.)
+ */
 export async function prunePublished(db: DbExecutor, retentionMs: number): Promise<number> {
   const result = await db
     .deleteFrom('event_outbox')
     .where('published_at', '<', sql<Date>`now() - make_interval(secs => ${retentionMs / 1000})`)
+    .where(
+      sql<boolean>`not exists (select 1 from ssf_stream s where s.status <> 'disabled' and (event_outbox.txid, event_outbox.id) > (s.after_txid, s.after_id))`,
+    )
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }

@@ -106,6 +106,8 @@ export function createMetrics(): Metrics {
   };
 }
 
+const SSF_ROUTES = new Set(['/.well-known/ssf-configuration', '/ssf/streams', '/ssf/status', '/ssf/subjects:add', '/ssf/subjects:remove', '/ssf/verify']);
+
 const KNOWN_ROUTES = new Set([
   '/.well-known/openid-configuration',
   '/.well-known/oauth-authorization-server',
@@ -128,5 +130,7 @@ export function routeLabel(path: string): string {
   if (path.startsWith('/interaction/')) return '/interaction/:uid';
   if (path.startsWith('/auth/')) return '/auth/:uid';
   if (path.startsWith('/admin/')) return '/admin';
+  if (path.startsWith('/ssf/poll/')) return '/ssf/poll/:stream_id';
+  if (path.startsWith('/ssf/') || path === '/.well-known/ssf-configuration') return SSF_ROUTES.has(path) ? path : 'other';
   return 'other';
 }

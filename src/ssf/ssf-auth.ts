@@ -1,0 +1,59 @@
+import type { JSONWebKeySet } from 'jose';
+import type { Context } from 'koa';
+import type { ClientCertificateState } from '../http/client-certificate.js';
+import { AppError } from '../http/app-error.js';
+import { createAccessTokenVerifier, VerifyError, type AccessTokenVerifier } from '../verify/index.js';
+
+/** Audience (RFC 8707 resource) and scope of the tokens SSF receivers call the transmitter with. */
+export const SSF_AUDIENCE = 'urn:custos:ssf';
+export const SSF_SCOPE = 'ssf:manage';
+
+export interface SsfAuthDeps {
+  issuer: string;
+  /** This server's current public signing keys (swapped on key reload). */
+  publicJwks: () => JSONWebKeySet;
+  isRevoked: (token: { jti?: string; sub?: string; iat?: number }) => Promise<boolean>;
+}
+
+const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/;
+const CHALLENGE = 'Bearer realm="custos-ssf"';
+
+/**
+ * SSF 1.0 §8 authorization (`authorization_schemes`: RFC 6749): a Custos access token for
+ * audience `urn:custos:ssf` with scope `ssf:manage`, verified with `custos/verify` against the
+ * server's own keys, not revoked; when it is certificate-bound (`cnf.x5t#S256`, RFC 8705 §3) the
+ * request must come with that certificate. Returns the receiver: the token's `client_id`.
+ */
+export function createSsfAuth(deps: SsfAuthDeps): (ctx: Context) => Promise<string> {
+  const verifiers = new WeakMap<JSONWebKeySet, AccessTokenVerifier>();
+  const verifierFor = (jwks: JSONWebKeySet) => {
+    let verifier = verifiers.get(jwks);
+    if (!verifier) {
+      verifier = createAccessTokenVerifier({ issuer: deps.issuer, audience: SSF_AUDIENCE, jwks, requireBinding: false, requiredScopes: [SSF_SCOPE] });
+      verifiers.set(jwks, verifier);
+    }
+    return verifier;
+  };
+  return async function authenticateReceiver(ctx) {
+    const match = BEARER.exec(ctx.get('authorization'));
+    if (!match) {
+      ctx.set('WWW-Authenticate', CHALLENGE);
+      throw new AppError('token_required', 'a Bearer access token with scope ssf:manage is required', { status: 401 });
+    }
+    const state = ctx.state as ClientCertificateState;
+    let claims;
+    try {
+      claims = await verifierFor(deps.publicJwks()).verify(match[1]!, { clientCertificate: state.clientCertificate });
+    } catch (error) {
+      if (!(error instanceof VerifyError)) throw error;
+      const status = error.status === 403 ? 403 : 401;
+      ctx.set('WWW-Authenticate', status === 403 ? `${CHALLENGE}, error="insufficient_scope", scope="${SSF_SCOPE}"` : `${CHALLENGE}, error="invalid_token"`);
+      throw new AppError(error.code, error.message, { status });
+    }
+    if (await deps.isRevoked(claims)) {
+      ctx.set('WWW-Authenticate', `${CHALLENGE}, error="invalid_token"`);
+      throw new AppError('token_revoked', 'the access token was revoked', { status: 401 });
+    }
+    return claims.client_id;
+  };
+}

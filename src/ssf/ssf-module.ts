@@ -1,0 +1,37 @@
+import type { Kysely } from 'kysely';
+import type { Middleware } from 'koa';
+import type { Logger } from 'pino';
+import type { Database } from '../db/database.js';
+import { createSetSigner, type SetSigner } from '../events/security-event-token.js';
+import type { AppState } from '../http/middleware.js';
+import type { SigningJwk } from '../keys/signing-keys.js';
+import { createSsfAuth, type SsfAuthDeps } from './ssf-auth.js';
+import { createSsfRoutes } from './ssf.routes.js';
+import { createSsfService } from './ssf.service.js';
+
+/** What the composition root passes to {@link createSsfModule}. */
+export interface SsfModuleDeps extends SsfAuthDeps {
+  db: Kysely<Database>;
+  logger: Logger;
+  /** The signing key of the moment (SIGHUP reloads swap it). */
+  currentKey: () => SigningJwk;
+  /** Replaces the ES256 SET signer. */
+  sign?: SetSigner;
+  bodyLimitBytes: number;
+  longPollMs?: number;
+}
+
+/** The SSF 1.0 transmitter room (issue 17): its routes for the public listener, and `stop` for shutdown (ends long-poll waits). */
+export function createSsfModule(deps: SsfModuleDeps): { routes: Middleware<AppState>; stop(): Promise<void> } {
+  const service = createSsfService({
+    db: deps.db,
+    issuer: deps.issuer,
+    sign: deps.sign ?? createSetSigner(deps.currentKey),
+    logger: deps.logger,
+    longPollMs: deps.longPollMs,
+  });
+  return {
+    routes: createSsfRoutes({ issuer: deps.issuer, service, authenticate: createSsfAuth(deps), bodyLimitBytes: deps.bodyLimitBytes }),
+    stop: async () => service.stop(),
+  };
+}
