@@ -12,12 +12,9 @@
  * does (IAM change + outbox row in one transaction). Once the admin API has landed, swap its body
  * for that HTTPS call to include the API's own cost.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
 import WebSocket from 'ws';
-import { missingPulsarPrerequisites, startPulsarStandalone, type PulsarStandalone } from '../scripts/pulsar/pulsar-standalone.js';
+import { benchBroker, percentile } from './bench-broker.js';
 import { recordEvent } from '../src/events/outbox.repository.js';
 import { startCustos, type RunningCustos } from '../src/main.js';
 import { createSecurityEventVerifier } from '../src/verify/index.js';
@@ -32,23 +29,8 @@ async function revoke(custos: RunningCustos, userId: string): Promise<string> {
   );
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-let broker: PulsarStandalone | undefined;
-let brokerDir: string | undefined;
-let wsUrl = process.env.PULSAR_WS_URL;
-if (!wsUrl) {
-  const missing = missingPulsarPrerequisites();
-  if (missing.length > 0) {
-    console.error(`bench:events needs PULSAR_WS_URL or ${missing.join(', ')}`);
-    process.exit(1);
-  }
-  brokerDir = await mkdtemp(path.join(tmpdir(), 'custos-bench-pulsar-'));
-  broker = await startPulsarStandalone({ dataDir: brokerDir, log: (line) => console.log(line) });
-  wsUrl = broker.wsUrl;
-}
+const broker = await benchBroker('bench:events');
+const wsUrl = broker.wsUrl;
 const topic = `persistent://public/default/custos-bench-${Date.now()}`;
 const custos = await startCustos({
   env: {
@@ -111,7 +93,7 @@ try {
         p99_ms: Number(percentile(latencies, 99).toFixed(2)),
         max_ms: Number(latencies[latencies.length - 1]!.toFixed(2)),
         sequential_revocations_per_s: Number((COUNT / total).toFixed(1)),
-        broker: broker ? `Pulsar standalone started by the bench (${broker.startSeconds.toFixed(1)} s to healthy)` : wsUrl,
+        broker: broker.description,
       },
       null,
       2,
@@ -121,6 +103,5 @@ try {
   consumer.close();
   await trustDevCa.close();
   await custos.stop();
-  await broker?.stop();
-  if (brokerDir) await rm(brokerDir, { recursive: true, force: true });
+  await broker.stop();
 }

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, fetch as undiciFetch, request } from 'undici';
 import WebSocket from 'ws';
-import { missingPulsarPrerequisites, startPulsarStandalone, type PulsarStandalone } from '../scripts/pulsar/pulsar-standalone.js';
+import { benchBroker, percentile } from './bench-broker.js';
 import { createPasswordHasher } from '../src/iam/password-hasher.js';
 import { createUserService } from '../src/iam/user.service.js';
 import { startCustos } from '../src/main.js';
@@ -30,23 +30,8 @@ const COUNT = Number(process.env.BENCH_REVOCATIONS ?? 50);
 const AUDIENCE = 'urn:custos:bench-consumer';
 const PASSWORD = 'bench passphrase for revocation';
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-let broker: PulsarStandalone | undefined;
-let brokerDir: string | undefined;
-let wsUrl = process.env.PULSAR_WS_URL;
-if (!wsUrl) {
-  const missing = missingPulsarPrerequisites();
-  if (missing.length > 0) {
-    console.error(`bench:revocation needs PULSAR_WS_URL or ${missing.join(', ')}`);
-    process.exit(1);
-  }
-  brokerDir = await mkdtemp(path.join(tmpdir(), 'custos-bench-pulsar-'));
-  broker = await startPulsarStandalone({ dataDir: brokerDir, log: (line) => console.log(line) });
-  wsUrl = broker.wsUrl;
-}
+const broker = await benchBroker('bench:revocation');
+const wsUrl = broker.wsUrl;
 const dataDir = await mkdtemp(path.join(tmpdir(), 'custos-bench-revocation-'));
 await chmod(dataDir, 0o755); // initdb runs as an unprivileged user when the bench runs as root
 const topic = `persistent://public/default/custos-bench-revocation-${Date.now()}`;
@@ -69,8 +54,7 @@ const custos = await startCustos({
 }).catch(async (error: Error) => {
   // The broker was started by this bench: stop it before giving up.
   console.error(`bench:revocation: Custos did not start: ${error.message}`);
-  await broker?.stop();
-  if (brokerDir) await rm(brokerDir, { recursive: true, force: true });
+  await broker.stop();
   await rm(dataDir, { recursive: true, force: true });
   process.exit(1);
 });
@@ -219,7 +203,7 @@ try {
       {
         benchmark: 'revoking request sent → its response, → introspection inactive, → SET verified at a Pulsar consumer (pulsar-ws sink), per path',
         paths: results,
-        broker: broker ? `Pulsar standalone started by the bench (${broker.startSeconds.toFixed(1)} s to healthy)` : wsUrl,
+        broker: broker.description,
       },
       null,
       2,
@@ -229,7 +213,6 @@ try {
   consumer.close();
   await Promise.all([plain.close(), ordersApi.close(), adminCli.close()]);
   await custos.stop();
-  await broker?.stop();
-  if (brokerDir) await rm(brokerDir, { recursive: true, force: true });
+  await broker.stop();
   await rm(dataDir, { recursive: true, force: true });
 }

@@ -15,16 +15,8 @@ export interface StoredStream {
   statusReason: string | null;
 }
 
-/** What creating a stream stores. */
-export interface NewStream {
-  streamId: string;
-  clientId: string;
-  aud: string;
-  eventsRequested: string[];
-  deliveryMethod: string;
-  description: string | null;
-  defaultSubjects: 'ALL' | 'NONE';
-}
+/** What creating a stream stores (a new stream is enabled). */
+export type NewStream = Omit<StoredStream, 'status' | 'statusReason'>;
 
 interface StreamRow {
   stream_id: string;
