@@ -111,11 +111,15 @@ export function createSsfRoutes(deps: SsfRoutesDeps): Middleware<AppState> {
     return value;
   };
 
-  return async function ssfRoutes(ctx, next) {
+  // Requests for other paths pass on without an async frame (the public listener's hot path).
+  return function ssfRoutes(ctx, next) {
     const path = ctx.path;
     const isPoll = path.startsWith(SSF_PATHS.poll);
     const methods = isPoll ? ['POST'] : allowed[path];
-    if (!methods) return next();
+    return methods ? handle(ctx, next, path, isPoll, methods) : next();
+  };
+
+  async function handle(ctx: Parameters<Middleware<AppState>>[0], next: () => Promise<unknown>, path: string, isPoll: boolean, methods: string[]): Promise<unknown> {
     if (!methods.includes(ctx.method)) {
       ctx.status = 405;
       ctx.set('Allow', methods.join(', '));
@@ -189,5 +193,5 @@ export function createSsfRoutes(deps: SsfRoutesDeps): Middleware<AppState> {
       default:
         return next();
     }
-  };
+  }
 }
