@@ -59,6 +59,10 @@ export const clientSchema = z
     /** RFC 9449 §5.2: every token request of this client must carry a DPoP proof. */
     dpop_bound_access_tokens: z.boolean().optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
+    /** RFC 9126 §5: this client's authorization requests must come through PAR. */
+    require_pushed_authorization_requests: z.boolean().optional(),
+    /** `fapi2`: the FAPI 2.0 Security Profile is enforced for this client (docs/api-developers.md). */
+    profile: z.enum(['fapi2']).optional(),
   })
   .superRefine((client, ctx) => {
     const secretMethods = ['client_secret_basic', 'client_secret_post'];
@@ -85,7 +89,37 @@ export const clientSchema = z
     if (client.default_resource && !client.resources.includes(client.default_resource)) {
       ctx.addIssue({ code: 'custom', path: ['default_resource'], message: 'must be one of resources' });
     }
+    if (client.profile === 'fapi2') {
+      for (const issue of fapi2Problems(client, certificateBound)) ctx.addIssue({ code: 'custom', ...issue });
+    }
   });
+
+/** FAPI 2.0 client authentication (Security Profile §5.3.2.1): mTLS or private_key_jwt, never a shared secret. */
+const FAPI2_AUTH_METHODS = ['private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth'];
+
+/** What a client registered with `profile: "fapi2"` must declare, by the FAPI 2.0 Security Profile (final). */
+function fapi2Problems(
+  client: { token_endpoint_auth_method: string; grant_types: string[]; response_types: string[]; redirect_uris: string[]; dpop_bound_access_tokens?: boolean; require_pushed_authorization_requests?: boolean },
+  certificateBound: boolean,
+): { path: string[]; message: string }[] {
+  const problems: { path: string[]; message: string }[] = [];
+  if (!FAPI2_AUTH_METHODS.includes(client.token_endpoint_auth_method)) {
+    problems.push({ path: ['token_endpoint_auth_method'], message: `fapi2 needs ${FAPI2_AUTH_METHODS.join(', ')} (confidential clients only)` });
+  }
+  if (!client.dpop_bound_access_tokens && !certificateBound) {
+    problems.push({ path: ['dpop_bound_access_tokens'], message: 'fapi2 needs sender-constrained tokens: dpop_bound_access_tokens or tls_client_certificate_bound_access_tokens' });
+  }
+  const grants = client.grant_types.filter((grant) => !['authorization_code', 'refresh_token', 'client_credentials'].includes(grant));
+  if (grants.length > 0) problems.push({ path: ['grant_types'], message: `fapi2 allows authorization_code, refresh_token and client_credentials, not ${grants.join(', ')}` });
+  if (client.response_types.some((type) => type !== 'code')) problems.push({ path: ['response_types'], message: 'fapi2 allows response_type code only' });
+  if (client.require_pushed_authorization_requests === false) {
+    problems.push({ path: ['require_pushed_authorization_requests'], message: 'fapi2 requires pushed authorization requests (leave it out or true)' });
+  }
+  client.redirect_uris.forEach((uri, index) => {
+    if (!uri.startsWith('https://')) problems.push({ path: ['redirect_uris', String(index)], message: 'fapi2 redirect URIs use https' });
+  });
+  return problems;
+}
 
 /** Token exchange policy (RFC 8693) for one client: which resume scopes it may mint, for whom. */
 export const exchangePolicySchema = z.strictObject({

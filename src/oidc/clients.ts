@@ -21,7 +21,9 @@ export function toClientMetadata(client: ClientConfig): ClientMetadata {
     tls_client_certificate_bound_access_tokens:
       client.tls_client_certificate_bound_access_tokens ?? MTLS_METHODS.has(client.token_endpoint_auth_method),
     dpop_bound_access_tokens: client.dpop_bound_access_tokens ?? false,
+    require_pushed_authorization_requests: client.require_pushed_authorization_requests ?? client.profile === 'fapi2',
   };
+  if (client.profile) metadata.profile = client.profile;
   if (client.scope) metadata.scope = client.scope;
   if (client.client_secret_hash) metadata.client_secret = client.client_secret_hash;
   if (client.tls_client_auth_san_dns) metadata.tls_client_auth_san_dns = client.tls_client_auth_san_dns;

@@ -9,6 +9,7 @@ import { loadExistingGrant } from './first-party.js';
 import { outboundFetch, rpInitiatedLogoutFeature } from './logout.js';
 import { rejectUnknownClientCredentialsScopes, useHashedClientSecrets } from './internals.js';
 import { DPOP_SIGNING_ALGS, dpopFeature } from './dpop.js';
+import { fapi2Feature, fapi2ProfileValidator, isFapi2 } from './fapi2.js';
 import { multiAudienceCustomizer } from './jwt-audiences.js';
 import { mtlsFeature } from './mtls.js';
 import { resourceIndicatorsFeature, type ResourcePolicy } from './resource-servers.js';
@@ -86,6 +87,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS],
     },
     pkce: { required: () => true },
+    // `profile: "fapi2"` (config/clients.json) puts a client under the FAPI 2.0 Security Profile.
+    extraClientMetadata: { properties: ['profile'], validator: fapi2ProfileValidator },
     // redirect_uri is always required (OIDC Core §3.1.2.1), also for single-redirect clients.
     allowOmittingSingleRegisteredRedirectUri: false,
     ttl: {
@@ -120,7 +123,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     // refresh needs a proof by the same key.
     issueRefreshToken: async (ctx, client) =>
       client.grantTypeAllowed('refresh_token') && (client.clientAuthMethod !== 'none' || Boolean(ctx.get('DPoP'))),
-    rotateRefreshToken: true,
+    // FAPI 2.0 (§5.3.2.1) asks not to rotate the refresh tokens of its (confidential, sender-
+    // constrained) clients: a lost response would otherwise lock the client out.
+    rotateRefreshToken: (ctx) => !isFapi2(ctx.oidc.client),
     fetch: outboundFetch(deps.files.clients) as Configuration['fetch'],
     // The @types union for `features` cannot express these combinations; the shapes follow docs/README.md.
     features: {
@@ -133,6 +138,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       resourceIndicators: resourceIndicatorsFeature(policy),
       mTLS: mtlsFeature(deps.chain),
       dPoP: dpopFeature(deps.cookieKeys),
+      fapi: fapi2Feature(),
       rpInitiatedLogout: rpInitiatedLogoutFeature(),
       backchannelLogout: { enabled: true },
     } as Configuration['features'],

@@ -70,7 +70,19 @@ export async function loginForCode(
     code_challenge_method: 'S256',
     state: randomBytes(8).toString('base64url'),
   });
-  let step = await browse(app, jar, 'GET', `/auth?${params}`);
+  const callback = await signIn(app, jar, `/auth?${params}`, username, password);
+  const code = callback.searchParams.get('code');
+  if (!code) throw new Error(`no code: ${callback}`);
+  return code;
+}
+
+/**
+ * Follows an authorization request (`target`, e.g. `/auth?...` or a PAR `request_uri` URL) through
+ * the sign-in page (and a consent page, if one comes) and returns where the provider finally
+ * redirects: the client's redirect URI with `code` (or `error`), `state` and `iss`.
+ */
+export async function signIn(app: FlowTarget, jar: Jar, target: string, username: string, password: string): Promise<URL> {
+  let step = await browse(app, jar, 'GET', target);
   if (step.status !== 303 || !step.location) throw new Error(`authorization request: ${step.status} ${step.text}`);
   const interaction = new URL(step.location, app.issuer).pathname;
   if (interaction.startsWith('/interaction/')) {
@@ -94,10 +106,7 @@ export async function loginForCode(
       step = await browse(app, jar, 'GET', step.location);
     }
   }
-  const callback = new URL(step.location ?? '', app.issuer);
-  const code = callback.searchParams.get('code');
-  if (!code) throw new Error(`no code: ${step.status} ${step.location} ${step.text.slice(0, 300)}`);
-  return code;
+  return new URL(step.location ?? '', app.issuer);
 }
 
 /** Redeems a code at `/token` as web-bff. */

@@ -1,5 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createLocalJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT, type JSONWebKeySet } from 'jose';
+import { request as undiciRequest } from 'undici';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../../src/db/create-db.js';
@@ -214,5 +215,31 @@ describe('two instances: login and sessions', () => {
       expect(refused.status).not.toBe(303);
       expect(refused.text).toContain('Too many failed attempts');
     }
+  });
+});
+
+describe('two instances: DPoP', () => {
+  it('a DPoP proof used at one is refused at the other (replay detection in PostgreSQL)', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const proof = await new SignJWT({ htm: 'POST', htu: `${CLUSTER_ISSUER}/token`, iat: Math.floor(Date.now() / 1000), jti: randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
+      .sign(privateKey);
+    const tokenAt = async (instance: Instance) => {
+      const response = await undiciRequest(`${CLUSTER_ISSUER}/token`, {
+        method: 'POST',
+        dispatcher: instance.agent(),
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(DEMO.reportingJob.join(':')).toString('base64')}`,
+          dpop: proof,
+        },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'orders:read' }).toString(),
+      });
+      return { status: response.statusCode, body: (await response.body.json()) as Record<string, unknown> };
+    };
+    const first = await tokenAt(a);
+    expect([first.status, first.body.token_type]).toEqual([200, 'DPoP']);
+    const replayed = await tokenAt(b);
+    expect([replayed.status, replayed.body.error]).toEqual([400, 'invalid_grant']);
   });
 });
