@@ -5,6 +5,10 @@
 import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider';
 // @ts-expect-error -- untyped internal module: the per-provider private state (grant handlers).
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
+// @ts-expect-error -- untyped internal module: oidc-provider's DPoP proof validation and replay check.
+import validateDpop, { checkDpopReplay } from 'oidc-provider/lib/helpers/validate_dpop.js';
+// @ts-expect-error -- untyped internal module: the `dpop_bound_access_tokens` requirement.
+import { checkDpopRequired } from 'oidc-provider/lib/helpers/sender_constraints.js';
 
 type SecretClient = { clientSecret: string; clientAuthMethod: string };
 
@@ -135,4 +139,19 @@ export function assignTokenId(token: InstanceType<Provider['AccessToken']>): str
   const model = token as unknown as { jti?: string; generateTokenId(): string };
   model.jti = model.generateTokenId();
   return model.jti;
+}
+
+/**
+ * For a grant Custos registers itself (token exchange): the request's DPoP proof checked exactly
+ * as oidc-provider's own grants check it (signature, `typ`, `htm`, `htu`, `iat` or the server
+ * nonce, the `jti` once through the adapter), a client registered with `dpop_bound_access_tokens`
+ * made to send one, and the proof key's thumbprint returned (undefined without a proof).
+ */
+export async function checkTokenRequestDpop(ctx: KoaContextWithOIDC): Promise<string | undefined> {
+  const provider = ctx.oidc.provider;
+  const dPoP = (await validateDpop(provider, ctx)) as { thumbprint: string } | undefined;
+  checkDpopRequired(provider, ctx, dPoP);
+  if (!dPoP) return undefined;
+  await checkDpopReplay(provider, ctx, dPoP, ctx.oidc.client!.clientId);
+  return dPoP.thumbprint;
 }

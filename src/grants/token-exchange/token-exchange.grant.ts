@@ -5,7 +5,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import type { ExchangePolicy } from '../../config/files.js';
 import type { Database } from '../../db/database.js';
 import { createStatementBatcher } from '../../db/statement-batcher.js';
-import { assignTokenId } from '../../oidc/internals.js';
+import { assignTokenId, checkTokenRequestDpop } from '../../oidc/internals.js';
 import { AUDIENCES_EXTRA } from '../../oidc/jwt-audiences.js';
 import { isPayloadHash } from '../../verify/payload-hash.js';
 import { decideExchange } from './exchange-policy.js';
@@ -98,6 +98,11 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
     if (!isPayloadHash(eventPayloadHash)) {
       throw new errors.InvalidRequest('event_payload_hash must be the base64url SHA-256 of the JCS-canonical event payload');
     }
+
+    // A proof is checked like at every other grant (and required of a dpop_bound_access_tokens
+    // client), but the resume token stays a Bearer token: it travels with the event to consumers,
+    // who never hold the exchanging client's key; its payload hash is what binds it.
+    await checkTokenRequestDpop(ctx);
 
     const policy = policies.get(client.clientId);
     if (!policy) throw new errors.UnauthorizedClient('no token exchange policy allows this client to mint resume tokens');

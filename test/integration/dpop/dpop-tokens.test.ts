@@ -203,6 +203,27 @@ describe('token exchange of a DPoP-bound subject token', () => {
       await db.destroy();
     }
   });
+
+  it('checks a proof the exchanging client sends, and still answers a Bearer resume token (carried with the event)', async () => {
+    const { token } = await dpopBoundUserToken();
+    const form = {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      client_id: EXCHANGER[0],
+      client_secret: EXCHANGER[1],
+      subject_token: token,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      event_payload_hash: eventPayloadHash({ a: 3 }),
+    };
+    const key = await proofKey();
+    const wrongUrl = await postToken(form, { dpop: await tokenProof(key, { htu: `${app.issuer}/token/introspection` }) });
+    expect([wrongUrl.status, wrongUrl.body.error]).toEqual([400, 'invalid_dpop_proof']);
+    const proof = await tokenProof(key);
+    const proved = await postToken(form, { dpop: proof });
+    expect([proved.status, proved.body.token_type]).toEqual([200, 'Bearer']);
+    expect(decodeJwt(proved.body.access_token as string).cnf).toBeUndefined();
+    const replayed = await postToken({ ...form, event_payload_hash: eventPayloadHash({ a: 4 }) }, { dpop: proof });
+    expect([replayed.status, replayed.body.error]).toEqual([400, 'invalid_grant']);
+  });
 });
 
 /** A key for hand-made proofs (jose SignJWT), as a client without openid-client would make them. */
