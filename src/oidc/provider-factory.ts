@@ -127,6 +127,10 @@ export function createProvider(deps: ProviderDeps): Provider {
     // constrained) clients: a lost response would otherwise lock the client out.
     rotateRefreshToken: (ctx) => !isFapi2(ctx.oidc.client),
     fetch: outboundFetch(deps.files.clients) as Configuration['fetch'],
+    // CORS at the token endpoint only for a browser app: a public client, from the origin of one
+    // of its registered redirect URIs (a SPA such as examples/spa). Confidential clients never.
+    clientBasedCORS: (_ctx, origin, client) =>
+      origin !== 'null' && client.clientAuthMethod === 'none' && (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
     // The @types union for `features` cannot express these combinations; the shapes follow docs/README.md.
     features: {
       devInteractions: { enabled: false },

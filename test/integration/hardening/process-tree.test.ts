@@ -205,6 +205,39 @@ describe('no process outlives the one a user stops (issue 22 #4)', () => {
     for (const process of tree) expect(await gone(process.pid), `${process.comm} (pid ${process.pid}) still runs`).toBe(true);
   }, 90_000);
 
+  // docs/bff-developers.md: `npm run example:spa` serves the SPA demo (its flow in Chromium: test/integration/demo/spa.test.ts).
+  it('`npm run example:spa` serves the page under its CSP, and SIGTERM stops every process it started', async () => {
+    const app = await startTestApp();
+    cleanups.push(() => app.stop());
+    const port = await freePort();
+    const spa = started(
+      spawn('npm', ['run', 'example:spa'], {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? work,
+          CUSTOS_ISSUER: app.issuer,
+          CUSTOS_CA_FILE: path.join(app.keysDir, 'ca.pem'),
+          SPA_PORT: String(port),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      }),
+    );
+    cleanups.push(() => kill(-spa.child.pid!));
+    await spa.until(/Demo SPA on http/);
+    const page = await fetch(`http://localhost:${port}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(await page.text()).toContain('<script type="module" src="/app.js"></script>');
+    const config = (await (await fetch(`http://localhost:${port}/config.json`)).json()) as Record<string, string>;
+    expect(config).toMatchObject({ issuer: app.issuer, client_id: 'spa-demo', redirect_uri: `http://localhost:${port}/` });
+    const tree = descendants(spa.child.pid!);
+    spa.child.kill('SIGTERM');
+    await spa.exited;
+    for (const process of tree) expect(await gone(process.pid), `${process.comm} (pid ${process.pid}) still runs`).toBe(true);
+  }, 90_000);
+
   describe('npm run pulsar:standalone', () => {
     /** A `java` that answers -version like Java 17 and otherwise sleeps (the broker's jar cache is not touched). */
     async function fakeJavaPath(): Promise<string> {
