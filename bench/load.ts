@@ -19,6 +19,8 @@ export interface LoadJob {
   body?: string;
   /** Request bodies to rotate through instead of `body` (e.g. one subject token each). */
   bodies?: string[];
+  /** Extra headers per request, used in turn, each once (e.g. one DPoP proof each); the run stops when they are used up. */
+  headerSets?: Record<string, string>[];
   connections: number;
   /** Upper bound of the run, in seconds. */
   seconds: number;
@@ -56,9 +58,17 @@ async function run(job: LoadJob): Promise<LoadResult> {
   });
   const bodies = job.bodies ?? (job.body !== undefined ? [job.body] : [undefined]);
   let next = 0;
+  let nextHeaders = 0;
+  const headerSets = job.headerSets;
   const once = async (): Promise<number> => {
     const body = bodies[next++ % bodies.length];
-    const response = await pool.request({ method: job.method, path: job.path, headers: job.headers, body });
+    let headers = job.headers;
+    if (headerSets) {
+      const extra = headerSets[nextHeaders++];
+      if (!extra) throw new Error('header sets used up');
+      headers = { ...job.headers, ...extra };
+    }
+    const response = await pool.request({ method: job.method, path: job.path, headers, body });
     await response.body.dump({ limit: Infinity }).catch(() => response.body.text());
     return response.statusCode;
   };
@@ -80,7 +90,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
     errors += 1;
     failures[String(status)] = (failures[String(status)] ?? 0) + 1;
   };
-  const max = job.maxRequests ?? Infinity;
+  const max = Math.min(job.maxRequests ?? Infinity, headerSets ? headerSets.length - nextHeaders : Infinity);
   const start = performance.now();
   const deadline = start + job.seconds * 1000;
 

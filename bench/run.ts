@@ -12,7 +12,7 @@
  *   --only 1,2,3 (scenario numbers) --no-write (do not write the results file)
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
@@ -221,6 +221,19 @@ async function freshDatabase(): Promise<{ url: string; stop(): Promise<void> }> 
   return { url: embedded.connectionString.replace(/\/postgres$/, '/custos_bench'), stop: () => embedded.stop() };
 }
 
+/** `count` DPoP proofs (RFC 9449) for POST `htu`, one key, a fresh `jti` each, as `DPoP` headers. */
+async function dpopProofs(htu: string, count: number): Promise<Record<string, string>[]> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { kty, crv, x, y } = publicKey.export({ format: 'jwk' });
+  const header = Buffer.from(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk: { kty, crv, x, y } })).toString('base64url');
+  const iat = Math.floor(Date.now() / 1000);
+  return Array.from({ length: count }, () => {
+    const payload = Buffer.from(JSON.stringify({ htm: 'POST', htu, iat, jti: randomUUID() })).toString('base64url');
+    const signature = sign('sha256', Buffer.from(`${header}.${payload}`), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+    return { dpop: `${header}.${payload}.${signature}` };
+  });
+}
+
 /** The bench's login user, provisioned through the users service as an operator would. */
 async function createBenchUser(databaseUrl: string, username: string, password: string): Promise<void> {
   const db = createDb(databaseUrl, { max: 1 });
@@ -387,6 +400,14 @@ async function main(): Promise<void> {
       job: { ...base, origin, method: 'POST', path: '/token', headers: FORM, tls: { ca, cert: ordersApi.certPem, key: ordersApi.keyPem } },
       prepare: async (job) => ({ ...job, bodies: await freshExchangeBodies() }),
     },
+    '10 client_credentials, client_secret_basic, DPoP-bound': {
+      scenario: 10,
+      server: 'custos',
+      job: { ...base, origin, method: 'POST', path: '/token', headers: { ...FORM, authorization: REPORTING_JOB }, body: 'grant_type=client_credentials&scope=orders%3Aread', tls: { ca } },
+      // One fresh proof per request (each jti is accepted once), made before the round so the
+      // load generator does not sign while it measures; enough for the warm-up and the run.
+      prepare: async (job) => ({ ...job, headerSets: await dpopProofs(`${issuer}/token`, Math.ceil((SECONDS + 2) * 6000)) }),
+    },
     '7 GET /jwks': { scenario: 7, server: 'custos', job: { ...base, seconds: GET_SECONDS, origin, method: 'GET', path: '/jwks', tls: { ca } } },
     '7 GET /jwks (bare)': { scenario: 7, server: 'bare', job: { ...base, seconds: GET_SECONDS, origin: bareOrigin, method: 'GET', path: '/jwks', tls: { ca } } },
     '7 GET discovery': { scenario: 7, server: 'custos', job: { ...base, seconds: GET_SECONDS, origin, method: 'GET', path: '/.well-known/openid-configuration', tls: { ca } } },
@@ -502,6 +523,7 @@ async function main(): Promise<void> {
   const s2 = byScenario('2 ');
   const s3 = byScenario('3 ');
   const s5 = byScenario('5 ');
+  const s10 = byScenario('10 ');
   const seq = floors?.find((f) => f.name.startsWith('(b)'));
   const rate = (f?: FloorResult) => (f ? f.ops / f.seconds : undefined);
   const ratios = {
@@ -514,6 +536,10 @@ async function main(): Promise<void> {
     'cpu s1/s3': s1?.cpuUsPerRequest && s3?.cpuUsPerRequest ? s3.cpuUsPerRequest / s1.cpuUsPerRequest : undefined,
     'cpu s2/s3': s2?.cpuUsPerRequest && s3?.cpuUsPerRequest ? s3.cpuUsPerRequest / s2.cpuUsPerRequest : undefined,
     'cpu s5/s1': s5?.cpuUsPerRequest && s1?.cpuUsPerRequest ? s1.cpuUsPerRequest / s5.cpuUsPerRequest : undefined,
+    // DPoP: the same client and authentication as scenario 2, plus one proof (an ES256 verification and a replay insert).
+    's10/s2': s10 && s2 ? s10.perSecond / s2.perSecond : undefined,
+    's10/s1': s10 && s1 ? s10.perSecond / s1.perSecond : undefined,
+    'cpu s10/s2': s10?.cpuUsPerRequest && s2?.cpuUsPerRequest ? s2.cpuUsPerRequest / s10.cpuUsPerRequest : undefined,
   };
   const targets = [
     { target: 'scenario 1 >= 1.0 x scenario 3', value: ratios['s1/s3'], met: ratios['s1/s3'] !== undefined ? ratios['s1/s3'] >= 1 : undefined },
