@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { compactVerify, decodeJwt, decodeProtectedHeader, errors, type JWTVerifyGetKey } from 'jose';
+import { compactVerify, decodeJwt, decodeProtectedHeader, errors, type CryptoKey, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { authorizationHeaderDigest, type TransmitterConfig } from '../../config/ssf-receiver.js';
 import { storable } from '../../db/storable.js';
@@ -72,6 +72,26 @@ function authorizationMatches(expectedDigest: string, header: string | undefined
   return header !== undefined && header !== '' && timingSafeEqual(expected, received);
 }
 
+/**
+ * `compactVerify` with the transmitter's keys; when several keys match the header (no `kid`, or one
+ * `kid` on several keys) each is tried in turn, as jose's own `jwtVerify` does.
+ */
+async function verifySignature(token: string, keys: JWTVerifyGetKey, algorithms: string[]): Promise<{ payload: Uint8Array }> {
+  try {
+    return await compactVerify(token, keys, { algorithms });
+  } catch (error) {
+    if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error;
+    for await (const key of error as unknown as AsyncIterable<CryptoKey>) {
+      try {
+        return await compactVerify(token, key, { algorithms });
+      } catch (attempt) {
+        if (!(attempt instanceof errors.JWSSignatureVerificationFailed)) throw attempt;
+      }
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
+}
+
 export interface SetVerifierDeps {
   /** The trusted transmitters, by issuer. */
   transmitters: ReadonlyMap<string, Transmitter>;
@@ -118,7 +138,7 @@ export function createSetVerifier(deps: SetVerifierDeps) {
 
     let payloadBytes: Uint8Array;
     try {
-      ({ payload: payloadBytes } = await compactVerify(token, transmitter.keys, { algorithms: config.algorithms }));
+      ({ payload: payloadBytes } = await verifySignature(token, transmitter.keys, config.algorithms));
     } catch (error) {
       if (error instanceof errors.JWKSNoMatchingKey) throw refuse('invalid_key', 'no key of the transmitter matches the SET');
       if (error instanceof errors.JWSSignatureVerificationFailed) throw refuse('authentication_failed', 'signature verification failed');

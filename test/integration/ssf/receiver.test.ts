@@ -54,6 +54,7 @@ let app: TestApp;
 let configDir: string;
 let idp: Signer;
 let edr: Signer;
+let edrPrevious: Signer;
 let stranger: Signer;
 let jwksServer: Server;
 let untrustedServer: Server;
@@ -72,6 +73,7 @@ function listen(server: Server): Promise<number> {
 beforeAll(async () => {
   idp = await signer(IDP, 'idp-1');
   edr = await signer(EDR, 'edr-1');
+  edrPrevious = await signer(EDR, 'edr-0');
   stranger = await signer(IDP, 'idp-1'); // same issuer and kid as the IdP, another key: a forger
   // The IdP's JWKS over real TLS, certificate from a CA of its own (the receiver trusts it via tls_ca_file).
   const ca = await createCertificateAuthority({ commonName: 'Corp IdP test CA', validityDays: 2 });
@@ -108,7 +110,7 @@ beforeAll(async () => {
           {
             id: 'edr',
             issuer: EDR,
-            jwks: { keys: [edr.jwk] },
+            jwks: { keys: [edrPrevious.jwk, edr.jwk] },
             audience: AUDIENCE,
             accepted_events: [`${RISC}credential-compromise`, `${CAEP}device-compliance-change`],
             subject_formats: ['email'],
@@ -162,7 +164,7 @@ function sign(by: Signer, eventType: string, subId: Record<string, unknown>, pay
     ...options.extra,
   };
   if (options.iat !== null) claims['iat'] = options.iat ?? Math.floor(Date.now() / 1000);
-  return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: by.kid, typ: options.typ ?? 'secevent+jwt' }).sign(by.key);
+  return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', ...(by.kid ? { kid: by.kid } : {}), typ: options.typ ?? 'secevent+jwt' }).sign(by.key);
 }
 
 /** An unsigned (`alg: none`) or HMAC-signed token with the IdP's claims. */
@@ -312,6 +314,15 @@ describe('applying CAEP and RISC events', () => {
     expect(await metric('custos_ssf_receiver_sets_total', { transmitter: 'corp-idp', outcome: 'ignored' })).toBeGreaterThanOrEqual(1);
   });
 
+  it('a SET without kid verifies against whichever of the transmitter’s keys signed it', async () => {
+    for (const by of [edr, edrPrevious]) {
+      const response = await push(await sign({ ...by, kid: '' }, `${RISC}credential-compromise`, email('nobody'), { credential_type: 'password' }), { authorization: EDR_AUTHORIZATION });
+      expect(response.status, response.text).toBe(202);
+    }
+    const forged = await push(await sign({ ...stranger, issuer: EDR, kid: '' }, `${RISC}credential-compromise`, email('nobody'), { credential_type: 'password' }), { authorization: EDR_AUTHORIZATION });
+    expect(forged.body).toEqual({ err: 'authentication_failed', description: expect.any(String) });
+  });
+
   it('the JWKS is fetched over verified TLS once and cached', async () => {
     expect(jwksFetches).toBe(1);
   });
@@ -394,7 +405,7 @@ describe('refusals change nothing and answer RFC 8935 errors', () => {
   it('refusals are counted by reason', async () => {
     expect(await metric('custos_ssf_receiver_refused_total', { transmitter: 'unknown', reason: 'invalid_issuer' })).toBeGreaterThanOrEqual(1);
     expect(await metric('custos_ssf_receiver_refused_total', { transmitter: 'corp-idp', reason: 'replayed' })).toBeGreaterThanOrEqual(8);
-    expect(await metric('custos_ssf_receiver_refused_total', { transmitter: 'edr', reason: 'authentication_failed' })).toBe(2);
+    expect(await metric('custos_ssf_receiver_refused_total', { transmitter: 'edr', reason: 'authentication_failed' })).toBe(3);
   });
 });
 
