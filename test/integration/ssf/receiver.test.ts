@@ -21,6 +21,7 @@ import { authorizationHeaderDigest, DEMO_TRANSMITTER_AUTHORIZATION } from '../..
 import { loadConfig } from '../../../src/config/load-config.js';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
 import { createUserService } from '../../../src/iam/user.service.js';
+import { pruneReceivedSets } from '../../../src/ssf/receiver/received-set.repository.js';
 import { createCertificateAuthority } from '../../../src/pki/ca.js';
 import { issueCertificate } from '../../../src/pki/issue.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
@@ -447,5 +448,17 @@ describe('configuration', () => {
       COOKIE_KEYS: 'a-cookie-key-of-at-least-32-characters-0001',
     });
     expect(message).toMatch(/authorization_header_sha256: the example header published in docs\/operators\.md/);
+  });
+});
+
+describe('retention', () => {
+  it('received-SET records older than the iat window are pruned; newer ones stay', async () => {
+    const db = app.custos.db;
+    const old = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    await db.insertInto('ssf_received_set').values({ issuer: IDP, jti: `old-${randomUUID()}`, transmitter: 'corp-idp', event_type: `${CAEP}session-revoked`, received_at: old }).execute();
+    const before = (await stateCounts()).received;
+    // corp-idp's window: max_age_seconds 3600 + 2 × 60 s clock skew + 60 s.
+    expect(await pruneReceivedSets(db, 3600 + 180)).toBe(1);
+    expect((await stateCounts()).received).toBe(before - 1);
   });
 });
