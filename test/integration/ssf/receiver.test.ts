@@ -462,3 +462,22 @@ describe('retention', () => {
     expect((await stateCounts()).received).toBe(before - 1);
   });
 });
+
+describe('without ssf_receiver', () => {
+  it('the endpoint does not exist and no receiver metric is registered', async () => {
+    const plain = await startTestApp();
+    try {
+      const response = await request(`${plain.issuer}/ssf/receiver/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/secevent+jwt' },
+        body: await sign(idp, `${CAEP}session-revoked`, { format: 'opaque', id: randomUUID() }),
+        dispatcher: plain.agent(),
+      });
+      await response.body.dump();
+      expect(response.statusCode).toBe(404);
+      expect(plain.custos.metrics.registry.getSingleMetric('custos_ssf_receiver_requests_total')).toBeUndefined();
+    } finally {
+      await plain.stop();
+    }
+  });
+});
