@@ -23,7 +23,7 @@ const publicJwk = z
 
 /**
  * One trusted SSF transmitter (OpenID SSF 1.0) whose Security Event Tokens Custos accepts by push
- * (RFC 8935) at `/ssf/receiver/events`.
+ * (RFC 8935) at `/ssf/receiver/events`, and polls (RFC 8936) when `poll` is set.
  */
 export const transmitterSchema = z
   .strictObject({
@@ -33,7 +33,7 @@ export const transmitterSchema = z
     issuer: z.string().refine((value) => URL.canParse(value), 'an absolute URI'),
     /** Where the transmitter's signing keys are (fetched over verified TLS, cached, re-fetched for an unknown `kid`). */
     jwks_uri: httpsUrl.optional(),
-    /** PEM file of the CA(s) that issue the `jwks_uri` server's certificate (default: the system CAs). */
+    /** PEM file of the CA(s) that issue the `jwks_uri` and `poll.endpoint_url` servers' certificates (default: the system CAs). */
     tls_ca_file: z.string().min(1).optional(),
     /** The transmitter's public keys, inline, instead of `jwks_uri`. */
     jwks: z.strictObject({ keys: z.array(publicJwk).min(1) }).optional(),
@@ -56,13 +56,25 @@ export const transmitterSchema = z
     authorization_header_sha256: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'the base64url SHA-256 (43 characters) of the Authorization header value').optional(),
     /** How old (by `iat`) a SET may be when it arrives; older ones are refused. */
     max_age_seconds: z.number().int().min(10).max(7 * 24 * 3600).default(3600),
+    /** Receive by poll (RFC 8936) from the transmitter's poll endpoint, besides accepting push. */
+    poll: z
+      .strictObject({
+        /** The stream's poll endpoint at the transmitter (SSF `delivery.endpoint_url` of a poll stream). */
+        endpoint_url: httpsUrl,
+        /** A file holding the `Authorization` header value Custos sends (the receiver's credential at the transmitter). */
+        authorization_file: z.string().min(1),
+        max_events: z.number().int().min(1).max(1000).default(100),
+        /** Pause between polls that returned nothing. */
+        interval_seconds: z.number().int().min(1).max(3600).default(30),
+      })
+      .optional(),
   })
   .superRefine((transmitter, ctx) => {
     if (Boolean(transmitter.jwks_uri) === Boolean(transmitter.jwks)) {
       ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'exactly one of jwks_uri and jwks is required' });
     }
-    if (transmitter.tls_ca_file && !transmitter.jwks_uri) {
-      ctx.addIssue({ code: 'custom', path: ['tls_ca_file'], message: 'only meaningful with jwks_uri' });
+    if (transmitter.tls_ca_file && !transmitter.jwks_uri && !transmitter.poll) {
+      ctx.addIssue({ code: 'custom', path: ['tls_ca_file'], message: 'only meaningful with jwks_uri or poll' });
     }
   });
 

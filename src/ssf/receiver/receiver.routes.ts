@@ -1,23 +1,13 @@
 import parse from 'co-body';
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
-import type { Counter } from 'prom-client';
 import type { AppState } from '../../http/middleware.js';
+import type { ReceiverMetrics } from './receiver-metrics.js';
 import type { ReceiverService } from './receiver.service.js';
 import { KeysUnavailable, SetRefused, type PushErrorCode, type SetVerifier } from './set-verifier.js';
 
 /** Where trusted transmitters push SETs (RFC 8935), on the public listener. */
 export const RECEIVER_PUSH_PATH = '/ssf/receiver/events';
-
-/** The receiver's Prometheus counters. */
-export interface ReceiverMetrics {
-  /** Every push request to {@link RECEIVER_PUSH_PATH}. */
-  received: Counter;
-  /** Verified SETs by outcome (`applied`, `recorded`, `unknown_subject`, `ignored`). */
-  accepted: Counter<'transmitter' | 'outcome'>;
-  /** Refused SETs by RFC 8935 error code, `replayed`, `unsupported_media_type`, `body_too_large` or `keys_unavailable`. */
-  refused: Counter<'transmitter' | 'reason'>;
-}
 
 export interface ReceiverRoutesDeps {
   verify: SetVerifier;
@@ -58,7 +48,7 @@ export function createReceiverRoutes(deps: ReceiverRoutesDeps): Middleware<AppSt
     }
     let set;
     try {
-      set = await deps.verify(token, ctx.get('authorization') || undefined);
+      set = await deps.verify(token, { authorization: ctx.get('authorization') || undefined });
     } catch (error) {
       if (error instanceof SetRefused) return fail(ctx, 400, error.err, error.description, error.transmitter);
       if (error instanceof KeysUnavailable) {

@@ -111,7 +111,11 @@ export interface SetVerifierDeps {
 export function createSetVerifier(deps: SetVerifierDeps) {
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
 
-  return async function verifySet(token: string, authorization: string | undefined): Promise<VerifiedSet> {
+  /**
+   * `channel`: a push request's `Authorization` header (checked when the transmitter has one
+   * configured), or `polled` for a SET Custos fetched itself from the transmitter's poll endpoint.
+   */
+  return async function verifySet(token: string, channel: { authorization?: string } | { polled: true }): Promise<VerifiedSet> {
     const parts = token.split('.');
     if (parts.length === 5) throw new SetRefused('invalid_request', 'encrypted SETs are not accepted; send a signed SET (JWS)');
     if (parts.length !== 3) throw new SetRefused('invalid_request', 'the body is not a SET (compact JWS)');
@@ -129,7 +133,7 @@ export function createSetVerifier(deps: SetVerifierDeps) {
     if (!transmitter || issuer === undefined) throw new SetRefused('invalid_issuer', 'the SET issuer is not a trusted transmitter');
     const config = transmitter.config;
     const refuse = (err: PushErrorCode, description: string) => new SetRefused(err, description, config.id);
-    if (config.authorization_header_sha256 && !authorizationMatches(config.authorization_header_sha256, authorization)) {
+    if (!('polled' in channel) && config.authorization_header_sha256 && !authorizationMatches(config.authorization_header_sha256, channel.authorization)) {
       throw refuse('authentication_failed', 'missing or wrong Authorization header');
     }
     if (typeof header.alg !== 'string' || !(config.algorithms as string[]).includes(header.alg)) {
