@@ -9,6 +9,7 @@
  * Signals") describes the configuration this file writes.
  */
 import { createHmac, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:https';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,6 +37,8 @@ const AUDIENCE = 'https://custos.test/ssf-receiver';
 const IDP = 'https://idp.corp.test';
 const EDR = 'https://edr.vendor.test';
 const UNREACHABLE = 'https://untrusted-tls.test';
+const MDM = 'https://mdm.vendor.test';
+const MDM_POLL_AUTHORIZATION = 'Bearer custos-at-mdm-0123456789abcdefghij';
 const EDR_AUTHORIZATION = 'Bearer edr-push-secret-0123456789abcdefghijklmnop';
 const PASSWORD = 'correct horse battery staple';
 
@@ -56,6 +59,7 @@ let configDir: string;
 let idp: Signer;
 let edr: Signer;
 let edrPrevious: Signer;
+let mdm: Signer;
 let stranger: Signer;
 let jwksServer: Server;
 let untrustedServer: Server;
@@ -65,7 +69,47 @@ let jwksFetches = 0;
  * (JWT `iat` has one-second resolution), so a token minted for the same user right after one would
  * look revoked whatever the next SET did. `erin` is never revoked (refusals must leave her tokens alive).
  */
-const users: Record<'alice' | 'bob' | 'carol' | 'dave' | 'erin' | 'frank' | 'grace', string> = { alice: '', bob: '', carol: '', dave: '', erin: '', frank: '', grace: '' };
+const users: Record<'alice' | 'bob' | 'carol' | 'dave' | 'erin' | 'frank' | 'grace' | 'henry', string> = { alice: '', bob: '', carol: '', dave: '', erin: '', frank: '', grace: '', henry: '' };
+
+/**
+ * The MDM's RFC 8936 poll endpoint: SETs wait in `pollQueue` until Custos acknowledges them or
+ * reports an error for them (`setErrs`); `settled` emits each answer by jti.
+ */
+const pollQueue = new Map<string, string>();
+const pollAnswers = new EventEmitter();
+let pollRefusedAuth = 0;
+
+function servePoll(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.on('end', () => {
+    if (req.method !== 'POST' || req.headers.authorization !== MDM_POLL_AUTHORIZATION) {
+      pollRefusedAuth += 1;
+      res.statusCode = 401;
+      res.end();
+      return;
+    }
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { maxEvents: number; ack?: string[]; setErrs?: Record<string, { err: string; description: string }> };
+    for (const jti of body.ack ?? []) {
+      pollQueue.delete(jti);
+      pollAnswers.emit(jti, { ack: true });
+    }
+    for (const [jti, error] of Object.entries(body.setErrs ?? {})) {
+      pollQueue.delete(jti);
+      pollAnswers.emit(jti, error);
+    }
+    const sets = Object.fromEntries([...pollQueue].slice(0, body.maxEvents));
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ sets, moreAvailable: pollQueue.size > body.maxEvents }));
+  });
+}
+
+/** Queues a SET at the MDM's poll endpoint and resolves with Custos's answer (an ack or a setErr). */
+function pollDeliver(jti: string, set: string): Promise<{ ack: true } | { err: string; description: string }> {
+  const answer = new Promise<{ ack: true } | { err: string; description: string }>((resolve) => pollAnswers.once(jti, resolve));
+  pollQueue.set(jti, set);
+  return answer;
+}
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
@@ -75,11 +119,13 @@ beforeAll(async () => {
   idp = await signer(IDP, 'idp-1');
   edr = await signer(EDR, 'edr-1');
   edrPrevious = await signer(EDR, 'edr-0');
+  mdm = await signer(MDM, 'mdm-1');
   stranger = await signer(IDP, 'idp-1'); // same issuer and kid as the IdP, another key: a forger
   // The IdP's JWKS over real TLS, certificate from a CA of its own (the receiver trusts it via tls_ca_file).
   const ca = await createCertificateAuthority({ commonName: 'Corp IdP test CA', validityDays: 2 });
   const serverCert = await issueCertificate(ca, { commonName: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'], usage: 'server', validityDays: 2 });
-  jwksServer = createServer({ cert: serverCert.certificatePem, key: serverCert.privateKeyPem }, (_req, res) => {
+  jwksServer = createServer({ cert: serverCert.certificatePem, key: serverCert.privateKeyPem }, (req, res) => {
+    if (req.url === '/poll') return servePoll(req, res);
     jwksFetches += 1;
     res.setHeader('content-type', 'application/jwk-set+json');
     res.end(JSON.stringify({ keys: [idp.jwk] }));
@@ -94,6 +140,8 @@ beforeAll(async () => {
   await cp(path.join(ROOT, 'config'), configDir, { recursive: true });
   const caFile = path.join(configDir, 'idp-ca.pem');
   await writeFile(caFile, ca.certificatePem);
+  const pollAuthorizationFile = path.join(configDir, 'mdm-poll-authorization');
+  await writeFile(pollAuthorizationFile, `${MDM_POLL_AUTHORIZATION}\n`);
   await writeFile(
     path.join(configDir, 'ssf-receiver.json'),
     JSON.stringify({
@@ -116,6 +164,16 @@ beforeAll(async () => {
             accepted_events: [`${RISC}credential-compromise`, `${CAEP}device-compliance-change`],
             subject_formats: ['email'],
             authorization_header_sha256: authorizationHeaderDigest(EDR_AUTHORIZATION),
+          },
+          {
+            id: 'mdm',
+            issuer: MDM,
+            jwks: { keys: [mdm.jwk] },
+            tls_ca_file: caFile,
+            audience: AUDIENCE,
+            accepted_events: [`${CAEP}device-compliance-change`],
+            subject_formats: ['email'],
+            poll: { endpoint_url: `https://localhost:${jwksPort}/poll`, authorization_file: pollAuthorizationFile, max_events: 10, interval_seconds: 1 },
           },
           {
             id: 'untrusted-tls',
@@ -448,6 +506,48 @@ describe('configuration', () => {
       COOKIE_KEYS: 'a-cookie-key-of-at-least-32-characters-0001',
     });
     expect(message).toMatch(/authorization_header_sha256: the example header published in docs\/operators\.md/);
+  });
+});
+
+describe('receiving by poll (RFC 8936)', () => {
+  const notCompliant = { previous_status: 'compliant', current_status: 'not-compliant' };
+  const device = `${CAEP}device-compliance-change`;
+
+  it('a polled SET is applied and acknowledged; the poll carries the configured Authorization header', async () => {
+    const token = await tokenOf(users.henry);
+    expect(await active(token)).toBe(true);
+    const jti = randomUUID();
+    const answer = await pollDeliver(jti, await sign(mdm, device, { format: 'complex', user: email('henry'), device: { format: 'opaque', id: 'phone-1' } }, notCompliant, { jti }));
+    expect(answer).toEqual({ ack: true });
+    expect(await active(token)).toBe(false);
+    expect(await auditOf(jti)).toEqual([expect.objectContaining({ actor: 'ssf:mdm', action: 'sessions.revoke', target: `user:${users.henry}` })]);
+    expect(pollRefusedAuth).toBe(0);
+  });
+
+  it('a forged or mis-addressed polled SET is reported in setErrs and changes nothing', async () => {
+    const token = await tokenOf(users.erin);
+    const before = await stateCounts();
+    const forgedJti = randomUUID();
+    const forged = await pollDeliver(forgedJti, await sign({ ...stranger, issuer: MDM, kid: 'mdm-1' }, device, email('erin'), notCompliant, { jti: forgedJti }));
+    expect(forged).toEqual({ err: 'authentication_failed', description: expect.any(String) });
+    const wrongAudJti = randomUUID();
+    const wrongAud = await pollDeliver(wrongAudJti, await sign(mdm, device, email('erin'), notCompliant, { jti: wrongAudJti, aud: 'https://other.test' }));
+    expect(wrongAud).toEqual({ err: 'invalid_audience', description: expect.any(String) });
+    const foreignJti = randomUUID();
+    const foreign = await pollDeliver(foreignJti, await sign(idp, `${CAEP}session-revoked`, issSub(users.erin), {}, { jti: foreignJti }));
+    expect(foreign).toEqual({ err: 'invalid_issuer', description: expect.any(String) });
+    expect(await stateCounts()).toEqual(before);
+    expect(await active(token)).toBe(true);
+  });
+
+  it('a SET delivered again (its acknowledgement lost) is acknowledged again and applied once', async () => {
+    const jti = randomUUID();
+    const set = await sign(mdm, device, email('nobody'), notCompliant, { jti });
+    expect(await pollDeliver(jti, set)).toEqual({ ack: true });
+    const before = await stateCounts();
+    expect(await pollDeliver(jti, set)).toEqual({ ack: true });
+    expect(await stateCounts()).toEqual(before);
+    expect(await auditOf(jti)).toHaveLength(1);
   });
 });
 
