@@ -37,9 +37,9 @@ export interface SsfReceiverDeps {
 }
 
 /**
- * The SSF receiver room (issue 17): Custos consumes CAEP and RISC SETs pushed by trusted
- * transmitters (RFC 8935) and acts on them. Returns its routes for the public listener and `stop`.
- * Off (no route, no timer) when no transmitter is configured.
+ * The SSF receiver room (issue 17): Custos consumes CAEP and RISC SETs that trusted transmitters
+ * push (RFC 8935) or that it polls from them (RFC 8936), and acts on them. Returns its routes for the public listener and `stop`.
+ * Off (no route, no timer, no poller) when no transmitter is configured.
  */
 export function createSsfReceiverModule(deps: SsfReceiverDeps): { routes: Middleware<AppState>; stop(): Promise<void> } {
   const configured = deps.config?.transmitters ?? [];
