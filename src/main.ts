@@ -156,7 +156,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const ssf = createSsfModule({ db, logger, issuer, publicJwks: () => jwks, isRevoked, currentKey: () => keys.current, sign: options.signSecurityEvent, bodyLimitBytes: env.BODY_LIMIT_BYTES });
     // Registered after the listener's close: runs before it, so waiting polls do not hold the drain.
     cleanups.push(ssf.stop);
-    // Trusted outside transmitters' SETs (RFC 8935 push); off without `ssf_receiver` transmitters.
+    // Trusted outside transmitters' SETs (RFC 8935 push, RFC 8936 poll); off without `ssf_receiver` transmitters.
     const ssfReceiver = createSsfReceiverModule({
       config: config.files.ssf_receiver,
       file: config.sources.ssf_receiver ?? config.configDir,

@@ -16,13 +16,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { sql } from 'kysely';
+import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authorizationHeaderDigest, DEMO_TRANSMITTER_AUTHORIZATION } from '../../../src/config/ssf-receiver.js';
+import { authorizationHeaderDigest, DEMO_TRANSMITTER_AUTHORIZATION, ssfReceiverSchema } from '../../../src/config/ssf-receiver.js';
 import { loadConfig } from '../../../src/config/load-config.js';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
 import { createUserService } from '../../../src/iam/user.service.js';
 import { pruneReceivedSets } from '../../../src/ssf/receiver/received-set.repository.js';
+import { createSsfReceiverModule } from '../../../src/ssf/receiver/receiver-module.js';
 import { createCertificateAuthority } from '../../../src/pki/ca.js';
 import { issueCertificate } from '../../../src/pki/issue.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
@@ -491,6 +493,23 @@ describe('configuration', () => {
     expect(await configWith({ transmitters: [{ ...valid, algorithms: ['HS256'] }] })).toMatch(/transmitters\.0\.algorithms\.0/);
     expect(await configWith({ transmitters: [{ ...valid, accepted_events: ['urn:example:whatever'] }] })).toMatch(/transmitters\.0\.accepted_events\.0: one of the event types/);
     expect(await configWith({ transmitters: [valid, { ...valid, id: 'other' }] })).toMatch(/transmitters\.1\.issuer: another transmitter has this issuer/);
+  });
+
+  it('an unreadable tls_ca_file or poll.authorization_file stops start-up naming the field', async () => {
+    const build = (transmitter: Record<string, unknown>) => () =>
+      createSsfReceiverModule({
+        config: ssfReceiverSchema.parse({ transmitters: [transmitter] }),
+        file: 'ssf.json',
+        cwd: ROOT,
+        db: app.custos.db,
+        logger: app.custos.logger,
+        issuer: app.issuer,
+        registry: new Registry(),
+        bodyLimitBytes: 65536,
+      });
+    const remote = { ...valid, jwks: undefined, jwks_uri: 'https://idp.test/jwks' };
+    expect(build({ ...remote, tls_ca_file: '/nonexistent/ca.pem' })).toThrow(/ssf\.json: ssf_receiver\.transmitters\.0\.tls_ca_file: cannot read \/nonexistent\/ca\.pem \(ENOENT\)/);
+    expect(build({ ...valid, poll: { endpoint_url: 'https://idp.test/poll', authorization_file: '/nonexistent/auth' } })).toThrow(/transmitters\.0\.poll\.authorization_file: cannot read/);
   });
 
   it('production refuses the published example Authorization header', async () => {
