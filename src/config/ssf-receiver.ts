@@ -49,6 +49,12 @@ export const transmitterSchema = z
      */
     subject_formats: z.array(z.enum(RECEIVER_SUBJECT_FORMATS)).min(1),
     /**
+     * With `iss_sub`: an `iss` (usually the transmitter's own issuer) whose `sub` values are Custos
+     * usernames (compared as RFC 8265 usernames) — for a system that names users by the same
+     * account name as Custos. Without it only Custos's own `iss` (user ids) maps.
+     */
+    username_issuer: z.string().refine((value) => URL.canParse(value), 'an absolute URI').optional(),
+    /**
      * base64url SHA-256 of the whole `Authorization` header value the transmitter sends (RFC 8935
      * §2: the receiver may require one; SSF 1.0 `delivery.authorization_header`). Omitted: the SET
      * signature alone authenticates.
@@ -72,6 +78,9 @@ export const transmitterSchema = z
   .superRefine((transmitter, ctx) => {
     if (Boolean(transmitter.jwks_uri) === Boolean(transmitter.jwks)) {
       ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'exactly one of jwks_uri and jwks is required' });
+    }
+    if (transmitter.username_issuer && !transmitter.subject_formats.includes('iss_sub')) {
+      ctx.addIssue({ code: 'custom', path: ['username_issuer'], message: 'needs iss_sub in subject_formats' });
     }
     if (transmitter.tls_ca_file && !transmitter.jwks_uri && !transmitter.poll) {
       ctx.addIssue({ code: 'custom', path: ['tls_ca_file'], message: 'only meaningful with jwks_uri or poll' });

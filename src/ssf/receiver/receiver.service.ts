@@ -2,7 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../../db/database.js';
 import { DEFAULT_WRITERS, type MutationWriters } from '../../iam/admin-mutation.js';
 import { revokeWithoutLogout, type SessionService } from '../../iam/session.service.js';
-import { findUserById, updateDisabled } from '../../iam/user.repository.js';
+import { findUserById, findUserByUsername, updateDisabled } from '../../iam/user.repository.js';
 import { actionOf, type ReceiverAction } from './event-catalog.js';
 import { findUserIdsByEmail, recordReceivedSet } from './received-set.repository.js';
 import type { ReceivedSubject, VerifiedSet } from './set-verifier.js';
@@ -40,13 +40,17 @@ export function createReceiverService(deps: ReceiverServiceDeps) {
   const revoke = deps.sessions ? deps.sessions.revokeInTransaction : revokeWithoutLogout;
 
   /** The one Custos user a subject names, by the formats the transmitter is trusted for; `complex` by its `user` member. */
-  async function resolveUser(trx: Transaction<Database>, subject: ReceivedSubject, formats: readonly string[]): Promise<string | undefined> {
+  async function resolveUser(trx: Transaction<Database>, subject: ReceivedSubject, transmitter: VerifiedSet['transmitter']): Promise<string | undefined> {
+    const formats: readonly string[] = transmitter.subject_formats;
     const simple = subject.format === 'complex' ? subject['user'] : subject;
     if (typeof simple !== 'object' || simple === null) return undefined;
     const member = simple as Record<string, unknown>;
     const format = member['format'];
     if (typeof format !== 'string' || !formats.includes(format)) return undefined;
     let id: unknown;
+    if (format === 'iss_sub' && transmitter.username_issuer !== undefined && member['iss'] === transmitter.username_issuer && member['iss'] !== deps.issuer) {
+      return typeof member['sub'] === 'string' ? (await findUserByUsername(trx, member['sub']))?.id : undefined;
+    }
     if (format === 'iss_sub') id = member['iss'] === deps.issuer ? member['sub'] : undefined;
     else if (format === 'opaque') id = member['id'];
     else if (format === 'email' && typeof member['email'] === 'string') {
@@ -69,7 +73,7 @@ export function createReceiverService(deps: ReceiverServiceDeps) {
           return { outcome: 'replayed' as const };
         }
         if (!('known' in set.kind)) return { outcome: 'ignored' as const };
-        const userId = set.subject ? await resolveUser(trx, set.subject, set.transmitter.subject_formats) : undefined;
+        const userId = set.subject ? await resolveUser(trx, set.subject, set.transmitter) : undefined;
         if (!userId) {
           await audit(trx, 'ssf.event.unmatched', null);
           return { outcome: 'unknown_subject' as const };

@@ -71,7 +71,7 @@ let jwksFetches = 0;
  * (JWT `iat` has one-second resolution), so a token minted for the same user right after one would
  * look revoked whatever the next SET did. `erin` is never revoked (refusals must leave her tokens alive).
  */
-const users: Record<'alice' | 'bob' | 'carol' | 'dave' | 'erin' | 'frank' | 'grace' | 'henry', string> = { alice: '', bob: '', carol: '', dave: '', erin: '', frank: '', grace: '', henry: '' };
+const users: Record<'alice' | 'bob' | 'carol' | 'dave' | 'erin' | 'frank' | 'grace' | 'henry' | 'ivan', string> = { alice: '', bob: '', carol: '', dave: '', erin: '', frank: '', grace: '', henry: '', ivan: '' };
 
 /**
  * The MDM's RFC 8936 poll endpoint: SETs wait in `pollQueue` until Custos acknowledges them or
@@ -157,6 +157,7 @@ beforeAll(async () => {
             audience: AUDIENCE,
             accepted_events: [`${CAEP}session-revoked`, `${CAEP}credential-change`, `${CAEP}token-claims-change`, `${RISC}account-disabled`, `${RISC}account-enabled`, `${RISC}account-purged`],
             subject_formats: ['iss_sub', 'email', 'opaque'],
+            username_issuer: IDP,
           },
           {
             id: 'edr',
@@ -303,6 +304,14 @@ describe('applying CAEP and RISC events', () => {
     const events = await eventsOf(users.alice);
     expect(events.at(-1)).toMatchObject({ type: 'session-revoked', payload: { actor: 'ssf:corp-idp', initiatingEntity: 'policy' } });
     expect(await metric('custos_ssf_receiver_sets_total', { transmitter: 'corp-idp', outcome: 'applied' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('iss_sub of the transmitter’s username_issuer names the user by username (RFC 8265 comparison)', async () => {
+    const token = await tokenOf(users.ivan);
+    expect(await active(token)).toBe(true);
+    const response = await push(await sign(idp, `${CAEP}session-revoked`, { format: 'iss_sub', iss: IDP, sub: 'IVAN' }));
+    expect(response.status, response.text).toBe(202);
+    expect(await active(token)).toBe(false);
   });
 
   it('RISC account-disabled (email) blocks login and revokes; account-enabled lets the user in again', async () => {
