@@ -54,7 +54,7 @@ export function createReceiverRoutes(deps: ReceiverRoutesDeps): Middleware<AppSt
       if (error instanceof KeysUnavailable) {
         log.error({ err: error.cause }, error.message);
         ctx.set('Retry-After', '30');
-        return fail(ctx, 503, 'temporarily_unavailable', 'the transmitter keys cannot be fetched now; retry later', undefined, 'keys_unavailable');
+        return fail(ctx, 503, 'temporarily_unavailable', 'the transmitter keys cannot be fetched now; retry later', error.transmitter, 'keys_unavailable');
       }
       throw error;
     }

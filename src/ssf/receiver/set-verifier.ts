@@ -24,6 +24,12 @@ export class SetRefused extends Error {
 /** The transmitter's keys could not be fetched: answered 503, the transmitter retries. */
 export class KeysUnavailable extends Error {
   override readonly name = 'KeysUnavailable';
+  constructor(
+    readonly transmitter: string,
+    options: { cause: unknown },
+  ) {
+    super(`keys of transmitter ${transmitter} unavailable`, options);
+  }
 }
 
 /** A trusted transmitter with its key resolver. */
@@ -146,8 +152,9 @@ export function createSetVerifier(deps: SetVerifierDeps) {
     } catch (error) {
       if (error instanceof errors.JWKSNoMatchingKey) throw refuse('invalid_key', 'no key of the transmitter matches the SET');
       if (error instanceof errors.JWSSignatureVerificationFailed) throw refuse('authentication_failed', 'signature verification failed');
-      if (error instanceof errors.JWKSTimeout || !(error instanceof errors.JOSEError) || error.code === 'ERR_JOSE_GENERIC') {
-        throw new KeysUnavailable(`keys of transmitter ${config.id} unavailable`, { cause: error });
+      // Timeout, network or TLS failure, an error status, a document that is no JWKS: Custos cannot get the keys now.
+      if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid || !(error instanceof errors.JOSEError) || error.code === 'ERR_JOSE_GENERIC') {
+        throw new KeysUnavailable(config.id, { cause: error });
       }
       throw refuse('invalid_key', 'the SET cannot be verified with the transmitter keys');
     }

@@ -442,6 +442,7 @@ describe('refusals change nothing and answer RFC 8935 errors', () => {
     expect(response.status).toBe(503);
     expect(response.body.err).toBe('temporarily_unavailable');
     expect(await stateCounts()).toEqual(before);
+    expect(await metric('custos_ssf_receiver_refused_total', { transmitter: 'untrusted-tls', reason: 'keys_unavailable' })).toBe(1);
   });
 
   it('a replayed SET is refused; of parallel deliveries of one SET exactly one applies', async () => {
