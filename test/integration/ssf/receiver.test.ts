@@ -2,7 +2,8 @@
  * Custos as an OpenID Shared Signals Framework 1.0 receiver (issue 17): transmitters written here
  * sign CAEP and RISC Security Event Tokens with their own ES256 keys — one serves its JWKS over real
  * TLS (its own CA, `tls_ca_file`), one is configured with an inline JWKS and an Authorization
- * header — and push them (RFC 8935) to `/ssf/receiver/events`. Custos applies them through the
+ * header — and push them (RFC 8935) to `/ssf/receiver/events`; a third (an MDM) serves them on an
+ * RFC 8936 poll endpoint over that TLS, which Custos polls. Custos applies them through the
  * revocation room and the user repositories, with audit records and its own outbound events; a
  * forged, replayed (also in parallel), foreign, mis-addressed, unsigned or stale SET changes nothing
  * and gets the RFC 8935 error. The operator section in docs/operators.md ("Receiving Shared
