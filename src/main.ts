@@ -22,6 +22,7 @@ import { ensureDemoUser } from './iam/demo-user.js';
 import { createArgon2Threads } from './iam/argon2-threads.js';
 import { argon2CostOf, createPasswordHasher } from './iam/password-hasher.js';
 import { createSecretVerifier } from './iam/secret-verifier.js';
+import { createSessionService } from './iam/session.service.js';
 import { createUserService } from './iam/user.service.js';
 import { loadCookieKeys } from './keys/cookie-keys.js';
 import { loadSigningKeys, publicJwks, verificationKeys, type SigningKeySet } from './keys/signing-keys.js';
@@ -42,6 +43,7 @@ import type { DevPki } from './pki/dev-pki.js';
 import { loadTls } from './pki/load-tls.js';
 import { createRevocation } from './revocation/revocation.service.js';
 import { createSsfModule } from './ssf/ssf-module.js';
+import { createSsfReceiverModule } from './ssf/receiver/receiver-module.js';
 
 export interface CustosOptions {
   env?: NodeJS.ProcessEnv;
@@ -154,6 +156,19 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const ssf = createSsfModule({ db, logger, issuer, publicJwks: () => jwks, isRevoked, currentKey: () => keys.current, sign: options.signSecurityEvent, bodyLimitBytes: env.BODY_LIMIT_BYTES });
     // Registered after the listener's close: runs before it, so waiting polls do not hold the drain.
     cleanups.push(ssf.stop);
+    // Trusted outside transmitters' SETs (RFC 8935 push, RFC 8936 poll); off without `ssf_receiver` transmitters.
+    const ssfReceiver = createSsfReceiverModule({
+      config: config.files.ssf_receiver,
+      file: config.sources.ssf_receiver ?? config.configDir,
+      cwd,
+      db,
+      logger,
+      issuer,
+      registry: metrics.registry,
+      sessions: createSessionService({ db, provider: () => provider, logger }),
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    });
+    cleanups.push(ssfReceiver.stop);
     const app = createPublicApp({
       issuer,
       logger,
@@ -169,6 +184,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         clientSecrets.middleware as never,
         structuredTokenEndpoints(structuredTokens) as never,
         ssf.routes,
+        ssfReceiver.routes,
       ],
     });
     handler = app.callback();

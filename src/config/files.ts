@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ssfReceiverSchema } from './ssf-receiver.js';
 
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope token (RFC 6749 §3.3)');
 const ttl = z.number().int().min(1).max(366 * 24 * 3600);
@@ -150,6 +151,8 @@ export const configFilesSchema = z
         policies: z.array(exchangePolicySchema).default([]),
       })
       .default({ max_lifetime: 30 * 24 * 3600, policies: [] }),
+    /** Trusted SSF transmitters whose SETs Custos receives (src/config/ssf-receiver.ts); absent: the receiver is off. */
+    ssf_receiver: ssfReceiverSchema.optional(),
   })
   .superRefine((config, ctx) => {
     const resources = new Set(config.resource_servers.map((rs) => rs.identifier));

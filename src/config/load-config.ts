@@ -5,6 +5,7 @@ import { ConfigError, describeIssues } from './config-error.js';
 import { withDemoBffPort } from './demo-bff-port.js';
 import { envSchema, type Env } from './env.js';
 import { configFilesSchema, type ConfigFiles } from './files.js';
+import { ssfReceiverProductionProblems } from './ssf-receiver.js';
 
 /** The validated configuration the composition root hands to every room. */
 export interface AppConfig {
@@ -110,6 +111,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
         (file) => `${file}: demo: true — the demo configuration (and its well-known client secrets) is refused in production; register your own clients in CONFIG_DIR`,
       ),
     );
+  }
+  if (production && !env.ALLOW_DEV_KEYS_IN_PRODUCTION) {
+    const receiverProblems = ssfReceiverProductionProblems(files.ssf_receiver, sources.ssf_receiver ?? configDir);
+    if (receiverProblems.length > 0) throw new ConfigError(receiverProblems);
   }
   const seedDemoData = env.NODE_ENV === 'development' && files.demo;
   return {

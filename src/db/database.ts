@@ -170,6 +170,15 @@ export interface SsfPendingSetTable {
   created_at: DefaultedTimestamp;
 }
 
+/** A verified SET received from a trusted SSF transmitter (replay protection by `iss` + `jti`). */
+export interface SsfReceivedSetTable {
+  issuer: string;
+  jti: string;
+  transmitter: string;
+  event_type: string;
+  received_at: DefaultedTimestamp;
+}
+
 /** The kysely schema of the Custos database. */
 export interface Database {
   oidc_model: OidcModelTable;
@@ -187,6 +196,7 @@ export interface Database {
   ssf_stream: SsfStreamTable;
   ssf_stream_subject: SsfStreamSubjectTable;
   ssf_pending_set: SsfPendingSetTable;
+  ssf_received_set: SsfReceivedSetTable;
 }
 
 /** What repositories take first: the database, or the caller's transaction. */
