@@ -217,10 +217,17 @@ describe('token exchange of a DPoP-bound subject token', () => {
     const key = await proofKey();
     const wrongUrl = await postToken(form, { dpop: await tokenProof(key, { htu: `${app.issuer}/token/introspection` }) });
     expect([wrongUrl.status, wrongUrl.body.error]).toEqual([400, 'invalid_dpop_proof']);
+    // The happy path through openid-client's DPoP support (its generic grant request).
+    const configuration = await openidClient(EXCHANGER);
+    const DPoP = oidc.getDPoPHandle(configuration, await oidc.randomDPoPKeyPair('ES256'));
+    const { grant_type: grantType, client_id: _id, client_secret: _secret, ...exchange } = form;
+    const viaClient = await oidc.genericGrantRequest(configuration, grantType, exchange, { DPoP });
+    expect(viaClient.token_type).toBe('bearer');
+    expect(decodeJwt(viaClient.access_token).cnf).toBeUndefined();
+
     const proof = await tokenProof(key);
-    const proved = await postToken(form, { dpop: proof });
+    const proved = await postToken({ ...form, event_payload_hash: eventPayloadHash({ a: 5 }) }, { dpop: proof });
     expect([proved.status, proved.body.token_type]).toEqual([200, 'Bearer']);
-    expect(decodeJwt(proved.body.access_token as string).cnf).toBeUndefined();
     const replayed = await postToken({ ...form, event_payload_hash: eventPayloadHash({ a: 4 }) }, { dpop: proof });
     expect([replayed.status, replayed.body.error]).toEqual([400, 'invalid_grant']);
   });
@@ -264,6 +271,16 @@ describe('DPoP at the token endpoint with hand-made proofs', () => {
     expect([retried.status, retried.body.error]).toEqual([200, undefined]);
     expect(retried.body.token_type).toBe('DPoP');
     expect(decodeJwt(retried.body.access_token as string).cnf).toEqual({ jkt: key.jkt });
+  });
+
+  it('refuses a proof for another method or with a nonce the server never gave', async () => {
+    const key = await proofKey();
+    const form = { grant_type: 'client_credentials', client_id: OPTIONAL[0], client_secret: OPTIONAL[1] };
+    const otherMethod = await postToken(form, { dpop: await tokenProof(key, { htm: 'GET' }) });
+    expect([otherMethod.status, otherMethod.body.error]).toEqual([400, 'invalid_dpop_proof']);
+    const forgedNonce = await postToken(form, { dpop: await tokenProof(key, { nonce: 'not-a-nonce-of-this-server' }) });
+    expect([forgedNonce.status, forgedNonce.body.error]).toEqual([400, 'use_dpop_nonce']);
+    expect(forgedNonce.nonce).toMatch(/^[A-Za-z0-9_-]+$/);
   });
 
   it('refuses a replayed proof', async () => {
