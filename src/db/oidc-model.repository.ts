@@ -72,6 +72,22 @@ export async function consumeOnce(db: DbExecutor, model: string, id: string): Pr
   return existing ? { state: 'already-consumed', grantId: existing.grant_id } : { state: 'missing' };
 }
 
+/**
+ * Records a model instance only if no live one has its id (a DPoP proof's or a client
+ * assertion's `jti`, seen once): one statement, so of concurrent calls exactly one returns true.
+ * An expired row with the id (not purged yet) is taken over.
+ */
+export async function insertModelOnce(db: DbExecutor, model: string, id: string, payload: ModelPayload, expiresIn: number): Promise<boolean> {
+  if (!storable(id)) return false;
+  const expiresAt = new Date(Date.now() + expiresIn * 1000);
+  const { rows } = await sql<{ id: string }>`${prepared('oidc-model.insert-once')} insert into oidc_model (model, id, payload, expires_at)
+    values (${model}, ${id}, ${JSON.stringify(payload)}, ${expiresAt})
+    on conflict (model, id) do update set payload = excluded.payload, expires_at = excluded.expires_at, consumed_at = null
+      where oidc_model.expires_at is not null and oidc_model.expires_at <= now()
+    returning id`.execute(db);
+  return rows.length === 1;
+}
+
 /** What {@link destroyGrantModels} removed. */
 export interface DestroyedGrant {
   /** Rows removed: the grant and its tokens and codes. */

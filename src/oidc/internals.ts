@@ -2,6 +2,7 @@
  * The one seam between Custos and oidc-provider's internals. Anything that reaches past
  * oidc-provider's documented configuration lives here, so upgrades have one place to check.
  */
+import { createHash } from 'node:crypto';
 import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider';
 // @ts-expect-error -- untyped internal module: the per-provider private state (grant handlers).
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
@@ -11,6 +12,20 @@ import validateDpop, { checkDpopReplay } from 'oidc-provider/lib/helpers/validat
 import { checkDpopRequired } from 'oidc-provider/lib/helpers/sender_constraints.js';
 
 type SecretClient = { clientSecret: string; clientAuthMethod: string };
+
+/**
+ * oidc-provider's replay detection (a DPoP proof's `jti`, a client assertion's `jti`) looks the
+ * id up and then saves it: two requests carrying the same proof at once both pass. Replace
+ * `ReplayDetection.unique` with `recordOnce`, one atomic statement that is true for exactly one
+ * caller per id (lib/models/replay_detection.js keys the id the same way).
+ */
+export function useAtomicReplayDetection(provider: Provider, recordOnce: (id: string, iss: string, expiresIn: number) => Promise<boolean>): void {
+  const model = (provider as unknown as { ReplayDetection: { unique(iss: string, jti: string, exp: number): Promise<boolean> } }).ReplayDetection;
+  model.unique = async (iss, jti, exp) => {
+    const id = createHash('sha256').update(`${iss}${jti}`).digest('base64url');
+    return recordOnce(id, iss, Math.max(1, exp - Math.floor(Date.now() / 1000)));
+  };
+}
 
 /**
  * Client secrets are stored as argon2id hashes in the client's `client_secret` metadata;

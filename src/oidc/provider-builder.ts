@@ -8,6 +8,7 @@ import { registerTokenExchange, type TokenExchangeDeps } from '../grants/token-e
 import { clientAddressOf } from '../http/client-address.js';
 import type { Metrics } from '../http/metrics.js';
 import type { SigningKeySet } from '../keys/signing-keys.js';
+import { insertModelOnce } from '../db/oidc-model.repository.js';
 import { auditProviderEvents } from './logout.js';
 import { createProvider, type ProviderDeps } from './provider-factory.js';
 
@@ -29,7 +30,7 @@ function grantLabel(ctx: KoaContextWithOIDC): string {
   return typeof value === 'string' && GRANT_TYPES.has(value) ? value : 'other';
 }
 
-export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend'>, Pick<TokenExchangeDeps, 'verificationKeys' | 'signingKid'> {
+export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend' | 'recordOnce'>, Pick<TokenExchangeDeps, 'verificationKeys' | 'signingKid'> {
   db: Kysely<Database>;
   logger: Logger;
   metrics: Metrics;
@@ -49,6 +50,7 @@ export function createProviderBuilder(deps: ProviderBuilderDeps): (keys: Signing
     const provider = createProvider({
       ...providerDeps,
       keys,
+      recordOnce: (id, iss, expiresIn) => insertModelOnce(db, 'ReplayDetection', id, { iss, kind: 'ReplayDetection' }, expiresIn),
       extend: (built) => {
         auditProviderEvents(built, db, logger, clientAddress);
         registerTokenExchange({

@@ -7,7 +7,7 @@ import { SCOPE_CLAIMS } from './accounts.js';
 import { toClientMetadata } from './clients.js';
 import { loadExistingGrant } from './first-party.js';
 import { outboundFetch, rpInitiatedLogoutFeature } from './logout.js';
-import { rejectUnknownClientCredentialsScopes, useHashedClientSecrets } from './internals.js';
+import { rejectUnknownClientCredentialsScopes, useAtomicReplayDetection, useHashedClientSecrets } from './internals.js';
 import { DPOP_SIGNING_ALGS, dpopFeature } from './dpop.js';
 import { fapi2Feature, fapi2ProfileValidator, isFapi2 } from './fapi2.js';
 import { multiAudienceCustomizer } from './jwt-audiences.js';
@@ -32,6 +32,8 @@ export interface ProviderDeps {
   access: AccessPolicies;
   /** oidc-provider `findAccount`: users from the database (src/oidc/accounts.ts). */
   findAccount: NonNullable<Configuration['findAccount']>;
+  /** Records a replay-detection id once, atomically (DPoP proofs, client assertions); true for the first caller only. */
+  recordOnce: (id: string, iss: string, expiresIn: number) => Promise<boolean>;
   /** Called with the built provider before it serves (register grants, listeners). */
   extend?: (provider: Provider) => void;
 }
@@ -164,6 +166,7 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(deps.issuer, configuration);
   useHashedClientSecrets(provider, deps.compareSecret);
+  useAtomicReplayDetection(provider, deps.recordOnce);
   rejectUnknownClientCredentialsScopes(provider, new Set(scopes));
   deps.extend?.(provider);
   return provider;

@@ -273,6 +273,17 @@ describe('DPoP at the token endpoint with hand-made proofs', () => {
     expect(decodeJwt(retried.body.access_token as string).cnf).toEqual({ jkt: key.jkt });
   });
 
+  it('accepts one proof once under concurrency: of parallel requests with it, exactly one gets a token', async () => {
+    const form = { grant_type: 'client_credentials', client_id: OPTIONAL[0], client_secret: OPTIONAL[1] };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const proof = await tokenProof(await proofKey());
+      const agents = Array.from({ length: 8 }, () => app.agent());
+      const answers = await Promise.all(agents.map((agent) => postToken(form, { dpop: proof, agent })));
+      expect(answers.map((answer) => answer.status).sort()).toEqual([200, 400, 400, 400, 400, 400, 400, 400]);
+      expect(answers.filter((answer) => answer.status === 400).every((answer) => answer.body.error === 'invalid_grant')).toBe(true);
+    }
+  });
+
   it('refuses a proof for another method or with a nonce the server never gave', async () => {
     const key = await proofKey();
     const form = { grant_type: 'client_credentials', client_id: OPTIONAL[0], client_secret: OPTIONAL[1] };
