@@ -6,11 +6,14 @@
  * CA made for this file; Custos trusts it through SSF_PUSH_CA_FILE.) The curl walk-through in
  * docs/event-consumers.md ("Push delivery") does what the first tests here do.
  */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { request, type Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +25,7 @@ import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
 
+const ROOT = path.resolve(import.meta.dirname, '../../..');
 const PUSH = 'urn:ietf:rfc:8935';
 const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
 const STREAM_UPDATED = 'https://schemas.openid.net/secevent/ssf/event-type/stream-updated';
@@ -411,6 +415,26 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
     const unchanged = await mgmt.call('GET', `${metadata.configuration_endpoint}?stream_id=${id}`);
     expect(unchanged.body.delivery.endpoint_url).toBe(receiver.url('theirs'));
     expect((await streamRow(id)).status).toBe('enabled');
+  });
+
+  it('docs/event-consumers.md "Push delivery": the curl walk-through runs as written', async () => {
+    receiver.inbox('curl', 'authenticate', 'Bearer receiver-secret');
+    const lines = readFileSync(path.join(ROOT, 'docs/event-consumers.md'), 'utf8').split('\n');
+    const start = lines.findIndex((line, i) => line === '```sh' && lines[i - 1] === '<!-- tested by: test/integration/ssf/push.test.ts -->');
+    expect(start).toBeGreaterThan(0);
+    const script = lines
+      .slice(start + 1, lines.indexOf('```', start + 1))
+      .join('\n')
+      .replaceAll('https://receiver.example.com/ssf/events', receiver.url('curl'))
+      .replaceAll('https://localhost:8443', app.issuer)
+      .replaceAll('keys/dev/', `${app.keysDir}/`);
+    const { stdout } = await promisify(execFile)('sh', ['-e', '-c', script], { cwd: ROOT });
+    const status = JSON.parse(stdout.trim());
+    expect(status).toEqual({ stream_id: expect.any(String), status: 'enabled' });
+    const [verification] = await receiver.waitFor('curl', (entry) => entry.type === VERIFICATION);
+    expect(verification!.claims.events[VERIFICATION]).toEqual({ state: 'hello' });
+    expect(verification!.claims.sub_id).toEqual({ format: 'opaque', id: status.stream_id });
+    expect(verification!.authorization).toBe('Bearer receiver-secret');
   });
 
   it('a missing or non-PEM SSF_PUSH_CA_FILE stops start-up with one line naming it', async () => {
