@@ -20,9 +20,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SET_EVENT_TYPES } from '../../../src/events/security-event-token.js';
 import { createCertificateAuthority } from '../../../src/pki/ca.js';
 import { issueCertificate } from '../../../src/pki/issue.js';
+import { sql } from 'kysely';
 import { startCustos } from '../../../src/main.js';
+import { SSF_PUSH_LOCK_KEY } from '../../../src/ssf/push-deliverer.js';
 import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
+import { loginForCode, logout, newJar, redeemCode } from '../../helpers/code-flow.js';
 import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
@@ -280,10 +283,17 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
     const userId = await createUser('push-alice');
     expect((await admin.call('PUT', `/admin/users/${userId}/roles/auditor`)).status).toBeLessThan(300);
     expect((await admin.call('PUT', `/admin/users/${userId}/password`, { body: { password: 'a long enough passphrase' } })).status).toBeLessThan(300);
+    // The user signs in through the code flow and logs out (RP-initiated): one session revoked.
+    const jar = newJar();
+    const code = await loginForCode(app, jar, 'push-alice', 'a long enough passphrase');
+    const tokens = await redeemCode(app, code);
+    expect(tokens.status).toBe(200);
+    const sid = decodeJwt(tokens.body.access_token as string).sid as string;
+    await logout(app, jar);
     expect((await admin.call('DELETE', `/admin/users/${userId}/sessions`)).status).toBeLessThan(300);
     expect((await admin.call('POST', `/admin/users/${userId}/disable`, { body: {} })).status).toBeLessThan(300);
     expect((await admin.call('POST', `/admin/users/${userId}/enable`, { body: {} })).status).toBeLessThan(300);
-    const expected = ['account-created', 'roles-changed', 'credential-changed', 'session-revoked', 'account-disabled', 'account-enabled'].map(
+    const expected = ['account-created', 'roles-changed', 'credential-changed', 'session-revoked', 'session-revoked', 'account-disabled', 'account-enabled'].map(
       (type) => SET_EVENT_TYPES[type as keyof typeof SET_EVENT_TYPES],
     );
     const got = await receiver.waitFor('changes', about(userId), expected.length);
@@ -293,9 +303,11 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
       expect(entry.claims.txn).toEqual(expect.any(String));
       expect(entry.authorization).toBe('Bearer receiver-secret-c');
     }
+    // The logout names its session (RFC 9493 complex subject), the admin revocation the user.
+    expect(got[3]!.claims.sub_id).toEqual({ format: 'complex', user: { format: 'iss_sub', iss: app.issuer, sub: userId }, session: { format: 'opaque', id: sid } });
+    expect(got[4]!.claims.sub_id).toEqual({ format: 'iss_sub', iss: app.issuer, sub: userId });
     // CAEP Interoperability Profile 1.0: reason_admin is never empty on session-revoked and credential-change.
-    expect(got[2]!.claims.events[expected[2]!].reason_admin.en).toBeTruthy();
-    expect(got[3]!.claims.events[expected[3]!].reason_admin.en).toBeTruthy();
+    for (const index of [2, 3, 4]) expect(got[index]!.claims.events[expected[index]!].reason_admin.en).toBeTruthy();
     expect((await streamRow(stream.stream_id)).status).toBe('enabled');
     const metrics = await request(`${app.issuer}/metrics`, { dispatcher: mgmt.agent }).then((r) => r.body.text());
     expect(metrics).toMatch(new RegExp(`custos_ssf_push_delivered_total\\{stream_id="${stream.stream_id}"\\} [1-9]`));
@@ -415,6 +427,55 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
     const unchanged = await mgmt.call('GET', `${metadata.configuration_endpoint}?stream_id=${id}`);
     expect(unchanged.body.delivery.endpoint_url).toBe(receiver.url('theirs'));
     expect((await streamRow(id)).status).toBe('enabled');
+  });
+
+  it('two instances on one database: one deliverer holds the lock; when its connection dies one takes over; each SET once', async () => {
+    const second = await startCustos({
+      env: {
+        NODE_ENV: 'test',
+        PORT: '0',
+        ADMIN_PORT: '0',
+        HOST: '127.0.0.1',
+        DATABASE_URL: app.databaseUrl,
+        KEYS_DIR: app.keysDir,
+        CONFIG_DIR: config.dir,
+        LOG_LEVEL: 'warn',
+        // Instances of one deployment share the issuer (the test's own would be its random port).
+        ISSUER: app.issuer,
+        SSF_PUSH_CA_FILE: path.join(tmp, 'receiver-ca.pem'),
+        SSF_PUSH_RETRY_MAX_MS: '100',
+      },
+      cwd: ROOT,
+    });
+    const holders = async () =>
+      (
+        await sql<{ pid: number }>`select pid from pg_locks
+           where locktype = 'advisory' and granted and ((classid::bigint << 32) | objid::bigint) = ${SSF_PUSH_LOCK_KEY.toString()}::bigint`.execute(app.custos.db)
+      ).rows.map((row) => row.pid);
+    try {
+      receiver.inbox('cluster');
+      await createStream('cluster');
+      const userId = await createUser('push-grace');
+      await receiver.waitFor('cluster', about(userId));
+      const before = await holders();
+      expect(before).toHaveLength(1);
+      // The active deliverer's connection dies (as when its process is killed): the lock is free.
+      await sql`select pg_terminate_backend(${before[0]!})`.execute(app.custos.db);
+      let after = await holders();
+      while (after.length === 0 || after[0] === before[0]) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        after = await holders();
+      }
+      expect(after).toHaveLength(1);
+      expect((await admin.call('DELETE', `/admin/users/${userId}/sessions`)).status).toBeLessThan(300);
+      expect((await admin.call('POST', `/admin/users/${userId}/disable`, { body: {} })).status).toBeLessThan(300);
+      const got = await receiver.waitFor('cluster', about(userId), 3);
+      expect(got.map((entry) => entry.type)).toEqual([SET_EVENT_TYPES['account-created'], SET_EVENT_TYPES['session-revoked'], SET_EVENT_TYPES['account-disabled']]);
+      expect(new Set(got.map((entry) => entry.claims.jti)).size).toBe(3);
+      expect(await holders()).toHaveLength(1);
+    } finally {
+      await second.stop();
+    }
   });
 
   it('docs/event-consumers.md "Push delivery": the curl walk-through runs as written', async () => {
