@@ -12,6 +12,7 @@ import { sql, type Kysely } from 'kysely';
  *   `min_verification_interval`).
  *
  * On `ssf_pending_set`: `occurred_at`, when the event's outbox row was written (delivery latency).
+ * On `event_outbox`: an index on (txid, id) for the streams' reads after their positions.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
@@ -24,11 +25,15 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('last_verification_at', 'timestamptz')
     .execute();
   await db.schema.alterTable('ssf_pending_set').addColumn('occurred_at', 'timestamptz').execute();
+  // SSF streams read the outbox after their position, published rows included (the relay's index
+  // covers only unpublished ones): without this every materialization would scan the whole outbox.
+  await db.schema.createIndex('event_outbox_position_idx').on('event_outbox').columns(['txid', 'id']).execute();
   await sql`create index ssf_stream_push_idx on ssf_stream (next_attempt_at) where delivery_method = 'urn:ietf:rfc:8935'`.execute(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop index if exists ssf_stream_push_idx`.execute(db);
+  await db.schema.dropIndex('event_outbox_position_idx').execute();
   await db.schema.alterTable('ssf_pending_set').dropColumn('occurred_at').execute();
   await db.schema
     .alterTable('ssf_stream')

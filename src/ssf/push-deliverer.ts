@@ -136,6 +136,8 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
     bodyTimeout: timeoutMs,
   });
   let running = true;
+  // Aborted at stop: a push in flight ends at once instead of holding the shutdown for its timeout.
+  const stopping = new AbortController();
   let lockClient: pg.Client | undefined;
   let wakeUp: (() => void) | undefined;
   let woken = false;
@@ -190,7 +192,7 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
     const headers: Record<string, string> = { 'content-type': 'application/secevent+jwt', accept: 'application/json' };
     if (target.authorizationHeader) headers['authorization'] = target.authorizationHeader;
     try {
-      const response = await request(target.endpointUrl, { method: 'POST', headers, body: set, dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) });
+      const response = await request(target.endpointUrl, { method: 'POST', headers, body: set, dispatcher: agent, signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), stopping.signal]) });
       const text = await readLimited(response.body, 4096);
       let err: string | undefined;
       let description: string | undefined;
@@ -251,7 +253,8 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
       if (!running) return false;
       const outcome = await push(target, entry.set);
       if (outcome.kind !== 'delivered') {
-        await fail(target, outcome);
+        // A push cut short by shutdown is no failure of the receiver's: it is tried again at the next start.
+        if (running) await fail(target, outcome);
         return false;
       }
       await deletePendingSets(db, target.streamId, [entry.jti]);
@@ -332,6 +335,7 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
     wake,
     async stop() {
       running = false;
+      stopping.abort();
       wakeUp?.();
       await loop;
       const client = lockClient;

@@ -364,6 +364,8 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
     expect(updated!.claims.events[STREAM_UPDATED]).toEqual({ status: 'paused', reason: status.reason });
     expect(updated!.claims.sub_id).toEqual({ format: 'opaque', id: stream.stream_id });
     expect(inbox.received.every((entry) => entry.type === STREAM_UPDATED)).toBe(true);
+    const metrics = await request(`${app.issuer}/metrics`, { dispatcher: mgmt.agent }).then((r) => r.body.text());
+    expect(metrics).toContain(`custos_ssf_push_failures_total{stream_id="${stream.stream_id}",kind="transient"} ${MAX_FAILURES}`);
   });
 
   it('verifies the receiver’s TLS certificate: an untrusted one is a failure, never a delivery', async () => {
