@@ -164,6 +164,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       sign: options.signSecurityEvent,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
       minVerificationIntervalSeconds: env.SSF_MIN_VERIFICATION_INTERVAL_SECONDS,
+      pushHostAllowed: pushSettings.hostAllowed,
     });
     // Registered after the listener's close: runs before it, so waiting polls do not hold the drain.
     cleanups.push(ssf.stop);

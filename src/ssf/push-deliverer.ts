@@ -22,6 +22,7 @@ import {
   streamBacklogs,
   type PushTarget,
 } from './ssf-stream.repository.js';
+import { createPushHostAllowList } from './push-hosts.js';
 import { PUSH_DELIVERY, type SsfService } from './ssf.service.js';
 
 /** Session advisory lock held by the one active SSF push deliverer ("custosp" in ASCII; the relay holds "custos"). */
@@ -46,6 +47,8 @@ export interface PushDelivererOptions {
   maxFailures?: number;
   /** Events a paused stream may hold; over it the stream is disabled and drops them (SSF_PAUSED_MAX_EVENTS). */
   pausedMaxEvents?: number;
+  /** SSF_PUSH_ALLOWED_HOSTS (default: any): a stream whose host is no longer allowed is paused. */
+  hostAllowed?: (host: string) => boolean;
   /** Polling fallback and how often a standby deliverer tries to take over. */
   pollIntervalMs?: number;
   batchSize?: number;
@@ -189,6 +192,9 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
 
   /** One POST of one SET (RFC 8935 §2); never throws. */
   async function push(target: PushTarget, set: string): Promise<PushOutcome> {
+    if (options.hostAllowed && !options.hostAllowed(new URL(target.endpointUrl).hostname)) {
+      return { kind: 'permanent', summary: 'endpoint host not in SSF_PUSH_ALLOWED_HOSTS' };
+    }
     const headers: Record<string, string> = { 'content-type': 'application/secevent+jwt', accept: 'application/json' };
     if (target.authorizationHeader) headers['authorization'] = target.authorizationHeader;
     try {
@@ -374,6 +380,7 @@ export function pushDelivererSettings(config: AppConfig, cwd: string): Omit<Push
     retryMaxMs: env.SSF_PUSH_RETRY_MAX_MS,
     maxFailures: env.SSF_PUSH_MAX_FAILURES,
     pausedMaxEvents: env.SSF_PAUSED_MAX_EVENTS,
+    hostAllowed: createPushHostAllowList(env.SSF_PUSH_ALLOWED_HOSTS),
     pollIntervalMs: env.EVENTS_POLL_INTERVAL_MS,
   };
 }

@@ -20,6 +20,7 @@ export interface SsfModuleDeps extends SsfAuthDeps {
   bodyLimitBytes: number;
   longPollMs?: number;
   minVerificationIntervalSeconds?: number;
+  pushHostAllowed?: (host: string) => boolean;
 }
 
 /** The SSF 1.0 transmitter room (issue 17): its routes for the public listener, its service (for the push deliverer), and `stop` for shutdown (ends long-poll waits). */
@@ -31,6 +32,7 @@ export function createSsfModule(deps: SsfModuleDeps): { routes: Middleware<AppSt
     logger: deps.logger,
     longPollMs: deps.longPollMs,
     minVerificationIntervalSeconds: deps.minVerificationIntervalSeconds,
+    pushHostAllowed: deps.pushHostAllowed,
   });
   return {
     service,

@@ -95,6 +95,8 @@ export interface SsfServiceDeps {
   pollCheckMs?: number;
   /** SSF 1.0 §8.1.1 `min_verification_interval` (seconds; 0: none): verification more often gets 429. */
   minVerificationIntervalSeconds?: number;
+  /** SSF_PUSH_ALLOWED_HOSTS: whether push may go to a host (default: any). */
+  pushHostAllowed?: (host: string) => boolean;
 }
 
 /** SSF 1.0 §8.1.4.2: 429, verification asked for again within `min_verification_interval`. */
@@ -150,6 +152,7 @@ export function createSsfService(deps: SsfServiceDeps) {
   const stopping = new AbortController();
   const pollCheckMs = deps.pollCheckMs ?? 250;
   const minVerificationInterval = deps.minVerificationIntervalSeconds ?? 0;
+  const pushHostAllowed = deps.pushHostAllowed ?? (() => true);
 
   function configuration(stream: StoredStream): Record<string, unknown> {
     const delivered = stream.eventsRequested.filter((uri) => SSF_EVENTS_SUPPORTED.includes(uri));
@@ -194,6 +197,9 @@ export function createSsfService(deps: SsfServiceDeps) {
     }
     if (url.protocol !== 'https:' || url.username || url.password || url.hash) {
       throw new AppError('invalid_request', 'delivery.endpoint_url: an https URL without credentials or fragment is required', { status: 400 });
+    }
+    if (!pushHostAllowed(url.hostname)) {
+      throw new AppError('invalid_request', 'delivery.endpoint_url: this transmitter does not push to that host', { status: 400 });
     }
     return { method, endpointUrl: url.href, authorizationHeader: input.authorizationHeader ?? null };
   }
@@ -314,9 +320,9 @@ export function createSsfService(deps: SsfServiceDeps) {
 
     /** SSF 1.0 §8.1.1.3 (update, only the given properties) and §8.1.1.4 (replace, all of them). */
     async change(caller: SsfCaller, streamId: string, input: StreamInput, mode: 'update' | 'replace'): Promise<Record<string, unknown>> {
-      const delivery = checkDelivery(input);
       return db.transaction().execute(async (trx) => {
         const before = await owned(caller.clientId, streamId, { lock: true, trx });
+        const delivery = checkDelivery(input);
         // Events up to now are filtered with the properties they were committed under.
         await materialize(trx, before);
         const changes =

@@ -194,6 +194,7 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
         SSF_PUSH_MAX_FAILURES: String(MAX_FAILURES),
         SSF_PAUSED_MAX_EVENTS: String(PAUSED_MAX_EVENTS),
         SSF_MIN_VERIFICATION_INTERVAL_SECONDS: '3600',
+        SSF_PUSH_ALLOWED_HOSTS: 'localhost,*.receivers.custos.test',
       },
     });
     admin = await adminClient(app);
@@ -249,6 +250,14 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
 
   it('advertises push, creates a push stream and pushes a verification SET (SSF 1.0 §8.1.4) once per min_verification_interval', async () => {
     expect(metadata.delivery_methods_supported).toEqual([PUSH, 'urn:ietf:rfc:8936']);
+    // SSF_PUSH_ALLOWED_HOSTS: pushes go only to the hosts the operator allows.
+    for (const url of ['https://169.254.169.254/latest', 'https://127.0.0.1/events', 'https://receivers.custos.test.evil.example/']) {
+      const refused = await mgmt.call('POST', metadata.configuration_endpoint, { delivery: { method: PUSH, endpoint_url: url } });
+      expect([url, refused.status, refused.body.error]).toEqual([url, 400, 'invalid_request']);
+    }
+    const allowed = await mgmt.call('POST', metadata.configuration_endpoint, { delivery: { method: PUSH, endpoint_url: 'https://a.receivers.custos.test/' } });
+    expect(allowed.status).toBe(201);
+    expect((await mgmt.call('DELETE', `${metadata.configuration_endpoint}?stream_id=${allowed.body.stream_id}`)).status).toBe(204);
     const inbox = receiver.inbox('verify', 'authenticate', 'Bearer receiver-secret-v');
     const stream = await createStream('verify', 'Bearer receiver-secret-v');
     // The Authorization header the receiver set is write-only.
