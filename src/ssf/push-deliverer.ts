@@ -91,7 +91,6 @@ export function classifyPushAnswer(status: number, err: string | undefined): 'de
 
 /** Printable, short: receiver-supplied text that goes to a stream's status reason and the logs. */
 function clean(text: string, max = 200): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, max);
 }
 
