@@ -42,6 +42,7 @@ import { createChainValidator } from './pki/chain.js';
 import type { DevPki } from './pki/dev-pki.js';
 import { loadTls } from './pki/load-tls.js';
 import { createRevocation } from './revocation/revocation.service.js';
+import { createPushDeliverer, pushDelivererSettings } from './ssf/push-deliverer.js';
 import { createSsfModule } from './ssf/ssf-module.js';
 import { createSsfReceiverModule } from './ssf/receiver/receiver-module.js';
 
@@ -99,6 +100,8 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       const problems = await demoSecretProblems(config.files.clients, config.sources.clients ?? config.configDir, (hash, secret) => argon2.verify(hash, secret));
       if (problems.length > 0) throw new ConfigError(problems);
     }
+    // Before anything is opened: a bad SSF_PUSH_CA_FILE stops start-up with one line.
+    const pushSettings = pushDelivererSettings(config, cwd);
     const { db, url: databaseUrl, close } = await openDatabase(config, cwd, {
       info: (message) => logger.info(message),
       debug: (message) => logger.debug({ component: 'postgres' }, message),
@@ -153,7 +156,18 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     let provider = build(keys);
     await assertClientsValid(provider, config.files.clients, config.sources.clients ?? config.configDir);
 
-    const ssf = createSsfModule({ db, logger, issuer, publicJwks: () => jwks, isRevoked, currentKey: () => keys.current, sign: options.signSecurityEvent, bodyLimitBytes: env.BODY_LIMIT_BYTES });
+    const ssf = createSsfModule({
+      db,
+      logger,
+      issuer,
+      publicJwks: () => jwks,
+      isRevoked,
+      currentKey: () => keys.current,
+      sign: options.signSecurityEvent,
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      minVerificationIntervalSeconds: env.SSF_MIN_VERIFICATION_INTERVAL_SECONDS,
+      pushHostAllowed: pushSettings.hostAllowed,
+    });
     // Registered after the listener's close: runs before it, so waiting polls do not hold the drain.
     cleanups.push(ssf.stop);
     // Trusted outside transmitters' SETs (RFC 8935 push, RFC 8936 poll); off without `ssf_receiver` transmitters.
@@ -220,6 +234,8 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       sign: options.signSecurityEvent,
     });
     cleanups.push(events.stop);
+    const ssfPush = createPushDeliverer({ db, databaseUrl, service: ssf.service, logger, metrics: metrics.ssf, ...pushSettings });
+    cleanups.push(ssfPush.stop);
 
     logger.info({ issuer, port, adminPort: admin.port, pid: process.pid }, 'custos listening');
     return {

@@ -69,6 +69,15 @@ export const envSchema = z.object({
   PULSAR_PRODUCER_NAME: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, _ . - (at most 64)').default('custos-relay'),
   PULSAR_TOKEN: z.string().min(1).optional(),
   PULSAR_TLS_CA_FILE: z.string().min(1).optional(),
+  // SSF transmitter (docs/event-consumers.md "Shared Signals"): push delivery (RFC 8935) and verification.
+  SSF_PUSH_CA_FILE: z.string().min(1).optional(),
+  // Hosts push receivers may name (`name`, `*.suffix`); unset: any.
+  SSF_PUSH_ALLOWED_HOSTS: csv.pipe(z.array(z.string().regex(/^(\*\.)?[A-Za-z0-9.:-]+$/, 'host names, IP literals or *.suffix, comma-separated'))).optional(),
+  SSF_PUSH_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  SSF_PUSH_RETRY_MAX_MS: z.coerce.number().int().min(100).max(3_600_000).default(300_000),
+  SSF_PUSH_MAX_FAILURES: z.coerce.number().int().min(1).max(10_000).default(20),
+  SSF_PAUSED_MAX_EVENTS: z.coerce.number().int().min(0).max(10_000_000).default(10_000),
+  SSF_MIN_VERIFICATION_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(10),
   // Benchmarks only (`npm run bench`): production mode with development keys and the demo config.
   ALLOW_DEV_KEYS_IN_PRODUCTION: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
 }).superRefine((env, ctx) => {

@@ -151,6 +151,15 @@ export interface SsfStreamTable {
   after_id: string;
   created_at: DefaultedTimestamp;
   updated_at: DefaultedTimestamp;
+  /** Push delivery (RFC 8935): the receiver's endpoint and the Authorization header it asked for. */
+  endpoint_url: string | null;
+  authorization_header: string | null;
+  /** Consecutive failed pushes, when the next attempt is due, the last failure. */
+  push_failures: Generated<number>;
+  next_attempt_at: Date | null;
+  last_error: string | null;
+  /** SSF 1.0 §8.1.4.2: the last receiver-requested verification. */
+  last_verification_at: Date | null;
 }
 
 /** A subject added to an SSF stream, with the user it resolves to. */
@@ -168,6 +177,8 @@ export interface SsfPendingSetTable {
   seq: Generated<string>;
   set: string;
   created_at: DefaultedTimestamp;
+  /** When the event's outbox row was written (null for verification and stream-updated SETs). */
+  occurred_at: ColumnType<Date | null, Date | undefined, Date | null>;
 }
 
 /** A verified SET received from a trusted SSF transmitter (replay protection by `iss` + `jti`). */

@@ -8,6 +8,7 @@ export interface Metrics {
   tokensIssued: Counter<'grant_type'>;
   tokenErrors: Counter<'grant_type' | 'error'>;
   events: EventMetrics;
+  ssf: SsfMetrics;
   secretVerifications: Counter<'outcome'>;
   /**
    * Outcomes of anonymous requests (no signed-in user), counted instead of audited:
@@ -30,6 +31,45 @@ export interface EventMetrics {
   duplicates: Counter;
   /** Outbox commit → broker receipt. */
   publishLatency: Histogram;
+}
+
+/** SSF transmitter metrics per stream (issue 17), set by `src/ssf/push-deliverer.ts`. */
+export interface SsfMetrics {
+  /** SETs a push receiver accepted (2xx). */
+  delivered: Counter<'stream_id'>;
+  /** Failed pushes: `transient` (retried), `permanent` (the stream was paused). */
+  failures: Counter<'stream_id' | 'kind'>;
+  /** Undelivered SETs and outbox rows not yet taken, per stream that is not disabled. */
+  backlog: Gauge<'stream_id'>;
+  /** Age in seconds of the oldest undelivered event of the stream (0 when none). */
+  lag: Gauge<'stream_id'>;
+  /** Outbox commit → receiver's 2xx (IAM events; not verification). */
+  deliveryLatency: Histogram;
+}
+
+function createSsfMetrics(registry: Registry): SsfMetrics {
+  return {
+    delivered: new Counter({ name: 'custos_ssf_push_delivered_total', help: 'SETs accepted by SSF push receivers', labelNames: ['stream_id'], registers: [registry] }),
+    failures: new Counter({
+      name: 'custos_ssf_push_failures_total',
+      help: 'Failed SSF pushes (transient: retried; permanent: stream paused)',
+      labelNames: ['stream_id', 'kind'],
+      registers: [registry],
+    }),
+    backlog: new Gauge({ name: 'custos_ssf_stream_backlog', help: 'Events an SSF stream has not delivered yet', labelNames: ['stream_id'], registers: [registry] }),
+    lag: new Gauge({
+      name: 'custos_ssf_stream_lag_seconds',
+      help: 'Age of the oldest event an SSF stream has not delivered (0 when none)',
+      labelNames: ['stream_id'],
+      registers: [registry],
+    }),
+    deliveryLatency: new Histogram({
+      name: 'custos_ssf_push_latency_seconds',
+      help: 'Outbox commit to SSF push receiver acceptance',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+  };
 }
 
 function createEventMetrics(registry: Registry): EventMetrics {
@@ -91,6 +131,7 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
     events: createEventMetrics(registry),
+    ssf: createSsfMetrics(registry),
     secretVerifications: new Counter({
       name: 'custos_client_secret_verifications_total',
       help: 'argon2id client secret verifications (match, mismatch, overloaded: refused without verifying)',

@@ -7,7 +7,7 @@ import type { AppState } from '../http/middleware.js';
 import type { SigningJwk } from '../keys/signing-keys.js';
 import { createSsfAuth, type SsfAuthDeps } from './ssf-auth.js';
 import { createSsfRoutes } from './ssf.routes.js';
-import { createSsfService } from './ssf.service.js';
+import { createSsfService, type SsfService } from './ssf.service.js';
 
 /** What the composition root passes to {@link createSsfModule}. */
 export interface SsfModuleDeps extends SsfAuthDeps {
@@ -19,18 +19,23 @@ export interface SsfModuleDeps extends SsfAuthDeps {
   sign?: SetSigner;
   bodyLimitBytes: number;
   longPollMs?: number;
+  minVerificationIntervalSeconds?: number;
+  pushHostAllowed?: (host: string) => boolean;
 }
 
-/** The SSF 1.0 transmitter room (issue 17): its routes for the public listener, and `stop` for shutdown (ends long-poll waits). */
-export function createSsfModule(deps: SsfModuleDeps): { routes: Middleware<AppState>; stop(): Promise<void> } {
+/** The SSF 1.0 transmitter room (issue 17): its routes for the public listener, its service (for the push deliverer), and `stop` for shutdown (ends long-poll waits). */
+export function createSsfModule(deps: SsfModuleDeps): { routes: Middleware<AppState>; service: SsfService; stop(): Promise<void> } {
   const service = createSsfService({
     db: deps.db,
     issuer: deps.issuer,
     sign: deps.sign ?? createSetSigner(deps.currentKey),
     logger: deps.logger,
     longPollMs: deps.longPollMs,
+    minVerificationIntervalSeconds: deps.minVerificationIntervalSeconds,
+    pushHostAllowed: deps.pushHostAllowed,
   });
   return {
+    service,
     routes: createSsfRoutes({ issuer: deps.issuer, service, authenticate: createSsfAuth(deps), bodyLimitBytes: deps.bodyLimitBytes }),
     stop: async () => service.stop(),
   };

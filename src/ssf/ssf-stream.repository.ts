@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { DbExecutor } from '../db/database.js';
 import type { IamEvent } from '../events/iam-event.js';
+import { OUTBOX_CHANNEL } from '../events/outbox.repository.js';
 
 /** A stored SSF stream (SSF 1.0 §8.1.1), as the service reads it. */
 export interface StoredStream {
@@ -13,10 +14,12 @@ export interface StoredStream {
   defaultSubjects: 'ALL' | 'NONE';
   status: 'enabled' | 'paused' | 'disabled';
   statusReason: string | null;
+  /** Push delivery (RFC 8935): the receiver's endpoint; null for poll streams. */
+  endpointUrl: string | null;
 }
 
-/** What creating a stream stores (a new stream is enabled). */
-export type NewStream = Omit<StoredStream, 'status' | 'statusReason'>;
+/** What creating a stream stores (a new stream is enabled); `authorizationHeader` is write-only. */
+export type NewStream = Omit<StoredStream, 'status' | 'statusReason'> & { authorizationHeader: string | null };
 
 interface StreamRow {
   stream_id: string;
@@ -28,9 +31,21 @@ interface StreamRow {
   default_subjects: string;
   status: string;
   status_reason: string | null;
+  endpoint_url: string | null;
 }
 
-const STREAM_COLUMNS = ['stream_id', 'client_id', 'aud', 'events_requested', 'delivery_method', 'description', 'default_subjects', 'status', 'status_reason'] as const;
+const STREAM_COLUMNS = [
+  'stream_id',
+  'client_id',
+  'aud',
+  'events_requested',
+  'delivery_method',
+  'description',
+  'default_subjects',
+  'status',
+  'status_reason',
+  'endpoint_url',
+] as const;
 
 function toStream(row: StreamRow): StoredStream {
   return {
@@ -43,6 +58,7 @@ function toStream(row: StreamRow): StoredStream {
     defaultSubjects: row.default_subjects === 'ALL' ? 'ALL' : 'NONE',
     status: row.status as StoredStream['status'],
     statusReason: row.status_reason,
+    endpointUrl: row.endpoint_url,
   };
 }
 
@@ -62,6 +78,8 @@ export async function insertStream(db: DbExecutor, stream: NewStream): Promise<S
       delivery_method: stream.deliveryMethod,
       description: stream.description,
       default_subjects: stream.defaultSubjects,
+      endpoint_url: stream.endpointUrl,
+      authorization_header: stream.authorizationHeader,
       after_txid: sql<string>`((pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1)::text)::xid8`,
       after_id: '0',
     })
@@ -78,6 +96,14 @@ export async function findStream(db: DbExecutor, clientId: string, streamId: str
   return row ? toStream(row as StreamRow) : undefined;
 }
 
+/** Stream `streamId` whoever owns it (the deliverer's view), optionally locked (`skipLocked`: undefined when another transaction holds it). */
+export async function findStreamById(db: DbExecutor, streamId: string, options: { lock?: boolean; skipLocked?: boolean } = {}): Promise<StoredStream | undefined> {
+  let query = db.selectFrom('ssf_stream').select(STREAM_COLUMNS).where('stream_id', '=', streamId);
+  if (options.lock) query = options.skipLocked ? query.forUpdate().skipLocked() : query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toStream(row as StreamRow) : undefined;
+}
+
 /** Every stream of the client, oldest first. */
 export async function listStreams(db: DbExecutor, clientId: string): Promise<StoredStream[]> {
   const rows = await db.selectFrom('ssf_stream').select(STREAM_COLUMNS).where('client_id', '=', clientId).orderBy('created_at').orderBy('stream_id').execute();
@@ -88,7 +114,12 @@ export async function listStreams(db: DbExecutor, clientId: string): Promise<Sto
 export async function updateStream(
   db: DbExecutor,
   streamId: string,
-  changes: { eventsRequested?: string[]; description?: string | null; defaultSubjects?: 'ALL' | 'NONE' },
+  changes: {
+    eventsRequested?: string[];
+    description?: string | null;
+    defaultSubjects?: 'ALL' | 'NONE';
+    delivery?: { method: string; endpointUrl: string | null; authorizationHeader: string | null };
+  },
 ): Promise<void> {
   await db
     .updateTable('ssf_stream')
@@ -96,15 +127,85 @@ export async function updateStream(
       ...(changes.eventsRequested !== undefined ? { events_requested: JSON.stringify(changes.eventsRequested) } : {}),
       ...(changes.description !== undefined ? { description: changes.description } : {}),
       ...(changes.defaultSubjects !== undefined ? { default_subjects: changes.defaultSubjects } : {}),
+      ...(changes.delivery
+        ? {
+            delivery_method: changes.delivery.method,
+            endpoint_url: changes.delivery.endpointUrl,
+            authorization_header: changes.delivery.authorizationHeader,
+            push_failures: 0,
+            next_attempt_at: null,
+            last_error: null,
+          }
+        : {}),
       updated_at: sql`now()`,
     })
     .where('stream_id', '=', streamId)
     .execute();
 }
 
-/** Sets a stream's status (SSF 1.0 §8.1.2.2). */
+/** Sets a stream's status (SSF 1.0 §8.1.2.2); enabling it clears its push failures (the next push is due at once). */
 export async function updateStreamStatus(db: DbExecutor, streamId: string, status: StoredStream['status'], reason: string | null): Promise<void> {
-  await db.updateTable('ssf_stream').set({ status, status_reason: reason, updated_at: sql`now()` }).where('stream_id', '=', streamId).execute();
+  await db
+    .updateTable('ssf_stream')
+    .set({
+      status,
+      status_reason: reason,
+      updated_at: sql`now()`,
+      ...(status === 'enabled' ? { push_failures: 0, next_attempt_at: null, last_error: null } : {}),
+    })
+    .where('stream_id', '=', streamId)
+    .execute();
+}
+
+/**
+ * The transmitter changes the status of a stream whose status is still `from` (a receiver's change
+ * in between wins); whether it did. Disabling drops what the stream held (SSF 1.0 §8.1.2: a
+ * disabled stream holds no events).
+ */
+export async function changeStatusIf(db: DbExecutor, streamId: string, from: StoredStream['status'], to: StoredStream['status'], reason: string): Promise<boolean> {
+  const result = await db
+    .updateTable('ssf_stream')
+    .set({ status: to, status_reason: reason, updated_at: sql`now()` })
+    .where('stream_id', '=', streamId)
+    .where('status', '=', from)
+    .executeTakeFirst();
+  const changed = Number(result.numUpdatedRows) > 0;
+  if (changed && to === 'disabled') await db.deleteFrom('ssf_pending_set').where('stream_id', '=', streamId).execute();
+  return changed;
+}
+
+/**
+ * Claims a receiver-requested verification (SSF 1.0 §8.1.4.2) in one conditional UPDATE: two
+ * requests at once cannot both pass `min_verification_interval`. Returns `claimed`, or the seconds
+ * to wait, or `missing` when the client has no such stream.
+ */
+export async function claimVerification(
+  db: DbExecutor,
+  clientId: string,
+  streamId: string,
+  minIntervalSeconds: number,
+): Promise<{ claimed: true } | { claimed: false; retryAfterSeconds: number } | { claimed: false; missing: true }> {
+  const claimed = await db
+    .updateTable('ssf_stream')
+    .set({ last_verification_at: sql`now()` })
+    .where('stream_id', '=', streamId)
+    .where('client_id', '=', clientId)
+    .where((eb) =>
+      eb.or([
+        eb('last_verification_at', 'is', null),
+        eb('last_verification_at', '<=', sql<Date>`now() - make_interval(secs => ${minIntervalSeconds})`),
+      ]),
+    )
+    .executeTakeFirst();
+  if (Number(claimed.numUpdatedRows) > 0) return { claimed: true };
+  const row = await db
+    .selectFrom('ssf_stream')
+    .select(sql<string>`ceil(extract(epoch from last_verification_at + make_interval(secs => ${minIntervalSeconds}) - now()))`.as('wait'))
+    .where('stream_id', '=', streamId)
+    .where('client_id', '=', clientId)
+    .executeTakeFirst();
+  if (!row) return { claimed: false, missing: true };
+  return { claimed: false, retryAfterSeconds: Math.max(1, Number(row.wait)) };
 }
 
 /** Deletes a stream with its subjects and pending SETs. */
@@ -192,13 +293,19 @@ export async function advancePosition(db: DbExecutor, streamId: string, txid: st
 }
 
 /** Keeps a signed SET for the stream until acknowledged (a SET already kept stays as it was). */
-export async function insertPendingSet(db: DbExecutor, streamId: string, jti: string, set: string): Promise<void> {
-  await db.insertInto('ssf_pending_set').values({ stream_id: streamId, jti, set }).onConflict((oc) => oc.columns(['stream_id', 'jti']).doNothing()).execute();
+export async function insertPendingSet(db: DbExecutor, streamId: string, jti: string, set: string, occurredAt?: Date): Promise<void> {
+  await db
+    .insertInto('ssf_pending_set')
+    .values({ stream_id: streamId, jti, set, ...(occurredAt ? { occurred_at: occurredAt } : {}) }).onConflict((oc) => oc.columns(['stream_id', 'jti']).doNothing()).execute();
 }
 
 /** Up to `limit` pending SETs of the stream, oldest first, and whether more wait. */
-export async function listPendingSets(db: DbExecutor, streamId: string, limit: number): Promise<{ sets: Array<{ jti: string; set: string }>; more: boolean }> {
-  const rows = await db.selectFrom('ssf_pending_set').select(['jti', 'set']).where('stream_id', '=', streamId).orderBy('seq').limit(limit + 1).execute();
+export async function listPendingSets(
+  db: DbExecutor,
+  streamId: string,
+  limit: number,
+): Promise<{ sets: Array<{ jti: string; set: string; occurredAt: Date | null }>; more: boolean }> {
+  const rows = await db.selectFrom('ssf_pending_set').select(['jti', 'set', 'occurred_at as occurredAt']).where('stream_id', '=', streamId).orderBy('seq').limit(limit + 1).execute();
   return { sets: rows.slice(0, limit), more: rows.length > limit };
 }
 
@@ -206,4 +313,120 @@ export async function listPendingSets(db: DbExecutor, streamId: string, limit: n
 export async function deletePendingSets(db: DbExecutor, streamId: string, jtis: readonly string[]): Promise<void> {
   if (jtis.length === 0) return;
   await db.deleteFrom('ssf_pending_set').where('stream_id', '=', streamId).where('jti', 'in', jtis).execute();
+}
+
+/** A push stream due for delivery, with what the deliverer needs (the Authorization header included: never log it). */
+export interface PushTarget {
+  streamId: string;
+  aud: string;
+  endpointUrl: string;
+  authorizationHeader: string | null;
+  pushFailures: number;
+}
+
+/** The push target of stream `streamId` whatever its status (undefined for a poll stream or none). */
+export async function findPushTarget(db: DbExecutor, streamId: string): Promise<PushTarget | undefined> {
+  const row = await db
+    .selectFrom('ssf_stream')
+    .select(['stream_id', 'aud', 'endpoint_url', 'authorization_header', 'push_failures'])
+    .where('stream_id', '=', streamId)
+    .where('endpoint_url', 'is not', null)
+    .executeTakeFirst();
+  return row
+    ? { streamId: row.stream_id, aud: row.aud, endpointUrl: row.endpoint_url!, authorizationHeader: row.authorization_header, pushFailures: row.push_failures }
+    : undefined;
+}
+
+/** Enabled push streams whose next attempt is due (no failure waiting out its backoff). */
+export async function duePushStreams(db: DbExecutor, pushMethod: string): Promise<PushTarget[]> {
+  const rows = await db
+    .selectFrom('ssf_stream')
+    .select(['stream_id', 'aud', 'endpoint_url', 'authorization_header', 'push_failures'])
+    .where('delivery_method', '=', pushMethod)
+    .where('status', '=', 'enabled')
+    .where('endpoint_url', 'is not', null)
+    .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', sql<Date>`now()`)]))
+    .orderBy('stream_id')
+    .execute();
+  return rows.map((row) => ({
+    streamId: row.stream_id,
+    aud: row.aud,
+    endpointUrl: row.endpoint_url!,
+    authorizationHeader: row.authorization_header,
+    pushFailures: row.push_failures,
+  }));
+}
+
+/** Milliseconds until the earliest backed-off push stream is due (undefined when none waits). */
+export async function nextPushDueInMs(db: DbExecutor, pushMethod: string): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('ssf_stream')
+    .select(sql<string | null>`extract(epoch from min(next_attempt_at) - now()) * 1000`.as('ms'))
+    .where('delivery_method', '=', pushMethod)
+    .where('status', '=', 'enabled')
+    .where('next_attempt_at', 'is not', null)
+    .executeTakeFirstOrThrow();
+  return row.ms === null ? undefined : Math.max(0, Number(row.ms));
+}
+
+/** A push succeeded: the stream's failure count starts again. */
+export async function clearPushFailures(db: DbExecutor, streamId: string): Promise<void> {
+  await db
+    .updateTable('ssf_stream')
+    .set({ push_failures: 0, next_attempt_at: null, last_error: null })
+    .where('stream_id', '=', streamId)
+    .where('push_failures', '>', 0)
+    .execute();
+}
+
+/** A push failed: counts it, sets when to try again; returns the consecutive failures. */
+export async function recordPushFailure(db: DbExecutor, streamId: string, error: string, retryInMs: number): Promise<number> {
+  const row = await db
+    .updateTable('ssf_stream')
+    .set({
+      push_failures: sql<number>`push_failures + 1`,
+      next_attempt_at: sql<Date>`now() + make_interval(secs => ${retryInMs / 1000})`,
+      last_error: error,
+    })
+    .where('stream_id', '=', streamId)
+    .returning('push_failures')
+    .executeTakeFirst();
+  return row?.push_failures ?? 0;
+}
+
+/** The notification that wakes the SSF push deliverer (the outbox's channel: one LISTEN serves both). */
+export async function notifyDeliverer(db: DbExecutor): Promise<void> {
+  await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(db);
+}
+
+/** Per-stream figures for metrics and the paused-backlog bound. */
+export interface StreamBacklog {
+  streamId: string;
+  status: StoredStream['status'];
+  deliveryMethod: string;
+  /** Signed SETs not yet delivered or acknowledged. */
+  pending: number;
+  /** Outbox rows after the stream's position (before its filters: an upper bound). */
+  untaken: number;
+  /** Age in seconds of the oldest of either (0 when none). */
+  oldestAgeSeconds: number;
+}
+
+/** Backlog of every stream that is not disabled. */
+export async function streamBacklogs(db: DbExecutor): Promise<StreamBacklog[]> {
+  const result = await sql<{ stream_id: string; status: string; delivery_method: string; pending: string; untaken: string; age: string | null }>`
+    select s.stream_id, s.status, s.delivery_method, p.pending, o.untaken,
+           extract(epoch from now() - least(p.oldest, o.oldest)) as age
+      from ssf_stream s
+      cross join lateral (select count(*) as pending, min(created_at) as oldest from ssf_pending_set where stream_id = s.stream_id) p
+      cross join lateral (select count(*) as untaken, min(occurred_at) as oldest from event_outbox e where (e.txid, e.id) > (s.after_txid, s.after_id)) o
+     where s.status <> 'disabled'`.execute(db);
+  return result.rows.map((row) => ({
+    streamId: row.stream_id,
+    status: row.status as StoredStream['status'],
+    deliveryMethod: row.delivery_method,
+    pending: Number(row.pending),
+    untaken: Number(row.untaken),
+    oldestAgeSeconds: row.age === null ? 0 : Math.max(0, Number(row.age)),
+  }));
 }

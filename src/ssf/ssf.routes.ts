@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../http/app-error.js';
 import { jsonBody } from '../http/json-body.js';
 import type { AppState } from '../http/middleware.js';
-import { POLL_DELIVERY, type SsfService, type StreamInput, type StreamSubject } from './ssf.service.js';
+import { POLL_DELIVERY, PUSH_DELIVERY, VerificationTooSoon, type SsfService, type StreamInput, type StreamSubject } from './ssf.service.js';
 
 /** Paths of the SSF transmitter on the public listener. */
 export const SSF_PATHS = {
@@ -23,7 +23,7 @@ const streamProperties = {
   events_requested: z.array(uri).max(64).optional(),
   description: text.nullable().optional(),
   default_subjects: z.enum(['ALL', 'NONE']).optional(),
-  delivery: z.looseObject({ method: uri, endpoint_url: uri.optional() }).optional(),
+  delivery: z.looseObject({ method: uri, endpoint_url: uri.optional(), authorization_header: z.string().regex(/^[\x20-\x7e]{1,4096}$/, 'printable ASCII, at most 4096 characters').optional() }).optional(),
 };
 const createSchema = z.looseObject(streamProperties);
 const changeSchema = z.looseObject({ stream_id: streamId, ...streamProperties });
@@ -58,6 +58,8 @@ function toInput(body: z.infer<typeof createSchema>): StreamInput {
     description: body.description,
     defaultSubjects: body.default_subjects,
     deliveryMethod: body.delivery?.method,
+    endpointUrl: body.delivery?.endpoint_url,
+    authorizationHeader: body.delivery?.authorization_header,
   };
 }
 
@@ -80,7 +82,7 @@ export function createSsfRoutes(deps: SsfRoutesDeps): Middleware<AppState> {
     spec_version: '1_0',
     issuer: deps.issuer,
     jwks_uri: `${deps.issuer}/jwks`,
-    delivery_methods_supported: [POLL_DELIVERY],
+    delivery_methods_supported: [PUSH_DELIVERY, POLL_DELIVERY],
     configuration_endpoint: `${deps.issuer}${SSF_PATHS.streams}`,
     status_endpoint: `${deps.issuer}${SSF_PATHS.status}`,
     add_subject_endpoint: `${deps.issuer}${SSF_PATHS.addSubject}`,
@@ -186,7 +188,12 @@ export function createSsfRoutes(deps: SsfRoutesDeps): Middleware<AppState> {
       }
       case `POST ${SSF_PATHS.verify}`: {
         const input = parse(verifyBody, await body(c));
-        await deps.service.verify(caller, input.stream_id, input.state);
+        try {
+          await deps.service.verify(caller, input.stream_id, input.state);
+        } catch (error) {
+          if (error instanceof VerificationTooSoon) ctx.set('Retry-After', String(error.retryAfterSeconds));
+          throw error;
+        }
         ctx.status = 204;
         return;
       }

@@ -9,6 +9,10 @@ import { AppError } from '../http/app-error.js';
 import { writeAudit } from '../iam/audit.repository.js';
 import {
   advancePosition,
+  changeStatusIf,
+  claimVerification,
+  findStreamById,
+  notifyDeliverer,
   deletePendingSets,
   deleteStream,
   deleteSubject,
@@ -27,12 +31,28 @@ import {
   type StreamOutboxRow,
 } from './ssf-stream.repository.js';
 
-/** RFC 8936 poll delivery, the one delivery method of this step. */
+/** RFC 8936 poll delivery. */
 export const POLL_DELIVERY = 'urn:ietf:rfc:8936';
+/** RFC 8935 push delivery (the deliverer is src/ssf/push-deliverer.ts). */
+export const PUSH_DELIVERY = 'urn:ietf:rfc:8935';
 /** SSF 1.0 §8.1.4.1 verification event. */
 export const SSF_VERIFICATION_EVENT = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
-/** SSF 1.0 §8.1.1 `events_supported`: the CAEP/Custos events Custos emits, and verification. */
-export const SSF_EVENTS_SUPPORTED: readonly string[] = [...IAM_EVENT_TYPES.map((type) => SET_EVENT_TYPES[type]), SSF_VERIFICATION_EVENT];
+/** SSF 1.0 §8.1.5 stream updated event: the transmitter changed the stream's status. */
+export const SSF_STREAM_UPDATED_EVENT = 'https://schemas.openid.net/secevent/ssf/event-type/stream-updated';
+/** SSF 1.0 §8.1.1 `events_supported`: the CAEP/Custos events Custos emits, verification and stream updated. */
+export const SSF_EVENTS_SUPPORTED: readonly string[] = [
+  ...IAM_EVENT_TYPES.map((type) => SET_EVENT_TYPES[type]),
+  SSF_VERIFICATION_EVENT,
+  SSF_STREAM_UPDATED_EVENT,
+];
+/**
+ * CAEP Interoperability Profile 1.0 §"Session Revocation" / §"Credential Change": `reason_admin`
+ * MUST be non-empty. Custos records one when the operator gave it; otherwise this says what happened.
+ */
+const DEFAULT_REASON_ADMIN: Partial<Record<IamEventType, string>> = {
+  'session-revoked': 'Session revoked',
+  'credential-changed': 'Credential changed',
+};
 const TYPE_OF_URI = new Map<string, IamEventType>(IAM_EVENT_TYPES.map((type) => [SET_EVENT_TYPES[type], type]));
 
 /** A stream's subject (SSF 1.0 §3, RFC 9493 §3): simple, or complex with a `user`. */
@@ -51,6 +71,9 @@ export interface StreamInput {
   description?: string | null;
   defaultSubjects?: 'ALL' | 'NONE';
   deliveryMethod?: string;
+  /** Push: the receiver's endpoint (https) and the Authorization header value to send (RFC 8935 §2). */
+  endpointUrl?: string;
+  authorizationHeader?: string;
 }
 
 /** RFC 8936 §2.1 poll request, parsed. */
@@ -70,6 +93,20 @@ export interface SsfServiceDeps {
   longPollMs?: number;
   /** How often a long poll looks for new events. */
   pollCheckMs?: number;
+  /** SSF 1.0 §8.1.1 `min_verification_interval` (seconds; 0: none): verification more often gets 429. */
+  minVerificationIntervalSeconds?: number;
+  /** SSF_PUSH_ALLOWED_HOSTS: whether push may go to a host (default: any). */
+  pushHostAllowed?: (host: string) => boolean;
+}
+
+/** SSF 1.0 §8.1.4.2: 429, verification asked for again within `min_verification_interval`. */
+export class VerificationTooSoon extends AppError {
+  constructor(
+    intervalSeconds: number,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('too_many_requests', `verification was requested less than ${intervalSeconds} s ago (min_verification_interval)`, { status: 429 });
+  }
 }
 
 const notFound = () => new AppError('not_found', 'no such stream', { status: 404 });
@@ -114,6 +151,8 @@ export function createSsfService(deps: SsfServiceDeps) {
   // Aborted at shutdown: waiting polls answer at once instead of holding the listener's drain.
   const stopping = new AbortController();
   const pollCheckMs = deps.pollCheckMs ?? 250;
+  const minVerificationInterval = deps.minVerificationIntervalSeconds ?? 0;
+  const pushHostAllowed = deps.pushHostAllowed ?? (() => true);
 
   function configuration(stream: StoredStream): Record<string, unknown> {
     const delivered = stream.eventsRequested.filter((uri) => SSF_EVENTS_SUPPORTED.includes(uri));
@@ -124,9 +163,14 @@ export function createSsfService(deps: SsfServiceDeps) {
       events_supported: SSF_EVENTS_SUPPORTED,
       events_requested: stream.eventsRequested,
       events_delivered: delivered,
-      delivery: { method: stream.deliveryMethod, endpoint_url: `${deps.issuer}/ssf/poll/${stream.streamId}` },
+      // The Authorization header a push receiver set is write-only: never read back.
+      delivery:
+        stream.deliveryMethod === PUSH_DELIVERY
+          ? { method: PUSH_DELIVERY, endpoint_url: stream.endpointUrl }
+          : { method: stream.deliveryMethod, endpoint_url: `${deps.issuer}/ssf/poll/${stream.streamId}` },
       ...(stream.description !== null ? { description: stream.description } : {}),
       default_subjects: stream.defaultSubjects,
+      ...(minVerificationInterval > 0 ? { min_verification_interval: minVerificationInterval } : {}),
     };
   }
 
@@ -137,10 +181,27 @@ export function createSsfService(deps: SsfServiceDeps) {
     return stream;
   }
 
-  function checkMethod(method: string | undefined): void {
-    if (method !== undefined && method !== POLL_DELIVERY) {
-      throw new AppError('invalid_request', `delivery method ${method} is not supported (only ${POLL_DELIVERY})`, { status: 400 });
+  /** The delivery a request asks for (undefined: none given), checked: push needs an https `endpoint_url`. */
+  function checkDelivery(input: StreamInput): { method: string; endpointUrl: string | null; authorizationHeader: string | null } | undefined {
+    const method = input.deliveryMethod;
+    if (method === undefined) return undefined;
+    if (method === POLL_DELIVERY) return { method, endpointUrl: null, authorizationHeader: null };
+    if (method !== PUSH_DELIVERY) {
+      throw new AppError('invalid_request', `delivery method ${method} is not supported (${PUSH_DELIVERY} or ${POLL_DELIVERY})`, { status: 400 });
     }
+    let url: URL;
+    try {
+      url = new URL(input.endpointUrl ?? '');
+    } catch {
+      throw new AppError('invalid_request', 'delivery.endpoint_url: an https URL is required for push delivery', { status: 400 });
+    }
+    if (url.protocol !== 'https:' || url.username || url.password || url.hash) {
+      throw new AppError('invalid_request', 'delivery.endpoint_url: an https URL without credentials or fragment is required', { status: 400 });
+    }
+    if (!pushHostAllowed(url.hostname)) {
+      throw new AppError('invalid_request', 'delivery.endpoint_url: this transmitter does not push to that host', { status: 400 });
+    }
+    return { method, endpointUrl: url.href, authorizationHeader: input.authorizationHeader ?? null };
   }
 
   async function audit(trx: typeof db, caller: SsfCaller, action: string, streamId: string, details: Record<string, unknown> = {}): Promise<void> {
@@ -185,11 +246,27 @@ export function createSsfService(deps: SsfServiceDeps) {
           { eventId: row.eventId, txid: row.txid, occurredAt: row.occurredAt, event: row.payload },
           { issuer: deps.issuer, audience: stream.aud },
         );
-        await insertPendingSet(trx, stream.streamId, row.eventId, await deps.sign(claims));
+        const fallbackReason = DEFAULT_REASON_ADMIN[row.payload.type];
+        for (const body of Object.values(claims.events)) {
+          if (fallbackReason && !body['reason_admin']) body['reason_admin'] = { en: fallbackReason };
+        }
+        await insertPendingSet(trx, stream.streamId, row.eventId, await deps.sign(claims), row.occurredAt);
       }
     }
     const last = rows[rows.length - 1]!;
     await advancePosition(trx, stream.streamId, last.txid, last.id);
+  }
+
+  /** An SSF event about the stream itself (verification, stream updated): subject = the stream (opaque, SSF 1.0 §8.1.4.1). */
+  function ssfEventClaims(stream: StoredStream, jti: string, type: string, body: Record<string, unknown>): SecurityEventClaims {
+    return {
+      iss: deps.issuer,
+      iat: Math.floor(Date.now() / 1000),
+      jti,
+      aud: stream.aud,
+      sub_id: { format: 'opaque', id: stream.streamId },
+      events: { [type]: body },
+    } as unknown as SecurityEventClaims;
   }
 
   async function resolveUser(subject: StreamSubject): Promise<string | null> {
@@ -217,18 +294,20 @@ export function createSsfService(deps: SsfServiceDeps) {
 
     /** SSF 1.0 §8.1.1.1: creates a stream of the caller. */
     async create(caller: SsfCaller, input: StreamInput): Promise<Record<string, unknown>> {
-      checkMethod(input.deliveryMethod);
+      const delivery = checkDelivery(input) ?? { method: POLL_DELIVERY, endpointUrl: null, authorizationHeader: null };
       return db.transaction().execute(async (trx) => {
         const stream = await insertStream(trx, {
           streamId: randomUUID(),
           clientId: caller.clientId,
           aud: caller.clientId,
           eventsRequested: input.eventsRequested ?? [],
-          deliveryMethod: POLL_DELIVERY,
+          deliveryMethod: delivery.method,
+          endpointUrl: delivery.endpointUrl,
+          authorizationHeader: delivery.authorizationHeader,
           description: input.description ?? null,
           defaultSubjects: input.defaultSubjects ?? 'ALL',
         });
-        await audit(trx, caller, 'ssf.stream.create', stream.streamId, { events_requested: stream.eventsRequested });
+        await audit(trx, caller, 'ssf.stream.create', stream.streamId, { events_requested: stream.eventsRequested, delivery_method: delivery.method });
         return configuration(stream);
       });
     },
@@ -241,17 +320,23 @@ export function createSsfService(deps: SsfServiceDeps) {
 
     /** SSF 1.0 §8.1.1.3 (update, only the given properties) and §8.1.1.4 (replace, all of them). */
     async change(caller: SsfCaller, streamId: string, input: StreamInput, mode: 'update' | 'replace'): Promise<Record<string, unknown>> {
-      checkMethod(input.deliveryMethod);
       return db.transaction().execute(async (trx) => {
         const before = await owned(caller.clientId, streamId, { lock: true, trx });
+        const delivery = checkDelivery(input);
         // Events up to now are filtered with the properties they were committed under.
         await materialize(trx, before);
         const changes =
           mode === 'replace'
             ? { eventsRequested: input.eventsRequested ?? [], description: input.description ?? null, defaultSubjects: input.defaultSubjects ?? 'ALL' }
             : input;
-        await updateStream(trx, streamId, { eventsRequested: changes.eventsRequested, description: changes.description, defaultSubjects: changes.defaultSubjects });
-        await audit(trx, caller, `ssf.stream.${mode}`, streamId);
+        await updateStream(trx, streamId, {
+          eventsRequested: changes.eventsRequested,
+          description: changes.description,
+          defaultSubjects: changes.defaultSubjects,
+          delivery,
+        });
+        if (delivery) await notifyDeliverer(trx);
+        await audit(trx, caller, `ssf.stream.${mode}`, streamId, delivery ? { delivery_method: delivery.method } : {});
         return configuration((await findStream(trx, caller.clientId, streamId))!);
       });
     },
@@ -277,6 +362,7 @@ export function createSsfService(deps: SsfServiceDeps) {
         const stream = await owned(caller.clientId, streamId, { lock: true, trx });
         await materialize(trx, stream);
         await updateStreamStatus(trx, streamId, status, reason ?? null);
+        if (status === 'enabled') await notifyDeliverer(trx);
         await audit(trx, caller, 'ssf.stream.status', streamId, { from: stream.status, to: status });
         return { stream_id: streamId, status, ...(reason ? { reason } : {}) };
       });
@@ -296,20 +382,68 @@ export function createSsfService(deps: SsfServiceDeps) {
       });
     },
 
-    /** SSF 1.0 §8.1.4.2: queues a verification event for the stream. */
+    /**
+     * SSF 1.0 §8.1.4.2: queues a verification event for the stream (pushed, or returned by the next
+     * poll). More often than `min_verification_interval` gets 429 with `Retry-After`, decided by
+     * one conditional UPDATE (parallel requests cannot both pass).
+     */
     async verify(caller: SsfCaller, streamId: string, state?: string): Promise<void> {
       const stream = await owned(caller.clientId, streamId);
       if (stream.status === 'disabled') throw new AppError('stream_disabled', 'the stream is disabled', { status: 409 });
+      const claim = await claimVerification(db, caller.clientId, streamId, minVerificationInterval);
+      if ('missing' in claim) throw notFound();
+      if (!claim.claimed) {
+        throw new VerificationTooSoon(minVerificationInterval, claim.retryAfterSeconds);
+      }
       const jti = randomUUID();
-      const claims = {
-        iss: deps.issuer,
-        iat: Math.floor(Date.now() / 1000),
-        jti,
-        aud: stream.aud,
-        sub_id: { format: 'opaque', id: streamId },
-        events: { [SSF_VERIFICATION_EVENT]: state !== undefined ? { state } : {} },
-      } as unknown as SecurityEventClaims;
-      await insertPendingSet(db, streamId, jti, await deps.sign(claims));
+      const set = await deps.sign(ssfEventClaims(stream, jti, SSF_VERIFICATION_EVENT, state !== undefined ? { state } : {}));
+      await db.transaction().execute(async (trx) => {
+        await insertPendingSet(trx, streamId, jti, set);
+        await notifyDeliverer(trx);
+      });
+    },
+
+    /**
+     * SSF 1.0 §8.1.5: a signed stream-updated SET telling the stream's receiver the transmitter set
+     * its status to `status` (for all its subjects), with `reason`.
+     */
+    async streamUpdatedSet(stream: StoredStream, status: StoredStream['status'], reason: string): Promise<{ jti: string; set: string }> {
+      const jti = randomUUID();
+      return { jti, set: await deps.sign(ssfEventClaims(stream, jti, SSF_STREAM_UPDATED_EVENT, { status, reason })) };
+    },
+
+    /**
+     * The transmitter changes a stream's status on its own (push failing, paused backlog over its
+     * bound): only while the status is still `from`, audited as `system:ssf` in the same
+     * transaction. Returns the changed stream, or undefined when the status had moved on.
+     */
+    async transmitterSetStatus(streamId: string, from: StoredStream['status'], to: StoredStream['status'], reason: string): Promise<StoredStream | undefined> {
+      return db.transaction().execute(async (trx) => {
+        if (!(await changeStatusIf(trx, streamId, from, to, reason))) return undefined;
+        await writeAudit(trx, {
+          actor: 'system:ssf',
+          action: 'ssf.stream.status',
+          target: streamId,
+          outcome: 'success',
+          clientAddress: null,
+          requestId: null,
+          details: { from, to, reason },
+        });
+        return findStreamById(trx, streamId);
+      });
+    },
+
+    /**
+     * The push deliverer's step before sending: takes the outbox rows after the stream's position
+     * into pending SETs (stream locked; skipped when a management request holds the lock, it
+     * materializes itself). Returns the stream, or undefined when gone or locked.
+     */
+    async prepare(streamId: string): Promise<StoredStream | undefined> {
+      return db.transaction().execute(async (trx) => {
+        const stream = await findStreamById(trx, streamId, { lock: true, skipLocked: true });
+        if (stream) await materialize(trx, stream);
+        return stream;
+      });
     },
 
     /**
@@ -318,19 +452,20 @@ export function createSsfService(deps: SsfServiceDeps) {
      * bound for an event. A paused stream delivers nothing (its events wait).
      */
     async poll(clientId: string, streamId: string, request: PollRequest, signal?: AbortSignal): Promise<{ sets: Record<string, string>; moreAvailable: boolean }> {
-      await owned(clientId, streamId);
+      const stream = await owned(clientId, streamId);
+      if (stream.deliveryMethod !== POLL_DELIVERY) throw new AppError('invalid_request', 'the stream uses push delivery', { status: 400 });
       const errs = Object.entries(request.setErrs ?? {});
       if (errs.length > 0) log.info({ streamId, setErrs: errs.map(([jti, e]) => ({ jti, err: e.err })) }, 'receiver reported SET errors');
       await deletePendingSets(db, streamId, [...(request.ack ?? []), ...errs.map(([jti]) => jti)]);
       const maxEvents = request.maxEvents ?? 100;
       const deadline = Date.now() + (request.returnImmediately ? 0 : longPollMs);
       for (;;) {
-        const stream = await db.transaction().execute(async (trx) => {
+        const current = await db.transaction().execute(async (trx) => {
           const locked = await owned(clientId, streamId, { lock: true, trx });
           await materialize(trx, locked);
           return locked;
         });
-        if (stream.status !== 'enabled' || maxEvents === 0) return { sets: {}, moreAvailable: false };
+        if (current.status !== 'enabled' || maxEvents === 0) return { sets: {}, moreAvailable: false };
         const pending = await listPendingSets(db, streamId, maxEvents);
         if (pending.sets.length > 0 || Date.now() >= deadline || signal?.aborted || stopping.signal.aborted) {
           return { sets: Object.fromEntries(pending.sets.map((entry) => [entry.jti, entry.set])), moreAvailable: pending.more };

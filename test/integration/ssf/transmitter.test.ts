@@ -152,7 +152,7 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
       spec_version: '1_0',
       issuer: app.issuer,
       jwks_uri: `${app.issuer}/jwks`,
-      delivery_methods_supported: ['urn:ietf:rfc:8936'],
+      delivery_methods_supported: ['urn:ietf:rfc:8935', 'urn:ietf:rfc:8936'],
       configuration_endpoint: `${app.issuer}/ssf/streams`,
       status_endpoint: `${app.issuer}/ssf/status`,
       add_subject_endpoint: `${app.issuer}/ssf/subjects:add`,
@@ -327,7 +327,10 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
   it('bad input is a 400 JSON error, never a 500', async () => {
     const stream = (await receiver.call('POST', metadata.configuration_endpoint, {})).body;
     const cases: Array<[string, string, unknown, string?]> = [
-      ['POST', metadata.configuration_endpoint, { delivery: { method: 'urn:ietf:rfc:8935', endpoint_url: 'https://example.test/' } }],
+      ['POST', metadata.configuration_endpoint, { delivery: { method: 'urn:ietf:rfc:8935', endpoint_url: 'http://example.test/' } }],
+      ['POST', metadata.configuration_endpoint, { delivery: { method: 'urn:ietf:rfc:8935' } }],
+      ['POST', metadata.configuration_endpoint, { delivery: { method: 'urn:example:carrier-pigeon' } }],
+      ['POST', metadata.configuration_endpoint, { delivery: { method: 'urn:ietf:rfc:8935', endpoint_url: 'https://example.test/', authorization_header: 'Bearer x\r\nX: y' } }],
       ['POST', metadata.configuration_endpoint, { events_requested: 'not-a-list' }],
       ['POST', metadata.configuration_endpoint, undefined, '{"events_requested": ['],
       ['PATCH', metadata.configuration_endpoint, { description: 'no stream id' }],
