@@ -141,6 +141,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       adapter: createKyselyAdapter(db, revocationHooks),
       files: config.files,
       cookieKeys,
+      requireDpopNonce: env.DPOP_REQUIRE_NONCE,
       compareSecret: clientSecrets.compare,
       chain: createChainValidator(tls.clientCaPem),
       policy,

@@ -78,6 +78,8 @@ export const envSchema = z.object({
   SSF_PUSH_MAX_FAILURES: z.coerce.number().int().min(1).max(10_000).default(20),
   SSF_PAUSED_MAX_EVENTS: z.coerce.number().int().min(0).max(10_000_000).default(10_000),
   SSF_MIN_VERIFICATION_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(10),
+  /** RFC 9449 §8: every DPoP proof at the token endpoint must carry a nonce this server gave (`use_dpop_nonce` otherwise). */
+  DPOP_REQUIRE_NONCE: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
   // Benchmarks only (`npm run bench`): production mode with development keys and the demo config.
   ALLOW_DEV_KEYS_IN_PRODUCTION: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
 }).superRefine((env, ctx) => {

@@ -22,6 +22,8 @@ export interface ProviderDeps {
   files: ConfigFiles;
   keys: SigningKeySet;
   cookieKeys: string[];
+  /** DPOP_REQUIRE_NONCE: proofs must carry a server nonce (RFC 9449 §8). */
+  requireDpopNonce?: boolean;
   /** Checks a presented client secret (hash, registered method), see client-secrets.ts. */
   compareSecret: Parameters<typeof useHashedClientSecrets>[1];
   /** Validates client certificate chains against the configured CA bundle (RFC 8705 §2.1). */
@@ -143,7 +145,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       revocation: { enabled: true, allowedPolicy: access.revocation },
       resourceIndicators: resourceIndicatorsFeature(policy),
       mTLS: mtlsFeature(deps.chain),
-      dPoP: dpopFeature(deps.cookieKeys),
+      dPoP: dpopFeature(deps.cookieKeys, deps.requireDpopNonce),
       fapi: fapi2Feature(),
       rpInitiatedLogout: rpInitiatedLogoutFeature(),
       backchannelLogout: { enabled: true },
