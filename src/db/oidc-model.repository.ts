@@ -72,20 +72,39 @@ export async function consumeOnce(db: DbExecutor, model: string, id: string): Pr
   return existing ? { state: 'already-consumed', grantId: existing.grant_id } : { state: 'missing' };
 }
 
+/** One id to record once (see {@link insertModelsOnce}). */
+export interface OnceRecord {
+  id: string;
+  payload: ModelPayload;
+  expiresIn: number;
+}
+
 /**
- * Records a model instance only if no live one has its id (a DPoP proof's or a client
- * assertion's `jti`, seen once): one statement, so of concurrent calls exactly one returns true.
- * An expired row with the id (not purged yet) is taken over.
+ * Records model instances only if no live one has their id (a DPoP proof's or a client
+ * assertion's `jti`, seen once), many in one statement (the statement batcher's group commit):
+ * true for each id this call recorded. Of concurrent calls with one id exactly one gets true; an
+ * id twice in one batch is recorded for its first occurrence only. An expired row with the id
+ * (not purged yet) is taken over.
  */
-export async function insertModelOnce(db: DbExecutor, model: string, id: string, payload: ModelPayload, expiresIn: number): Promise<boolean> {
-  if (!storable(id)) return false;
-  const expiresAt = new Date(Date.now() + expiresIn * 1000);
-  const { rows } = await sql<{ id: string }>`${prepared('oidc-model.insert-once')} insert into oidc_model (model, id, payload, expires_at)
-    values (${model}, ${id}, ${JSON.stringify(payload)}, ${expiresAt})
+export async function insertModelsOnce(db: DbExecutor, model: string, records: readonly OnceRecord[]): Promise<boolean[]> {
+  const first = new Map<string, number>();
+  records.forEach((record, index) => {
+    if (storable(record.id) && !first.has(record.id)) first.set(record.id, index);
+  });
+  if (first.size === 0) return records.map(() => false);
+  const now = Date.now();
+  const rows = [...first.values()].map((index) => {
+    const record = records[index]!;
+    return { id: record.id, payload: record.payload, expires_at: new Date(now + record.expiresIn * 1000).toISOString() };
+  });
+  const { rows: inserted } = await sql<{ id: string }>`${prepared('oidc-model.insert-once')} insert into oidc_model (model, id, payload, expires_at)
+    select ${model}, new_row.id, new_row.payload, new_row.expires_at
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as new_row (id text, payload jsonb, expires_at timestamptz)
     on conflict (model, id) do update set payload = excluded.payload, expires_at = excluded.expires_at, consumed_at = null
       where oidc_model.expires_at is not null and oidc_model.expires_at <= now()
     returning id`.execute(db);
-  return rows.length === 1;
+  const recorded = new Set(inserted.map((row) => row.id));
+  return records.map((record, index) => first.get(record.id) === index && recorded.has(record.id));
 }
 
 /** What {@link destroyGrantModels} removed. */

@@ -8,7 +8,8 @@ import { registerTokenExchange, type TokenExchangeDeps } from '../grants/token-e
 import { clientAddressOf } from '../http/client-address.js';
 import type { Metrics } from '../http/metrics.js';
 import type { SigningKeySet } from '../keys/signing-keys.js';
-import { insertModelOnce } from '../db/oidc-model.repository.js';
+import { insertModelsOnce, type OnceRecord } from '../db/oidc-model.repository.js';
+import { createStatementBatcher } from '../db/statement-batcher.js';
 import { auditProviderEvents } from './logout.js';
 import { createProvider, type ProviderDeps } from './provider-factory.js';
 
@@ -46,11 +47,14 @@ export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend
 export function createProviderBuilder(deps: ProviderBuilderDeps): (keys: SigningKeySet) => Provider {
   const { db, logger, metrics, verificationKeys, signingKid, trustedProxies, ...providerDeps } = deps;
   const clientAddress = clientAddressOf(trustedProxies);
+  // Replay detection (every DPoP proof, every client assertion) records its id in PostgreSQL;
+  // token requests arriving together share one statement.
+  const recordOnce = createStatementBatcher<OnceRecord, boolean>((records) => insertModelsOnce(db, 'ReplayDetection', records), { maxBatch: 64, maxInFlight: 2 });
   return (keys) => {
     const provider = createProvider({
       ...providerDeps,
       keys,
-      recordOnce: (id, iss, expiresIn) => insertModelOnce(db, 'ReplayDetection', id, { iss, kind: 'ReplayDetection' }, expiresIn),
+      recordOnce: (id, iss, expiresIn) => recordOnce({ id, payload: { iss, kind: 'ReplayDetection' }, expiresIn }),
       extend: (built) => {
         auditProviderEvents(built, db, logger, clientAddress);
         registerTokenExchange({

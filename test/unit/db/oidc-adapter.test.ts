@@ -4,7 +4,7 @@ import { sql, type Kysely } from 'kysely';
 import type { AdapterConstructor, AdapterPayload } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../src/db/database.js';
-import { findModel, purgeExpiredModels, upsertModel } from '../../../src/db/oidc-model.repository.js';
+import { findModel, insertModelsOnce, purgeExpiredModels, upsertModel } from '../../../src/db/oidc-model.repository.js';
 import { createKyselyAdapter } from '../../../src/oidc/kysely-adapter.js';
 import { createMigratedDatabase } from '../../helpers/database.js';
 
@@ -218,5 +218,27 @@ describe('kysely oidc-provider adapter (real PostgreSQL)', () => {
     expect(await purgeExpiredModels(db, { limit: 2 })).toBe(2);
     expect(await rowCount()).toBe(3);
     expect(await purgeExpiredModels(db)).toBe(3);
+  });
+});
+
+describe('insertModelsOnce (replay detection)', () => {
+  it('records each id once: a live id is refused, an id twice in one batch counts once, an expired row is taken over', async () => {
+    const [a, b, expired] = [id(), id(), id()];
+    await upsertModel(db, 'ReplayDetection', expired, { iss: 'x' }, 1);
+    await db.updateTable('oidc_model').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', expired).execute();
+    const first = await insertModelsOnce(db, 'ReplayDetection', [
+      { id: a, payload: { iss: 'x' }, expiresIn: 60 },
+      { id: a, payload: { iss: 'x' }, expiresIn: 60 },
+      { id: expired, payload: { iss: 'x' }, expiresIn: 60 },
+      { id: 'nul\u0000', payload: { iss: 'x' }, expiresIn: 60 },
+    ]);
+    expect(first).toEqual([true, false, true, false]);
+    expect(await insertModelsOnce(db, 'ReplayDetection', [{ id: a, payload: {}, expiresIn: 60 }, { id: b, payload: {}, expiresIn: 60 }])).toEqual([false, true]);
+  });
+
+  it('gives exactly one of many concurrent callers with one id true', async () => {
+    const key = id();
+    const answers = await Promise.all(Array.from({ length: 12 }, () => insertModelsOnce(db, 'ReplayDetection', [{ id: key, payload: {}, expiresIn: 60 }])));
+    expect(answers.flat().filter(Boolean)).toHaveLength(1);
   });
 });
