@@ -179,25 +179,31 @@ describe('no process outlives the one a user stops (issue 22 #4)', () => {
     if (postmaster) expect(await gone(Number(postmaster.split('\n')[0]))).toBe(true);
   }, 90_000);
 
-  it('SIGTERM to `npm run example:bff` stops every process it started', async () => {
+  /** `npm run <script>` of an example, pointed at a fresh Custos, in its own process group; resolves when it says `ready`. */
+  async function startExample(script: string, env: Record<string, string>, ready: RegExp) {
     const app = await startTestApp();
     cleanups.push(() => app.stop());
-    const bff = started(
-      spawn('npm', ['run', 'example:bff'], {
+    const example = started(
+      spawn('npm', ['run', script], {
         cwd: ROOT,
         env: {
           PATH: process.env.PATH ?? '',
           HOME: process.env.HOME ?? work,
           CUSTOS_ISSUER: app.issuer,
           CUSTOS_CA_FILE: path.join(app.keysDir, 'ca.pem'),
-          BFF_PORT: String(await freePort()),
+          ...env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       }),
     );
-    cleanups.push(() => kill(-bff.child.pid!));
-    await bff.until(/Demo BFF on http/);
+    cleanups.push(() => kill(-example.child.pid!));
+    await example.until(ready);
+    return { app, example };
+  }
+
+  it('SIGTERM to `npm run example:bff` stops every process it started', async () => {
+    const { example: bff } = await startExample('example:bff', { BFF_PORT: String(await freePort()) }, /Demo BFF on http/);
     const tree = descendants(bff.child.pid!);
     expect(tree.length).toBeGreaterThan(0);
     bff.child.kill('SIGTERM');
@@ -207,25 +213,8 @@ describe('no process outlives the one a user stops (issue 22 #4)', () => {
 
   // docs/bff-developers.md: `npm run example:spa` serves the SPA demo (its flow in Chromium: test/integration/demo/spa.test.ts).
   it('`npm run example:spa` serves the page under its CSP, and SIGTERM stops every process it started', async () => {
-    const app = await startTestApp();
-    cleanups.push(() => app.stop());
     const port = await freePort();
-    const spa = started(
-      spawn('npm', ['run', 'example:spa'], {
-        cwd: ROOT,
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: process.env.HOME ?? work,
-          CUSTOS_ISSUER: app.issuer,
-          CUSTOS_CA_FILE: path.join(app.keysDir, 'ca.pem'),
-          SPA_PORT: String(port),
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      }),
-    );
-    cleanups.push(() => kill(-spa.child.pid!));
-    await spa.until(/Demo SPA on http/);
+    const { app, example: spa } = await startExample('example:spa', { SPA_PORT: String(port) }, /Demo SPA on http/);
     const page = await fetch(`http://localhost:${port}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
