@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmod, cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +16,7 @@ import { RELAY_LOCK_KEY } from '../../../src/events/relay-lock.repository.js';
 import { rotateSigningKeys } from '../../../src/keys/signing-keys.js';
 import { eventPayloadHash } from '../../../src/verify/index.js';
 import { loginForCode, newJar, redeemCode, type FlowTarget } from '../../helpers/code-flow.js';
+import { createTestDatabase } from '../../helpers/database.js';
 import { DEMO, formBody } from '../../helpers/demo.js';
 
 // `custos serve` with WORKERS=2 as a real process tree (primary, two workers, the embedded
@@ -189,7 +192,7 @@ function alive(pid: number): boolean {
   }
 }
 
-beforeAll(async () => {
+async function startServer(): Promise<void> {
   work = await mkdtemp(path.join(tmpdir(), 'custos-workers-'));
   // initdb runs as an unprivileged postgres user when the tests run as root.
   await chmod(work, 0o755);
@@ -225,9 +228,9 @@ beforeAll(async () => {
   issuer = banner[1]!;
   primaryPid = Number(banner[2]);
   password = /password: (\S+)/.exec(output)![1]!;
-}, 120_000);
+}
 
-afterAll(async () => {
+async function stopServer(): Promise<void> {
   if (server && server.exitCode === null && server.signalCode === null) {
     for (const { pid } of descendants(server.pid!)) {
       try {
@@ -240,9 +243,12 @@ afterAll(async () => {
   }
   await Promise.all(agents.map((agent) => agent.close().catch(() => {})));
   await rm(work, { recursive: true, force: true });
-});
+}
 
 describe('WORKERS=2: one server, two worker processes (issue 21 #1)', { timeout: 60_000 }, () => {
+  beforeAll(startServer, 120_000);
+  afterAll(stopServer);
+
   it('the primary prints the banner and one `custos listening` with its own pid; each worker listens on the same port', () => {
     expect(primaryPid).toBe(server.pid);
     const listening = lines().filter((line) => line.msg === 'custos listening');
@@ -356,5 +362,85 @@ describe('WORKERS=2: one server, two worker processes (issue 21 #1)', { timeout:
     }
     expect(tree.filter((process) => alive(process.pid))).toEqual([]);
     expect(output).toContain('"msg":"shutting down"');
+  });
+});
+
+describe('WORKERS=2: failures stop the server with one clear message (issue 21 #1)', { timeout: 90_000 }, () => {
+  /** `custos serve` with WORKERS=2 on a fresh test database; resolves with its output and exit. */
+  async function serve(extraEnv: Record<string, string> = {}) {
+    const database = await createTestDatabase();
+    const dir = await mkdtemp(path.join(tmpdir(), 'custos-workers-failing-'));
+    await cp(path.join(ROOT, 'config'), path.join(dir, 'config'), { recursive: true });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/custos.ts', 'serve'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? dir,
+        NODE_ENV: 'test',
+        WORKERS: '2',
+        PORT: '0',
+        ADMIN_PORT: '0',
+        HOST: '127.0.0.1',
+        DATABASE_URL: database.url,
+        KEYS_DIR: path.join(dir, 'keys'),
+        CONFIG_DIR: path.join(dir, 'config'),
+        SHUTDOWN_TIMEOUT_MS: '1000',
+        ...extraEnv,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    child.stdout!.on('data', (chunk) => (text += chunk));
+    child.stderr!.on('data', (chunk) => (text += chunk));
+    const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    cleanups.push(async () => {
+      for (const { pid } of descendants(child.pid!)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      child.kill('SIGKILL');
+      await database.drop();
+      await rm(dir, { recursive: true, force: true });
+    });
+    return { child, done, output: () => text };
+  }
+  const cleanups: Array<() => Promise<void>> = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups) await cleanup().catch(() => {});
+  });
+
+  it('workers dying again and again (5 within 30 s) stop the server: one message, exit code 1, no worker left', async () => {
+    const server = await serve();
+    while (!server.output().includes('Custos is running at')) {
+      if (server.child.exitCode !== null) throw new Error(server.output());
+      await sleep(50);
+    }
+    const killed = new Set<number>();
+    while (server.child.exitCode === null) {
+      for (const { pid, comm } of descendants(server.child.pid!)) {
+        if (comm !== 'node' || killed.has(pid)) continue;
+        killed.add(pid);
+        process.kill(pid, 'SIGKILL');
+      }
+      await sleep(20);
+    }
+    expect(await server.done).toEqual({ code: 1, signal: null });
+    expect(killed.size).toBeGreaterThanOrEqual(5);
+    expect(server.output().match(/custos: workers died 5 times within 30 s \(the last: worker \d+, signal SIGKILL\); stopping the server/g)).toHaveLength(1);
+    expect([...killed].filter(alive)).toEqual([]);
+  });
+
+  it('a worker that cannot start stops the server with its cause and exit code 1', async () => {
+    const busy = createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    cleanups.push(async () => void busy.close());
+    const server = await serve({ PORT: String((busy.address() as AddressInfo).port) });
+    expect(await server.done).toEqual({ code: 1, signal: null });
+    expect(server.output()).toMatch(/custos: .*EADDRINUSE/);
+    expect(server.output()).toMatch(/custos: worker \d+ \(pid \d+\) stopped during start-up \(exit code 1\); its error is above/);
+    expect(server.output()).not.toContain('Custos is running at');
   });
 });
