@@ -84,12 +84,10 @@ export async function serveCommand(): Promise<void> {
     workers > 1
       ? await startPrimary({
           workers,
+          // Every worker has stopped already (and the embedded PostgreSQL).
           onCrashLoop(message) {
-            custos?.logger.error(message);
             process.stderr.write(`custos: ${message}\n`);
-            if (stopping) return;
-            stopping = true;
-            custos?.stop().finally(() => process.exit(1));
+            process.exit(1);
           },
         })
       : await startCustos();

@@ -22,7 +22,10 @@ export const CRASH_WINDOW_MS = 30_000;
 
 export interface PrimaryOptions {
   workers: number;
-  /** Workers died {@link CRASH_LOOP_DEATHS} times within {@link CRASH_WINDOW_MS}: the caller stops the server. */
+  /**
+   * Workers died {@link CRASH_LOOP_DEATHS} times within {@link CRASH_WINDOW_MS}: the primary has
+   * logged `message` and stopped every worker (and the embedded PostgreSQL); the caller exits.
+   */
   onCrashLoop(message: string): void;
 }
 
@@ -57,9 +60,12 @@ export async function startPrimary(options: PrimaryOptions): Promise<RunningPrim
   const { env } = config;
   const logger = createLogger({ level: env.LOG_LEVEL, production: config.production }).child({ role: 'primary' });
   const cleanups: Array<() => Promise<void>> = [];
-  const cleanup = async () => {
-    for (const fn of cleanups.reverse()) await fn().catch((error) => logger.error({ err: error }, 'shutdown step failed'));
-  };
+  let cleaning: Promise<void> | undefined;
+  // Once, however many reasons to stop arrive (a signal during a crash loop's stop).
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      for (const fn of cleanups.reverse()) await fn().catch((error) => logger.error({ err: error }, 'shutdown step failed'));
+    })());
   let stopping = false;
   try {
     const { db, url, close } = await openDatabase(config, cwd, {
@@ -120,7 +126,10 @@ export async function startPrimary(options: PrimaryOptions): Promise<RunningPrim
       deaths.push(now);
       while (deaths.length > 0 && deaths[0]! <= now - CRASH_WINDOW_MS) deaths.shift();
       if (deaths.length >= CRASH_LOOP_DEATHS) {
-        options.onCrashLoop(`workers died ${deaths.length} times within ${CRASH_WINDOW_MS / 1000} s (the last: worker ${worker.id}, ${how}); stopping the server`);
+        const message = `workers died ${deaths.length} times within ${CRASH_WINDOW_MS / 1000} s (the last: worker ${worker.id}, ${how}); stopping the server`;
+        stopping = true;
+        logger.error(message);
+        void cleanup().finally(() => options.onCrashLoop(message));
         return;
       }
       logger.warn({ worker: worker.id, workerPid: worker.process.pid, code, signal }, `worker ${worker.id} (pid ${worker.process.pid}) died (${how}); starting a replacement`);

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeProtectedHeader } from 'jose';
 import pg from 'pg';
@@ -249,8 +250,10 @@ describe('WORKERS=2: one server, two worker processes (issue 21 #1)', { timeout:
   beforeAll(startServer, 120_000);
   afterAll(stopServer);
 
-  it('the primary prints the banner and one `custos listening` with its own pid; each worker listens on the same port', () => {
+  it('the primary prints the banner and one `custos listening` with its own pid; each worker listens on the same port', async () => {
     expect(primaryPid).toBe(server.pid);
+    // Log lines are written asynchronously: the banner may come first.
+    await until(() => lines().find((line) => line.msg === 'custos listening'), '`custos listening`');
     const listening = lines().filter((line) => line.msg === 'custos listening');
     expect(listening).toEqual([expect.objectContaining({ pid: primaryPid, workers: 2, role: 'primary', issuer })]);
     const workers = lines().filter((line) => line.msg === 'worker listening');
@@ -355,8 +358,41 @@ describe('WORKERS=2: one server, two worker processes (issue 21 #1)', { timeout:
     const postgresPid = Number((await readFile(path.join(work, 'data', 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0]);
     const tree = descendants(primaryPid);
     expect(tree.map((process) => process.pid)).toEqual(expect.arrayContaining([...liveWorkers().values(), postgresPid]));
+
+    // Two token requests on two new connections (so two workers), their bodies still arriving when the signal comes.
+    const inFlight = [0, 1].map(() => {
+      const id = randomUUID();
+      const body = new PassThrough();
+      body.on('error', () => {});
+      const agent = freshAgent();
+      const reply = request(`${issuer}/token`, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: {
+          'x-request-id': id,
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(DEMO.reportingJob.join(':')).toString('base64')}`,
+        },
+        body,
+      }).then(
+        async (response) => ({ status: response.statusCode, text: await response.body.text() }),
+        (error: Error) => ({ status: 0, text: error.message }),
+      );
+      body.write('grant_type=client_credentials');
+      return { id, body, agent, reply };
+    });
+    await sleep(300);
     server.kill('SIGTERM');
+    await sleep(200);
+    for (const { body } of inFlight) body.end('&scope=orders%3Aread');
+    for (const { reply, agent } of inFlight) {
+      const { status, text } = await reply;
+      expect(status, text).toBe(200);
+      await agent.close();
+    }
     expect(await exited).toEqual({ code: 0, signal: null });
+    const servedBy = inFlight.map(({ id }) => lines().find((line) => line.requestId === id)?.worker);
+    expect(new Set(servedBy).size, JSON.stringify(servedBy)).toBe(2);
     for (const process of tree) {
       while (alive(process.pid)) await sleep(50);
     }
@@ -423,7 +459,11 @@ describe('WORKERS=2: failures stop the server with one clear message (issue 21 #
       for (const { pid, comm } of descendants(server.child.pid!)) {
         if (comm !== 'node' || killed.has(pid)) continue;
         killed.add(pid);
-        process.kill(pid, 'SIGKILL');
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // died meanwhile
+        }
       }
       await sleep(20);
     }
