@@ -160,8 +160,10 @@ export async function startPrimary(options: PrimaryOptions): Promise<RunningPrim
       devPki,
       demoUser,
       async reload() {
-        logger.info({ workers: ready.size }, 'reloading signing keys in every worker');
-        for (const worker of ready) send(worker, { type: 'custos:reload' });
+        // Starting workers too: one that read the keys before they changed reloads once it is up.
+        const workers = Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);
+        logger.info({ workers: workers.length }, 'reloading signing keys in every worker');
+        for (const worker of workers) send(worker, { type: 'custos:reload' });
       },
       async stop() {
         stopping = true;

@@ -73,6 +73,7 @@ export async function serveWorker(): Promise<void> {
   const id = cluster.worker!.id;
   let custos: RunningCustos | undefined;
   let requested = false;
+  let reloadRequested = false;
   let stopping = false;
   const stop = () => {
     requested = true;
@@ -83,7 +84,11 @@ export async function serveWorker(): Promise<void> {
       () => process.exit(1),
     );
   };
-  const reload = () => custos?.reload().catch((error) => custos?.logger.error({ err: error }, 'reload failed; still serving with the previous keys'));
+  const reload = () => {
+    // A reload asked for while this worker starts runs once it is up (it may have read the keys before they changed).
+    if (!custos) reloadRequested = true;
+    else custos.reload().catch((error) => custos?.logger.error({ err: error }, 'reload failed; still serving with the previous keys'));
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', () => {});
   process.on('SIGHUP', reload);
@@ -98,5 +103,6 @@ export async function serveWorker(): Promise<void> {
     throw error;
   }
   if (requested) return stop();
+  if (reloadRequested) reload();
   send({ type: 'custos:ready', issuer: custos.issuer, port: custos.port, adminPort: custos.adminPort });
 }

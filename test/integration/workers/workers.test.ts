@@ -37,7 +37,7 @@ let postgresUrl: string;
 let password: string;
 const agents: Agent[] = [];
 
-type Auth = { basic?: [string, string]; client?: string };
+type Auth = { basic?: [string, string]; client?: string; bearer?: string; origin?: string };
 
 /** Log lines (JSON) of the whole tree. */
 function lines(): Array<Record<string, any>> {
@@ -68,13 +68,15 @@ function freshAgent(client?: string): Agent {
 }
 
 /** One request on a connection of its own; resolves with the worker id that served it. */
-async function call(method: 'GET' | 'POST', target: string, form?: Record<string, string>, auth: Auth = {}) {
+async function call(method: 'GET' | 'POST' | 'DELETE', target: string, form?: Record<string, string>, auth: Auth = {}) {
   const id = randomUUID();
   const headers: Record<string, string> = { 'x-request-id': id };
   if (form) headers['content-type'] = 'application/x-www-form-urlencoded';
   if (auth.basic) headers.authorization = `Basic ${Buffer.from(auth.basic.join(':')).toString('base64')}`;
+  if (auth.bearer) headers.authorization = `Bearer ${auth.bearer}`;
   const agent = freshAgent(auth.client);
-  const response = await request(`${issuer}${target}`, { method, headers, body: form ? formBody(auth.client ? { client_id: auth.client, ...form } : form) : undefined, dispatcher: agent });
+  const withClientId = auth.client && !auth.bearer ? { client_id: auth.client, ...form } : form;
+  const response = await request(`${auth.origin ?? issuer}${target}`, { method: method as 'GET', headers, body: withClientId ? formBody(withClientId) : undefined, dispatcher: agent });
   const text = await response.body.text();
   await agent.close();
   const logged = await until(() => lines().find((line) => line.requestId === id && line.msg === 'request'), `the access log line of ${target}`);
@@ -289,6 +291,24 @@ describe('WORKERS=2: one server, two worker processes (issue 21 #1)', { timeout:
     const refused = await onAnotherWorker(revoked.worker, () => exchange(subject));
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe('invalid_request');
+  });
+
+  it('the admin listener is shared too: a revocation by an administrator through one worker is seen by the other at once', async () => {
+    const { adminPort } = lines().find((line) => line.msg === 'custos listening')!;
+    const origin = `https://localhost:${adminPort}`;
+    const token = await call('POST', '/token', { grant_type: 'client_credentials', scope: 'admin', resource: DEMO.adminResource }, { client: 'admin-cli' });
+    expect(token.status, JSON.stringify(token.body)).toBe(200);
+    const admin = { client: 'admin-cli', bearer: token.body.access_token as string, origin };
+    const listed = await call('GET', '/admin/users', undefined, admin);
+    expect(listed.status, JSON.stringify(listed.body)).toBe(200);
+    const alice = (listed.body.items as Array<{ id: string; username: string }>).find((user) => user.username === 'alice')!;
+    expect((await onAnotherWorker(listed.worker, () => call('GET', `/admin/users/${alice.id}`, undefined, admin))).body.username).toBe('alice');
+
+    const subject = await userAccessToken();
+    const revoked = await call('DELETE', `/admin/users/${alice.id}/sessions`, undefined, admin);
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    const seen = await onAnotherWorker(revoked.worker, () => introspect(subject));
+    expect(seen.body).toEqual({ active: false });
   });
 
   it('/metrics answers for all workers at once: counters summed, connections per worker', async () => {
