@@ -308,7 +308,8 @@ async function main(): Promise<void> {
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
   const custos = startServer(
     'custos',
-    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'custos.cpuprofile'] : []), 'dist/src/cli/custos.js', 'serve'],
+    // The workers inherit these flags: with several, each writes Node's default name (with its pid).
+    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, ...(WORKERS > 1 ? [] : ['--cpu-prof-name', 'custos.cpuprofile'])] : []), 'dist/src/cli/custos.js', 'serve'],
     {
       PATH: process.env.PATH,
       NODE_ENV: 'production',
@@ -627,7 +628,10 @@ async function main(): Promise<void> {
     console.log(`\nwrote ${path.relative(ROOT, file)}`);
   }
   await stopAll();
-  if (flags.profile) console.log(`CPU profiles: ${path.relative(ROOT, profileDir)}/{custos,bare}.cpuprofile (summary: npx tsx bench/profile-summary.ts <file>)`);
+  if (flags.profile) {
+    const custosProfiles = WORKERS > 1 ? 'CPU.*.cpuprofile (one per process of Custos)' : 'custos.cpuprofile';
+    console.log(`CPU profiles: ${path.relative(ROOT, profileDir)}/{${custosProfiles}, bare.cpuprofile} (summary: npx tsx bench/profile-summary.ts <file>)`);
+  }
 }
 
 async function stopAll(): Promise<void> {
