@@ -87,6 +87,12 @@ export async function startPrimary(options: PrimaryOptions): Promise<RunningPrim
       demoUser = await ensureDemoUser(db, createUserService({ db, hasher: createPasswordHasher({ cost: argon2CostOf(env), threads: argon2 }) })).finally(argon2.close);
     }
 
+    if (env.DATABASE_POOL_MAX < options.workers) {
+      logger.warn(
+        { DATABASE_POOL_MAX: env.DATABASE_POOL_MAX, workers: options.workers },
+        `DATABASE_POOL_MAX=${env.DATABASE_POOL_MAX} is less than WORKERS=${options.workers}: each worker still opens up to one connection`,
+      );
+    }
     const own = new Registry();
     const replaced = new Counter({ name: 'custos_workers_replaced_total', help: 'Workers that died and were replaced', registers: [own] });
     const ready = new Set<Worker>();
