@@ -43,6 +43,8 @@ export interface LoadResult {
   seconds: number;
   /** Latencies in microseconds, one per completed request (merged across rounds by the runner). */
   latenciesUs: number[];
+  /** CPU seconds (user + system) of this load generator process, start-up and warm-up included: it shares the cores with the servers. */
+  cpuSeconds: number;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
@@ -123,7 +125,8 @@ async function run(job: LoadJob): Promise<LoadResult> {
   }
   const seconds = (performance.now() - start) / 1000;
   await pool.close();
-  return { requests: latenciesUs.length, errors, failures, seconds, latenciesUs };
+  const cpu = process.cpuUsage();
+  return { requests: latenciesUs.length, errors, failures, seconds, latenciesUs, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 const job = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as LoadJob;

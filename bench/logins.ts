@@ -133,5 +133,15 @@ await Promise.all(
   }),
 );
 await pool.close();
-const result: LoginResult = { requests: latenciesUs.length, errors, failures, seconds: (performance.now() - start) / 1000, latenciesUs, accessToken, refreshToken };
+const cpu = process.cpuUsage();
+const result: LoginResult = {
+  requests: latenciesUs.length,
+  errors,
+  failures,
+  seconds: (performance.now() - start) / 1000,
+  latenciesUs,
+  cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  accessToken,
+  refreshToken,
+};
 process.stdout.write(JSON.stringify(result));

@@ -13,5 +13,7 @@ export const BENCH_OPTIONS = {
   'pg-port': { type: 'string', default: '54359' },
   profile: { type: 'boolean', default: false },
   only: { type: 'string' },
+  /** Custos's WORKERS (1: one process, comparable with the one-process bare oidc-provider). */
+  workers: { type: 'string', default: '1' },
   'no-write': { type: 'boolean', default: false },
 } as const;

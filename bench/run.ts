@@ -10,6 +10,7 @@
  *   --login-concurrency N (8)
  *   --port (18443) --bare-port (18444) --pg-port (54359) --profile (node --cpu-prof on Custos)
  *   --only 1,2,3 (scenario numbers) --no-write (do not write the results file)
+ *   --workers N (1): Custos's WORKERS; server CPU and RSS are those of its whole process tree
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
@@ -56,6 +57,7 @@ const FLOOR_SECONDS = num('floor-seconds');
 const PORT = num('port');
 const BARE_PORT = num('bare-port');
 const PG_PORT = num('pg-port');
+const WORKERS = Math.max(1, Math.floor(num('workers')));
 const ONLY = flags.only ? new Set(flags.only.split(',').map((s) => Number(s.trim()))) : undefined;
 const wanted = (scenario: number) => ONLY === undefined || ONLY.has(scenario);
 
@@ -74,6 +76,8 @@ interface Summary {
   cpuUsPerRequest?: number;
   /** The bench PostgreSQL's CPU time per request (postmaster and its backends), microseconds: it shares the cores. */
   dbCpuUsPerRequest?: number;
+  /** The load generator's own CPU time per request, microseconds (warm-up included): it shares the cores too. */
+  loadCpuUsPerRequest?: number;
   note?: string;
 }
 
@@ -109,6 +113,9 @@ function summarize(scenario: string, server: Summary['server'], results: Measure
       : undefined,
     dbCpuUsPerRequest: results.every((result) => result.dbCpuSeconds !== undefined)
       ? (results.reduce((sum, result) => sum + result.dbCpuSeconds!, 0) * 1e6) / requests
+      : undefined,
+    loadCpuUsPerRequest: results.every((result) => result.cpuSeconds !== undefined)
+      ? (results.reduce((sum, result) => sum + result.cpuSeconds, 0) * 1e6) / requests
       : undefined,
     note,
   };
@@ -173,10 +180,47 @@ function startServer(name: string, args: string[], env: NodeJS.ProcessEnv): Chil
   return child;
 }
 
-/** User + system CPU seconds of a process so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
+/** Every process below `pid` (Custos's workers), from /proc. */
+function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const text = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(text.slice(text.lastIndexOf(') ') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const found: number[] = [];
+  const walk = (parent: number) => {
+    for (const child of children.get(parent) ?? []) {
+      found.push(child);
+      walk(child);
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+/**
+ * User + system CPU seconds of a process and its live descendants (the workers of WORKERS > 1)
+ * so far, plus the children it reaped (/proc/<pid>/stat, clock ticks of 1/100 s).
+ */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const fields = (p: number) => readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const own = fields(pid);
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const child of descendantsOf(pid)) {
+    try {
+      const f = fields(child);
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // exited meanwhile (then counted in its parent's cutime/cstime)
+    }
+  }
+  return ticks / 100;
 }
 
 /**
@@ -204,9 +248,16 @@ function dbCpuSeconds(): number {
   return ticks / 100;
 }
 
+/** Resident memory of a process and its descendants (with WORKERS > 1: the primary and every worker), MB. */
 function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+  let kb = 0;
+  for (const p of [pid, ...descendantsOf(pid)]) {
+    try {
+      kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // exited meanwhile
+    }
+  }
   return kb / 1024;
 }
 
@@ -270,11 +321,13 @@ async function main(): Promise<void> {
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
   const custos = startServer(
     'custos',
-    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'custos.cpuprofile'] : []), 'dist/src/cli/custos.js', 'serve'],
+    // The workers inherit these flags: with several, each writes Node's default name (with its pid).
+    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, ...(WORKERS > 1 ? [] : ['--cpu-prof-name', 'custos.cpuprofile'])] : []), 'dist/src/cli/custos.js', 'serve'],
     {
       PATH: process.env.PATH,
       NODE_ENV: 'production',
       ALLOW_DEV_KEYS_IN_PRODUCTION: 'true',
+      WORKERS: String(WORKERS),
       HOST: '127.0.0.1',
       PORT: String(PORT),
       ADMIN_PORT: '0',
@@ -562,13 +615,13 @@ async function main(): Promise<void> {
   ];
 
   // Table.
-  console.log(`\n${cpus().length} cores, ${cpus()[0]?.model}; Node ${process.version}; ${CONNECTIONS} connections; ${ROUNDS} rounds x ${SECONDS}s; load avg before ${loadBefore}, after ${loadAfter}`);
+  console.log(`\n${cpus().length} cores, ${cpus()[0]?.model}; Node ${process.version}; Custos WORKERS=${WORKERS}; ${CONNECTIONS} connections; ${ROUNDS} rounds x ${SECONDS}s; load avg before ${loadBefore}, after ${loadAfter}`);
   const width = Math.max('scenario'.length, ...summaries.map((s) => s.scenario.length));
-  console.log(`${'scenario'.padEnd(width)} | server     |    req/s |  p50 ms |  p99 ms |  max ms | CPU µs/req | DB µs/req | errors`);
-  console.log(`${'-'.repeat(width)}-|------------|----------|---------|---------|---------|------------|-----------|-------`);
+  console.log(`${'scenario'.padEnd(width)} | server     |    req/s |  p50 ms |  p99 ms |  max ms | CPU µs/req | DB µs/req | gen µs/req | errors`);
+  console.log(`${'-'.repeat(width)}-|------------|----------|---------|---------|---------|------------|-----------|------------|-------`);
   for (const s of summaries) {
     console.log(
-      `${s.scenario.padEnd(width)} | ${s.server.padEnd(10)} | ${fmt(s.perSecond, 0).padStart(8)} | ${fmt(s.p50Ms).padStart(7)} | ${fmt(s.p99Ms).padStart(7)} | ${fmt(s.maxMs).padStart(7)} | ${fmt(s.cpuUsPerRequest, 0).padStart(10)} | ${fmt(s.dbCpuUsPerRequest, 0).padStart(9)} | ${s.errors}`,
+      `${s.scenario.padEnd(width)} | ${s.server.padEnd(10)} | ${fmt(s.perSecond, 0).padStart(8)} | ${fmt(s.p50Ms).padStart(7)} | ${fmt(s.p99Ms).padStart(7)} | ${fmt(s.maxMs).padStart(7)} | ${fmt(s.cpuUsPerRequest, 0).padStart(10)} | ${fmt(s.dbCpuUsPerRequest, 0).padStart(9)} | ${fmt(s.loadCpuUsPerRequest, 0).padStart(10)} | ${s.errors}`,
     );
   }
   console.log(`8 logins/s: ${scenario8}`);
@@ -589,7 +642,7 @@ async function main(): Promise<void> {
     const result = {
       date: started.toISOString(),
       machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, loadBefore, loadDuringRounds: loadDuring, loadAfter },
-      settings: { rounds: ROUNDS, seconds: SECONDS, getSeconds: GET_SECONDS, connections: CONNECTIONS, tokens: TOKENS, sessions: SESSIONS, loginConcurrency: LOGIN_CONCURRENCY, profile: flags.profile },
+      settings: { rounds: ROUNDS, seconds: SECONDS, getSeconds: GET_SECONDS, connections: CONNECTIONS, tokens: TOKENS, sessions: SESSIONS, loginConcurrency: LOGIN_CONCURRENCY, profile: flags.profile, workers: WORKERS },
       scenarios: summaries,
       scenario8,
       memory,
@@ -601,7 +654,10 @@ async function main(): Promise<void> {
     console.log(`\nwrote ${path.relative(ROOT, file)}`);
   }
   await stopAll();
-  if (flags.profile) console.log(`CPU profiles: ${path.relative(ROOT, profileDir)}/{custos,bare}.cpuprofile (summary: npx tsx bench/profile-summary.ts <file>)`);
+  if (flags.profile) {
+    const custosProfiles = WORKERS > 1 ? 'CPU.*.cpuprofile (one per process of Custos)' : 'custos.cpuprofile';
+    console.log(`CPU profiles: ${path.relative(ROOT, profileDir)}/{${custosProfiles}, bare.cpuprofile} (summary: npx tsx bench/profile-summary.ts <file>)`);
+  }
 }
 
 async function stopAll(): Promise<void> {

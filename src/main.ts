@@ -1,7 +1,9 @@
 import type { RequestListener } from 'node:http';
+import type { Server } from 'node:net';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { DestinationStream, Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { ConfigError } from './config/config-error.js';
 import { demoSecretProblems } from './config/demo-secrets.js';
 import { loadConfig, type AppConfig } from './config/load-config.js';
@@ -52,6 +54,21 @@ export interface CustosOptions {
   logDestination?: DestinationStream;
   /** Replaces the SET signer of the event relay. */
   signSecurityEvent?: EventsDeps['sign'];
+  /** Set in a worker process of src/cluster/ (the primary migrated and made keys and the demo user). */
+  worker?: WorkerRole;
+}
+
+/** What a worker of `WORKERS` > 1 does differently (src/cluster/worker.ts builds it). */
+export interface WorkerRole {
+  /** The cluster's worker id (1, 2, ...; a replacement gets the next one). */
+  id: number;
+  /** This worker's share of DATABASE_POOL_MAX. */
+  poolMax: number;
+  argon2Threads: number;
+  /** The text `/metrics` serves: all workers' metrics, aggregated by the primary. */
+  metricsText(): Promise<string>;
+  /** Sees the public listener and this worker's registry once both exist. */
+  instrument(server: Server, registry: Registry): void;
 }
 
 /** A running Custos instance, as returned by {@link startCustos}. */
@@ -79,10 +96,14 @@ export interface RunningCustos {
 /** Composition root: config → database → migrations → keys → rooms (provider, login, admin, events) → listeners → shutdown. */
 export async function startCustos(options: CustosOptions = {}): Promise<RunningCustos> {
   const cwd = options.cwd ?? process.cwd();
-  const config = loadConfig(options.env ?? process.env, cwd);
+  const { worker } = options;
+  const loaded = loadConfig(options.env ?? process.env, cwd);
+  const config = worker ? { ...loaded, env: { ...loaded.env, DATABASE_POOL_MAX: worker.poolMax } } : loaded;
   const { env } = config;
-  const logger = createLogger({ level: env.LOG_LEVEL, destination: options.logDestination, production: config.production });
-  const metrics = createMetrics();
+  const processLogger = createLogger({ level: env.LOG_LEVEL, destination: options.logDestination, production: config.production });
+  // A worker's lines name it (the cluster's worker id; a replacement gets the next one).
+  const logger = worker ? processLogger.child({ worker: worker.id }) : processLogger;
+  const metrics = createMetrics({ exposition: worker?.metricsText });
   if (config.production && env.ALLOW_DEV_KEYS_IN_PRODUCTION) {
     logger.warn('ALLOW_DEV_KEYS_IN_PRODUCTION=true: development keys and the demo configuration are accepted (benchmarks only)');
   }
@@ -93,7 +114,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
   try {
     // One set of argon2 threads, off the event loop, for user passwords and client secrets
     // (stopped after the listeners drained).
-    const argon2 = createArgon2Threads();
+    const argon2 = createArgon2Threads({ threads: worker?.argon2Threads });
     cleanups.push(argon2.close);
     if (config.production && !env.ALLOW_DEV_KEYS_IN_PRODUCTION) {
       // Before anything is opened: a client keeping a published demo secret is refused.
@@ -107,9 +128,11 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       debug: (message) => logger.debug({ component: 'postgres' }, message),
     });
     cleanups.push(close);
-    const migrations = await migrateToLatest(db);
-    const applied = migrations.results?.map((result) => result.migrationName) ?? [];
-    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    if (!worker) {
+      const migrations = await migrateToLatest(db);
+      const applied = migrations.results?.map((result) => result.migrationName) ?? [];
+      if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    }
 
     const { tls, devPki } = await loadTls(config, cwd);
     let keys = await loadSigningKeys(config.keysDir, { generate: !config.production });
@@ -121,6 +144,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     };
     const { server, port } = await listenHttps((req, res) => handler(req, res), tls, { host: env.HOST, port: env.PORT });
     cleanups.push(() => closeServer(server, env.SHUTDOWN_TIMEOUT_MS));
+    worker?.instrument(server, metrics.registry);
     const issuer = config.issuer ?? `https://localhost:${port}`;
 
     const proxies = env.TRUST_PROXY ? toBlockList(env.TRUST_PROXY) : undefined;
@@ -221,7 +245,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     cleanups.push(startExpiredPurge(db, env.PURGE_INTERVAL_MS, logger, { auditRetentionDays: env.AUDIT_RETENTION_DAYS, longestTokenLifetimeSeconds: longestTokenLifetime(config.files) }));
 
     // Development with the demo config only: production and tests never get a generated user.
-    const demoUser = config.seedDemoData ? await ensureDemoUser(db, createUserService({ db, hasher })) : undefined;
+    const demoUser = config.seedDemoData && !worker ? await ensureDemoUser(db, createUserService({ db, hasher })) : undefined;
 
     const events = await startEvents({
       config,
@@ -238,7 +262,8 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const ssfPush = createPushDeliverer({ db, databaseUrl, service: ssf.service, logger, metrics: metrics.ssf, ...pushSettings });
     cleanups.push(ssfPush.stop);
 
-    logger.info({ issuer, port, adminPort: admin.port, pid: process.pid }, 'custos listening');
+    if (worker) logger.info({ issuer, port, adminPort: admin.port, pid: process.pid }, 'worker listening');
+    else logger.info({ issuer, port, adminPort: admin.port, pid: process.pid }, 'custos listening');
     return {
       config,
       issuer,

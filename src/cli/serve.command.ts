@@ -1,12 +1,19 @@
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEMO_CLIENT_SECRETS } from '../config/demo-secrets.js';
-import { loadConfig } from '../config/load-config.js';
+import { startPrimary } from '../cluster/primary.js';
+import { workerCount } from '../cluster/sizing.js';
+import { serveWorker } from '../cluster/worker.js';
+import { loadConfig, loadEnv } from '../config/load-config.js';
 import { migrateToLatest } from '../db/migrator.js';
 import { startCustos, type RunningCustos } from '../main.js';
 import { openCliDatabase } from './database-notice.js';
 
-function banner(custos: RunningCustos): string {
+/** What `serve` needs of a running server: one process (startCustos) or the primary of its workers. */
+type Served = Pick<RunningCustos, 'config' | 'issuer' | 'logger' | 'devPki' | 'demoUser' | 'reload' | 'stop'>;
+
+function banner(custos: Served): string {
   const lines = [`Custos is running at ${custos.issuer} (pid ${process.pid}; stop it with: kill -TERM ${process.pid})`];
   if (custos.devPki && custos.config.files.demo) {
     const ca = path.relative(process.cwd(), custos.devPki.ca.certPath);
@@ -44,13 +51,17 @@ function banner(custos: RunningCustos): string {
 
 /**
  * `custos serve`: start, print the banner, reload keys on SIGHUP, drain on SIGTERM/SIGINT.
+ * With WORKERS > 1 this process is the primary of that many workers (src/cluster/), which it
+ * reloads and drains; each worker runs {@link serveWorker}.
  * The handlers are in place before anything starts (a signal's default action would kill the
  * process and leave the embedded PostgreSQL running): a SIGTERM during start-up stops the
  * server as soon as it is up, and the banner, which tells a watcher the server is ready, is
  * only printed once a signal would be handled.
  */
 export async function serveCommand(): Promise<void> {
-  let custos: RunningCustos | undefined;
+  if (cluster.isWorker) return serveWorker();
+  const workers = workerCount(loadEnv());
+  let custos: Served | undefined;
   let requested: string | undefined;
   let stopping = false;
   const stop = (signal: string) => {
@@ -69,7 +80,17 @@ export async function serveCommand(): Promise<void> {
     // During start-up the keys being loaded are the newest ones anyway.
     custos?.reload().catch((error) => custos?.logger.error({ err: error }, 'reload failed; still serving with the previous keys'));
   });
-  custos = await startCustos();
+  custos =
+    workers > 1
+      ? await startPrimary({
+          workers,
+          // Every worker has stopped already (and the embedded PostgreSQL).
+          onCrashLoop(message) {
+            process.stderr.write(`custos: ${message}\n`);
+            process.exit(1);
+          },
+        })
+      : await startCustos();
   if (requested) return stop(requested);
   process.stdout.write(`${banner(custos)}\n`);
   watchNpmParent((npmPid) => {

@@ -19,6 +19,8 @@ export const envSchema = z.object({
   ISSUER: z.url({ protocol: /^https$/, error: 'an https URL, e.g. https://auth.example.com (https is required)' }).optional(),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'a postgres:// or postgresql:// URL' }).optional(),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
+  /** Processes serving the listeners (src/cluster/); unset: the cores available to the process, 1 when NODE_ENV=test. */
+  WORKERS: z.coerce.number().int().min(1).max(256).optional(),
   DATA_DIR: z.string().min(1).default('.data'),
   EMBEDDED_PG_PORT: port.default(54329),
   KEYS_DIR: z.string().min(1).optional(),

@@ -3,6 +3,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Prometheus metrics of one Custos process (an explicit registry, no global state). */
 export interface Metrics {
   registry: Registry;
+  /** The Prometheus text `/metrics` serves: this registry's, or (in a cluster worker) all workers'. */
+  exposition(): Promise<string>;
   requests: Counter<'method' | 'route' | 'status'>;
   duration: Histogram<'method' | 'route'>;
   tokensIssued: Counter<'grant_type'>;
@@ -100,11 +102,12 @@ function createEventMetrics(registry: Registry): EventMetrics {
   };
 }
 
-export function createMetrics(): Metrics {
+export function createMetrics(options: { exposition?: () => Promise<string> } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'custos_' });
   return {
     registry,
+    exposition: options.exposition ?? (() => registry.metrics()),
     requests: new Counter({
       name: 'custos_http_requests_total',
       help: 'HTTP requests by route and status',

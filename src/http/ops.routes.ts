@@ -30,8 +30,15 @@ export function opsRoutes(deps: { metrics: Metrics; ready: () => Promise<boolean
           ctx.body = { error: 'forbidden', error_description: 'metrics are served to METRICS_ALLOW addresses only' };
           return;
         }
-        ctx.type = deps.metrics.registry.contentType;
-        ctx.body = await deps.metrics.registry.metrics();
+        try {
+          ctx.body = await deps.metrics.exposition();
+          ctx.type = deps.metrics.registry.contentType;
+        } catch {
+          // A cluster worker could not collect every worker's metrics (one is starting or stopping).
+          ctx.status = 503;
+          ctx.set('Retry-After', '1');
+          ctx.body = { error: 'temporarily_unavailable', error_description: 'metrics of every worker could not be collected; try again' };
+        }
     }
   }
   return function opsMiddleware(ctx, next) {

@@ -60,6 +60,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     KEYS_DIR: keysDir,
     CONFIG_DIR: configDir,
     LOG_LEVEL: 'info',
+    // One process (startCustos never forks; the explicit value documents the tests' default).
+    WORKERS: '1',
   };
   let custos = await startCustos({ env: { ...baseEnv, ...options.env }, cwd: ROOT, logDestination: destination });
   const app: TestApp = {

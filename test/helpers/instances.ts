@@ -102,6 +102,8 @@ export async function startCluster(count: number, options: { env?: Record<string
           PATH: process.env.PATH ?? '',
           HOME: process.env.HOME ?? work,
           NODE_ENV: 'production',
+          // One process per instance (production would default to one worker per core).
+          WORKERS: '1',
           ALLOW_DEV_KEYS_IN_PRODUCTION: 'true',
           HOST: '127.0.0.1',
           PORT: String(port),
