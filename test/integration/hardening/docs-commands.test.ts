@@ -142,7 +142,8 @@ describe('the documents’ commands, run as written against a running Custos', (
     expect(stderr).not.toMatch(/error|at .*\.ts:\d+/i);
     const bob = await app.custos.db.selectFrom('iam_user').select(['username', 'disabled']).where('username', '=', 'bob').executeTakeFirstOrThrow();
     expect(bob).toEqual({ username: 'bob', disabled: false });
-  });
+    // Ten CLI processes one after another (each a Node start with tsx): slow on busy cores.
+  }, 120_000);
 
   it('docs/administrators.md revoking a user through the admin API', async () => {
     const { stdout } = await sh(block('docs/administrators.md', '/sessions'));
