@@ -138,12 +138,12 @@ class ManagementClient {
     readonly agent: Agent,
   ) {}
 
-  async login(): Promise<void> {
+  async login(scope = 'ssf.manage'): Promise<void> {
     const response = await request(`${this.app.issuer}/token`, {
       method: 'POST',
       dispatcher: this.agent,
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.clientId, scope: 'ssf:manage', resource: 'urn:custos:ssf' }).toString(),
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.clientId, scope, resource: 'urn:custos:ssf' }).toString(),
     });
     const body = (await response.body.json()) as { access_token: string };
     expect(response.statusCode).toBe(200);
@@ -201,7 +201,7 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
     mgmt = new ManagementClient(app, 'ssf-receiver', app.clientAgent('ssf-receiver'));
     other = new ManagementClient(app, 'ssf-receiver-2', app.clientAgent('ssf-receiver-2'));
     await mgmt.login();
-    await other.login();
+    await other.login('ssf:manage');
     metadata = (await request(`${app.issuer}/.well-known/ssf-configuration`, { dispatcher: mgmt.agent }).then((r) => r.body.json())) as Record<string, any>;
     const served = (await request(metadata.jwks_uri, { dispatcher: mgmt.agent }).then((r) => r.body.json())) as JSONWebKeySet;
     const jwks = createLocalJWKSet(served);
