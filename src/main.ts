@@ -169,6 +169,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       setJwks: () => setJwks,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
       minVerificationIntervalSeconds: env.SSF_MIN_VERIFICATION_INTERVAL_SECONDS,
+      inactivityTimeoutSeconds: env.SSF_INACTIVITY_TIMEOUT_SECONDS,
       pushHostAllowed: pushSettings.hostAllowed,
     });
     // Registered after the listener's close: runs before it, so waiting polls do not hold the drain.

@@ -20,6 +20,7 @@ import {
   nextPushDueInMs,
   recordPushFailure,
   streamBacklogs,
+  streamsOlderThan,
   type PushTarget,
 } from './ssf-stream.repository.js';
 import { createPushHostAllowList } from './push-hosts.js';
@@ -47,6 +48,12 @@ export interface PushDelivererOptions {
   maxFailures?: number;
   /** Events a paused stream may hold; over it the stream is disabled and drops them (SSF_PAUSED_MAX_EVENTS). */
   pausedMaxEvents?: number;
+  /** SSF 1.0 §8.1.1 `inactivity_timeout` (SSF_INACTIVITY_TIMEOUT_SECONDS; 0: none): an enabled stream without receiver activity that long is paused. */
+  inactivityTimeoutSeconds?: number;
+  /** SSF_PAUSED_MAX_SECONDS (0: none): a stream paused longer is disabled and drops what it held. */
+  pausedMaxSeconds?: number;
+  /** SSF_PUSH_CONCURRENCY: push streams delivered to at once (default 16). */
+  concurrency?: number;
   /** SSF_PUSH_ALLOWED_HOSTS (default: any): a stream whose host is no longer allowed is paused. */
   hostAllowed?: (host: string) => boolean;
   /** Polling fallback and how often a standby deliverer tries to take over. */
@@ -131,6 +138,8 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
   const pausedMaxEvents = options.pausedMaxEvents ?? 10_000;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const batchSize = options.batchSize ?? 100;
+  const inactivityTimeoutSeconds = options.inactivityTimeoutSeconds ?? 0;
+  const pausedMaxSeconds = options.pausedMaxSeconds ?? 0;
   const { db, service, metrics } = options;
   const agent = new Agent({
     connect: { ...(options.ca ? { ca: [...rootCertificates, options.ca] } : {}), minVersion: 'TLSv1.2', timeout: timeoutMs },
@@ -287,10 +296,26 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
     return results.some(Boolean);
   }
 
-  /** Per-stream gauges, and the bound on what a paused stream holds. */
+  /**
+   * Per-stream gauges, and the bounds: an enabled stream without receiver activity for
+   * `inactivity_timeout` is paused (SSF 1.0 §8.1.1: the transmitter MAY pause, disable or delete
+   * it; pausing keeps its events for when the receiver is back); a stream paused longer than
+   * `pausedMaxSeconds`, or holding more than `pausedMaxEvents`, is disabled and drops them, so a
+   * stream nobody resumes does not hold the outbox prune forever.
+   */
   async function housekeeping(): Promise<void> {
     if (Date.now() - lastHousekeeping < Math.min(pollIntervalMs, 5000)) return;
     lastHousekeeping = Date.now();
+    if (inactivityTimeoutSeconds > 0) {
+      for (const streamId of await streamsOlderThan(db, 'enabled', 'last_activity_at', inactivityTimeoutSeconds)) {
+        await transmitterStatus(streamId, 'enabled', 'paused', `inactivity_timeout: no receiver activity for ${inactivityTimeoutSeconds} s; enable the stream to resume (its events were kept)`);
+      }
+    }
+    if (pausedMaxSeconds > 0) {
+      for (const streamId of await streamsOlderThan(db, 'paused', 'status_changed_at', pausedMaxSeconds)) {
+        await transmitterStatus(streamId, 'paused', 'disabled', `paused for more than ${pausedMaxSeconds} s; disabled, its events were dropped`);
+      }
+    }
     const backlogs = await streamBacklogs(db);
     const seen = new Set<string>();
     for (const backlog of backlogs) {
@@ -379,6 +404,9 @@ export function pushDelivererSettings(config: AppConfig, cwd: string): Omit<Push
     retryMaxMs: env.SSF_PUSH_RETRY_MAX_MS,
     maxFailures: env.SSF_PUSH_MAX_FAILURES,
     pausedMaxEvents: env.SSF_PAUSED_MAX_EVENTS,
+    inactivityTimeoutSeconds: env.SSF_INACTIVITY_TIMEOUT_SECONDS,
+    pausedMaxSeconds: env.SSF_PAUSED_MAX_SECONDS,
+    concurrency: env.SSF_PUSH_CONCURRENCY,
     hostAllowed: createPushHostAllowList(env.SSF_PUSH_ALLOWED_HOSTS),
     pollIntervalMs: env.EVENTS_POLL_INTERVAL_MS,
   };

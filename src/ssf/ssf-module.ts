@@ -23,6 +23,7 @@ export interface SsfModuleDeps extends SsfAuthDeps {
   bodyLimitBytes: number;
   longPollMs?: number;
   minVerificationIntervalSeconds?: number;
+  inactivityTimeoutSeconds?: number;
   pushHostAllowed?: (host: string) => boolean;
 }
 
@@ -35,6 +36,7 @@ export function createSsfModule(deps: SsfModuleDeps): { routes: Middleware<AppSt
     logger: deps.logger,
     longPollMs: deps.longPollMs,
     minVerificationIntervalSeconds: deps.minVerificationIntervalSeconds,
+    inactivityTimeoutSeconds: deps.inactivityTimeoutSeconds,
     pushHostAllowed: deps.pushHostAllowed,
   });
   return {

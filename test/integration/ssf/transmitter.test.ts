@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
+import { sql } from 'kysely';
 import { request, type Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prunePublished, recordEvent } from '../../../src/events/outbox.repository.js';
@@ -331,6 +332,55 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
     expect((await receiver.call('POST', metadata.status_endpoint, { stream_id: stream.stream_id, status: 'enabled' })).status).toBe(200);
     const { claims } = await pollFor(stream, DISABLED, userId);
     expect(claims.sub_id.sub).toBe(userId);
+  });
+
+  it('inactivity_timeout (SSF 1.0 §8.1.1): advertised; receiver calls restart it; an inactive stream is paused with a reason, one paused too long is disabled', async () => {
+    const db = app.custos.db;
+    const stream = (await receiver.call('POST', metadata.configuration_endpoint, { events_requested: [DISABLED] })).body;
+    expect(stream.inactivity_timeout).toBe(2_592_000);
+    const age = async () =>
+      Number((await sql<{ age: string }>`select extract(epoch from now() - last_activity_at) as age from ssf_stream where stream_id = ${stream.stream_id}`.execute(db)).rows[0]!.age);
+    const backdate = (column: 'last_activity_at' | 'status_changed_at', days: number) =>
+      sql`update ssf_stream set ${sql.ref(column)} = now() - make_interval(days => ${days}) where stream_id = ${stream.stream_id}`.execute(db);
+    const statusRow = () => db.selectFrom('ssf_stream').select(['status', 'status_reason']).where('stream_id', '=', stream.stream_id).executeTakeFirstOrThrow();
+    /** Waits (reading the database, not the API: a call would count as activity) for the transmitter's housekeeping. */
+    const untilStatus = async (status: string) => {
+      for (let i = 0; i < 150 && (await statusRow()).status !== status; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      return statusRow();
+    };
+
+    // A management call naming the stream, and a poll, each restart the timeout.
+    await backdate('last_activity_at', 20);
+    expect(await age()).toBeGreaterThan(86_400);
+    expect((await receiver.call('GET', `${metadata.status_endpoint}?stream_id=${stream.stream_id}`)).status).toBe(200);
+    expect(await age()).toBeLessThan(60);
+    await backdate('last_activity_at', 20);
+    expect((await poll(stream)).status).toBe(200);
+    expect(await age()).toBeLessThan(60);
+    // Another receiver's call naming it (404) is no activity of this stream's receiver.
+    await backdate('last_activity_at', 20);
+    expect((await other.call('GET', `${metadata.status_endpoint}?stream_id=${stream.stream_id}`)).status).toBe(404);
+    expect(await age()).toBeGreaterThan(86_400);
+
+    // 31 days without activity: paused by the transmitter, with the reason; audited as system:ssf.
+    await backdate('last_activity_at', 31);
+    const paused = await untilStatus('paused');
+    expect(paused.status).toBe('paused');
+    expect(paused.status_reason).toMatch(/^inactivity_timeout: no receiver activity for 2592000 s/);
+    const audit = await db.selectFrom('audit_log').select(['actor', 'details']).where('action', '=', 'ssf.stream.status').where('target', '=', stream.stream_id).execute();
+    expect(audit).toContainEqual({ actor: 'system:ssf', details: expect.objectContaining({ from: 'enabled', to: 'paused' }) });
+    // Events committed while paused are kept.
+    const userId = await createUser('ssf-inactive');
+    await admin.call('POST', `/admin/users/${userId}/disable`, { body: {} });
+
+    // Paused longer than SSF_PAUSED_MAX_SECONDS (default 14 days): disabled, what it held dropped.
+    await backdate('status_changed_at', 15);
+    const disabled = await untilStatus('disabled');
+    expect(disabled.status).toBe('disabled');
+    expect(disabled.status_reason).toMatch(/^paused for more than 1209600 s; disabled/);
+    expect(await db.selectFrom('ssf_pending_set').select('jti').where('stream_id', '=', stream.stream_id).execute()).toEqual([]);
+    const status = await receiver.call('GET', `${metadata.status_endpoint}?stream_id=${stream.stream_id}`);
+    expect(status.body).toEqual({ stream_id: stream.stream_id, status: 'disabled', reason: disabled.status_reason });
   });
 
   it('with default_subjects NONE delivers only events of added subjects', async () => {
