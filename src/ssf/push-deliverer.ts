@@ -3,13 +3,12 @@ import { rootCertificates } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { ConfigError } from '../config/config-error.js';
 import type { AppConfig } from '../config/load-config.js';
 import type { Database } from '../db/database.js';
-import { listenForOutbox, releaseRelayLock, tryRelayLock } from '../events/relay-lock.repository.js';
+import { createOutboxLock } from '../events/outbox-lock.js';
 import type { SsfMetrics } from '../http/metrics.js';
 import {
   clearPushFailures,
@@ -96,6 +95,24 @@ export function classifyPushAnswer(status: number, err: string | undefined): 'de
   return 'permanent';
 }
 
+/**
+ * `fn` over `items` with at most `limit` calls running at once (each next item starts when a call
+ * ends), results in the items' order. The deliverer's round: SSF_PUSH_CONCURRENCY streams at a
+ * time, so a thousand due streams are not a thousand sockets at once.
+ */
+export async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return results;
+}
+
 /** Printable, short: receiver-supplied text that goes to a stream's status reason and the logs. */
 function clean(text: string, max = 200): string {
   return text.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, max);
@@ -140,6 +157,7 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
   const batchSize = options.batchSize ?? 100;
   const inactivityTimeoutSeconds = options.inactivityTimeoutSeconds ?? 0;
   const pausedMaxSeconds = options.pausedMaxSeconds ?? 0;
+  const concurrency = options.concurrency ?? 16;
   const { db, service, metrics } = options;
   const agent = new Agent({
     connect: { ...(options.ca ? { ca: [...rootCertificates, options.ca] } : {}), minVersion: 'TLSv1.2', timeout: timeoutMs },
@@ -149,7 +167,6 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
   let running = true;
   // Aborted at stop: a push in flight ends at once instead of holding the shutdown for its timeout.
   const stopping = new AbortController();
-  let lockClient: pg.Client | undefined;
   let wakeUp: (() => void) | undefined;
   let woken = false;
   let lastHousekeeping = 0;
@@ -171,31 +188,21 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
       wakeUp = done;
     });
 
+  const lock = createOutboxLock({
+    databaseUrl: options.databaseUrl,
+    key: SSF_PUSH_LOCK_KEY,
+    applicationName: 'custos-ssf-push',
+    onNotification: wake,
+    onLost: () => {
+      if (running) log.warn('ssf push lock connection lost; standing by');
+    },
+    onUnreachable: (error) => log.warn({ err: error }, 'ssf push deliverer could not reach the database'),
+  });
+
   async function takeLock(): Promise<boolean> {
-    const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'custos-ssf-push' });
-    client.on('error', () => {});
-    try {
-      await client.connect();
-      if (!(await tryRelayLock(client, SSF_PUSH_LOCK_KEY))) {
-        await client.end().catch(() => {});
-        return false;
-      }
-      client.on('notification', wake);
-      client.on('end', () => {
-        if (lockClient === client) {
-          lockClient = undefined;
-          if (running) log.warn('ssf push lock connection lost; standing by');
-        }
-      });
-      await listenForOutbox(client);
-      lockClient = client;
-      log.info('ssf push deliverer active');
-      return true;
-    } catch (error) {
-      await client.end().catch(() => {});
-      log.warn({ err: error }, 'ssf push deliverer could not reach the database');
-      return false;
-    }
+    if (!(await lock.acquire())) return false;
+    log.info('ssf push deliverer active');
+    return true;
   }
 
   /** One POST of one SET (RFC 8935 §2); never throws. */
@@ -285,13 +292,11 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
 
   async function round(): Promise<boolean> {
     const due = await duePushStreams(db, PUSH_DELIVERY);
-    const results = await Promise.all(
-      due.map((target) =>
-        deliverStream(target).catch((error) => {
-          log.warn({ err: error, streamId: target.streamId }, 'ssf push round failed');
-          return false;
-        }),
-      ),
+    const results = await mapWithConcurrency(due, concurrency, (target) =>
+      deliverStream(target).catch((error) => {
+        log.warn({ err: error, streamId: target.streamId }, 'ssf push round failed');
+        return false;
+      }),
     );
     return results.some(Boolean);
   }
@@ -339,7 +344,7 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
 
   const loop = (async () => {
     while (running) {
-      if (!lockClient && !(await takeLock())) {
+      if (!lock.held && !(await takeLock())) {
         await sleep(pollIntervalMs);
         woken = false;
         continue;
@@ -360,7 +365,7 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
 
   return {
     get active() {
-      return lockClient !== undefined;
+      return lock.held;
     },
     wake,
     async stop() {
@@ -368,12 +373,7 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
       stopping.abort();
       wakeUp?.();
       await loop;
-      const client = lockClient;
-      lockClient = undefined;
-      if (client) {
-        await releaseRelayLock(client, SSF_PUSH_LOCK_KEY).catch(() => {});
-        await client.end().catch(() => {});
-      }
+      await lock.release();
       await agent.close().catch(() => {});
     },
   };
