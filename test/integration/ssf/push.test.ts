@@ -520,3 +520,84 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
     );
   });
 });
+
+describe('SSF push: at most SSF_PUSH_CONCURRENCY streams pushed to at once', () => {
+  const LIMIT = 2;
+  let app: TestApp;
+  let tmp: string;
+  let server: Server;
+  let port = 0;
+  /** Pushes the receiver holds open (answered when the test releases them). */
+  const held: ServerResponse[] = [];
+  let delivered = 0;
+  let most = 0;
+  let arrived: (() => void) | undefined;
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(tmpdir(), 'custos-ssf-concurrency-'));
+    const ca = await createCertificateAuthority({ commonName: 'Receiver Test CA', validityDays: 2 });
+    const leaf = await issueCertificate(ca, { commonName: 'localhost', dns: ['localhost'], usage: 'server', validityDays: 2 });
+    await writeFile(path.join(tmp, 'receiver-ca.pem'), ca.certificatePem);
+    server = createServer({ cert: leaf.certificatePem, key: leaf.privateKeyPem }, (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        held.push(res);
+        most = Math.max(most, held.length);
+        arrived?.();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as { port: number }).port;
+    app = await startTestApp({ env: { SSF_PUSH_CA_FILE: path.join(tmp, 'receiver-ca.pem'), SSF_PUSH_CONCURRENCY: String(LIMIT) } });
+  }, 120_000);
+  afterAll(async () => {
+    await app?.stop();
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => server?.close(() => resolve()));
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  const release = () => {
+    for (const res of held.splice(0)) {
+      res.writeHead(202);
+      res.end();
+      delivered += 1;
+    }
+  };
+
+  it('five streams due at once: never more than two pushes in flight, every SET delivered', async () => {
+    const mgmt = new ManagementClient(app, 'ssf-receiver', app.clientAgent('ssf-receiver'));
+    await mgmt.login();
+    const streams: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const created = await mgmt.call('POST', `${app.issuer}/ssf/streams`, {
+        delivery: { method: PUSH, endpoint_url: `https://localhost:${port}/events/${i}` },
+        events_requested: [VERIFICATION],
+      });
+      expect(created.status).toBe(201);
+      streams.push(created.body.stream_id);
+      // Paused: the verification SET waits until the stream is enabled.
+      expect((await mgmt.call('POST', `${app.issuer}/ssf/status`, { stream_id: created.body.stream_id, status: 'paused' })).status).toBe(200);
+      expect((await mgmt.call('POST', `${app.issuer}/ssf/verify`, { stream_id: created.body.stream_id })).status).toBe(204);
+    }
+    // The first enabled stream's push is held: the deliverer's round waits on it while the other
+    // five are enabled, so the next round finds five streams due at once.
+    const first = new Promise<void>((resolve) => (arrived = resolve));
+    await mgmt.call('POST', `${app.issuer}/ssf/status`, { stream_id: streams[0], status: 'enabled' });
+    await first;
+    for (const id of streams.slice(1)) expect((await mgmt.call('POST', `${app.issuer}/ssf/status`, { stream_id: id, status: 'enabled' })).status).toBe(200);
+    most = 0;
+    release();
+    while (delivered < streams.length) {
+      if (held.length === 0) await new Promise<void>((resolve) => (arrived = resolve));
+      // Give the deliverer room to start more than it may (it must not), then answer what is held.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      release();
+    }
+    expect(most).toBe(LIMIT);
+    // Each SET leaves the queue once its 202 is read.
+    const pending = () => app.custos.db.selectFrom('ssf_pending_set').select('jti').where('stream_id', 'in', streams).execute();
+    for (let i = 0; i < 100 && (await pending()).length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await pending()).toEqual([]);
+  });
+});
