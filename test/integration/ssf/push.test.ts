@@ -363,6 +363,19 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
     expect(got.map((entry) => entry.type)).toEqual([SET_EVENT_TYPES['account-created'], SET_EVENT_TYPES['session-revoked']]);
   });
 
+  it('a push stream whose receiver made no management call for inactivity_timeout is paused and told by a stream-updated SET', async () => {
+    receiver.inbox('inactive');
+    const stream = await createStream('inactive');
+    expect(stream.inactivity_timeout).toBe(2_592_000);
+    // Pushes are no receiver activity (SSF 1.0 §8.1.1): only management calls naming the stream are.
+    await sql`update ssf_stream set last_activity_at = now() - interval '31 days' where stream_id = ${stream.stream_id}`.execute(app.custos.db);
+    const [updated] = await receiver.waitFor('inactive', (entry) => entry.type === STREAM_UPDATED);
+    expect(updated!.claims.events[STREAM_UPDATED]).toEqual({ status: 'paused', reason: expect.stringMatching(/^inactivity_timeout: no receiver activity for 2592000 s/) });
+    expect(updated!.claims.sub_id).toEqual({ format: 'opaque', id: stream.stream_id });
+    const status = await mgmt.call('GET', `${metadata.status_endpoint}?stream_id=${stream.stream_id}`);
+    expect(status.body).toEqual({ stream_id: stream.stream_id, status: 'paused', reason: updated!.claims.events[STREAM_UPDATED].reason });
+  });
+
   it('a receiver failing with 503 is retried, then paused; it is told by a stream-updated SET (SSF 1.0 §8.1.5)', async () => {
     const inbox = receiver.inbox('unavailable', 'unavailable');
     const stream = await createStream('unavailable');
