@@ -26,6 +26,7 @@ import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { createPasswordHasher } from '../src/iam/password-hasher.js';
 import { createUserService } from '../src/iam/user.service.js';
 import { loadSigningKeys } from '../src/keys/signing-keys.js';
+import { loadSetSigningKeys } from '../src/keys/set-signing-keys.js';
 import { ensureDevPki } from '../src/pki/dev-pki.js';
 import { eventPayloadHash } from '../src/verify/index.js';
 import type { LoadJob, LoadResult } from './load.js';
@@ -308,6 +309,7 @@ async function main(): Promise<void> {
   const keysDir = path.join(ROOT, 'keys', 'dev');
   const pki = await ensureDevPki({ dir: keysDir, hostnames: ['localhost'], clients: ['orders-api', 'billing-worker', 'admin-cli'] });
   const signing = await loadSigningKeys(keysDir, { generate: true });
+  await loadSetSigningKeys(keysDir, { generate: true });
   const bareKeyFile = path.join(WORK, 'bare-signing.jwk.json');
   writeFileSync(bareKeyFile, JSON.stringify(signing.current), { mode: 0o600 });
   database = await freshDatabase();

@@ -78,7 +78,7 @@ async function token(agent: Agent, form: Record<string, string>): Promise<string
 }
 
 // The receiver: verifies each pushed SET, resolves whoever waits for the next one.
-const jwks = createLocalJWKSet((await request(`${custos.issuer}/jwks`, { dispatcher: receiverAgent }).then((r) => r.body.json())) as JSONWebKeySet);
+const jwks = createLocalJWKSet((await request(`${custos.issuer}/ssf/jwks`, { dispatcher: receiverAgent }).then((r) => r.body.json())) as JSONWebKeySet);
 let waiting: ((at: number) => void) | undefined;
 const receiver = createServer({ cert: leaf.certificatePem, key: leaf.privateKeyPem }, (req, res) => {
   const chunks: Buffer[] = [];
@@ -115,7 +115,7 @@ function previousPulsarFigure(): Promise<unknown> {
 }
 
 try {
-  const ssfToken = await token(receiverAgent, { grant_type: 'client_credentials', client_id: 'ssf-receiver', scope: 'ssf:manage', resource: 'urn:custos:ssf' });
+  const ssfToken = await token(receiverAgent, { grant_type: 'client_credentials', client_id: 'ssf-receiver', scope: 'ssf.manage', resource: 'urn:custos:ssf' });
   const created = await request(`${custos.issuer}/ssf/streams`, {
     method: 'POST',
     headers: { authorization: `Bearer ${ssfToken}`, 'content-type': 'application/json' },

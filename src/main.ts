@@ -44,6 +44,7 @@ import { createChainValidator } from './pki/chain.js';
 import type { DevPki } from './pki/dev-pki.js';
 import { loadTls } from './pki/load-tls.js';
 import { createRevocation } from './revocation/revocation.service.js';
+import { loadSetSigningKeys, publicSetJwks } from './keys/set-signing-keys.js';
 import { createPushDeliverer, pushDelivererSettings } from './ssf/push-deliverer.js';
 import { createSsfModule } from './ssf/ssf-module.js';
 import { createSsfReceiverModule } from './ssf/receiver/receiver-module.js';
@@ -136,6 +137,8 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
 
     const { tls, devPki } = await loadTls(config, cwd);
     let keys = await loadSigningKeys(config.keysDir, { generate: !config.production });
+    let setKeys = await loadSetSigningKeys(config.keysDir, { generate: !config.production });
+    let setJwks = publicSetJwks(setKeys);
     const cookieKeys = await loadCookieKeys(config.keysDir, { fromEnv: env.COOKIE_KEYS, generate: !config.production });
 
     let handler: RequestListener = (_req, res) => {
@@ -187,10 +190,11 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       issuer,
       publicJwks: () => jwks,
       isRevoked,
-      currentKey: () => keys.current,
-      sign: options.signSecurityEvent,
+      currentSetKey: () => setKeys.current,
+      setJwks: () => setJwks,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
       minVerificationIntervalSeconds: env.SSF_MIN_VERIFICATION_INTERVAL_SECONDS,
+      inactivityTimeoutSeconds: env.SSF_INACTIVITY_TIMEOUT_SECONDS,
       pushHostAllowed: pushSettings.hostAllowed,
     });
     // Registered after the listener's close: runs before it, so waiting polls do not hold the drain.
@@ -279,12 +283,15 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       keys: () => keys,
       async reload() {
         const next = await loadSigningKeys(config.keysDir, { generate: false });
+        const nextSetKeys = await loadSetSigningKeys(config.keysDir, { generate: false });
         const rebuilt = build(next);
         // Swapped together, with no await in between: no token is signed or checked with a mix.
         provider = rebuilt;
         keys = next;
         publicKeys = verificationKeys(next);
         jwks = publicJwks(next);
+        setKeys = nextSetKeys;
+        setJwks = publicSetJwks(nextSetKeys);
         logger.info({ kid: next.current.kid }, 'signing keys reloaded');
       },
       stop: cleanup,

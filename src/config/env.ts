@@ -79,6 +79,12 @@ export const envSchema = z.object({
   SSF_PUSH_RETRY_MAX_MS: z.coerce.number().int().min(100).max(3_600_000).default(300_000),
   SSF_PUSH_MAX_FAILURES: z.coerce.number().int().min(1).max(10_000).default(20),
   SSF_PAUSED_MAX_EVENTS: z.coerce.number().int().min(0).max(10_000_000).default(10_000),
+  /** SSF 1.0 §8.1.1 `inactivity_timeout` of every stream (0: none): an enabled stream without receiver activity that long is paused. */
+  SSF_INACTIVITY_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(31_536_000).default(2_592_000),
+  /** A stream paused longer than this is disabled and drops what it held (0: no bound). */
+  SSF_PAUSED_MAX_SECONDS: z.coerce.number().int().min(0).max(31_536_000).default(1_209_600),
+  /** How many push streams the deliverer pushes to at once. */
+  SSF_PUSH_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
   SSF_MIN_VERIFICATION_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(10),
   /** RFC 9449 §8: every DPoP proof at the token endpoint must carry a nonce this server gave (`use_dpop_nonce` otherwise). */
   DPOP_REQUIRE_NONCE: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),

@@ -160,6 +160,10 @@ export interface SsfStreamTable {
   last_error: string | null;
   /** SSF 1.0 §8.1.4.2: the last receiver-requested verification. */
   last_verification_at: Date | null;
+  /** SSF 1.0 §8.1.1 `inactivity_timeout`: the receiver's last eligible activity. */
+  last_activity_at: DefaultedTimestamp;
+  /** When the status last changed (the paused-time bound). */
+  status_changed_at: DefaultedTimestamp;
 }
 
 /** A subject added to an SSF stream, with the user it resolves to. */

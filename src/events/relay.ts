@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import type { EventMetrics } from '../http/metrics.js';
@@ -11,7 +10,8 @@ import {
   prunePublished,
   type OutboxRow,
 } from './outbox.repository.js';
-import { listenForOutbox, releaseRelayLock, tryRelayLock } from './relay-lock.repository.js';
+import { createOutboxLock } from './outbox-lock.js';
+import { RELAY_LOCK_KEY } from './relay-lock.repository.js';
 import { buildSecurityEventClaims, type SetSigner } from './security-event-token.js';
 import type { EventSink, OutboundEvent } from './sinks/event-sink.js';
 
@@ -65,7 +65,6 @@ export function createRelay(options: RelayOptions): Relay {
   const retryMaxMs = options.retryMaxMs ?? 30_000;
   const retentionMs = options.retentionMs ?? 7 * 24 * 3600 * 1000;
   let running = true;
-  let lockClient: pg.Client | undefined;
   let wakeUp: (() => void) | undefined;
   let woken = false;
   let failures = 0;
@@ -87,32 +86,22 @@ export function createRelay(options: RelayOptions): Relay {
       wakeUp = done;
     });
 
+  const lock = createOutboxLock({
+    databaseUrl: options.databaseUrl,
+    key: RELAY_LOCK_KEY,
+    applicationName: 'custos-event-relay',
+    onNotification: wake,
+    onLost: () => {
+      if (running) log.warn('relay lock connection lost; standing by');
+      void options.sink.close().catch(() => {});
+    },
+    onUnreachable: (error) => log.warn({ err: error }, 'event relay could not reach the database'),
+  });
+
   async function takeLock(): Promise<boolean> {
-    const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'custos-event-relay' });
-    client.on('error', () => {});
-    try {
-      await client.connect();
-      if (!(await tryRelayLock(client))) {
-        await client.end().catch(() => {});
-        return false;
-      }
-      client.on('notification', wake);
-      client.on('end', () => {
-        if (lockClient === client) {
-          lockClient = undefined;
-          if (running) log.warn('relay lock connection lost; standing by');
-          void options.sink.close().catch(() => {});
-        }
-      });
-      await listenForOutbox(client);
-      lockClient = client;
-      log.info({ sink: options.sink.name }, 'event relay active');
-      return true;
-    } catch (error) {
-      await client.end().catch(() => {});
-      log.warn({ err: error }, 'event relay could not reach the database');
-      return false;
-    }
+    if (!(await lock.acquire())) return false;
+    log.info({ sink: options.sink.name }, 'event relay active');
+    return true;
   }
 
   async function send(rows: OutboxRow[]): Promise<boolean> {
@@ -164,7 +153,7 @@ export function createRelay(options: RelayOptions): Relay {
 
   const loop = (async () => {
     while (running) {
-      if (!lockClient && !(await takeLock())) {
+      if (!lock.held && !(await takeLock())) {
         await sleep(pollIntervalMs);
         woken = false;
         continue;
@@ -208,19 +197,14 @@ export function createRelay(options: RelayOptions): Relay {
 
   return {
     get active() {
-      return lockClient !== undefined;
+      return lock.held;
     },
     wake,
     async stop() {
       running = false;
       wakeUp?.();
       await loop;
-      const client = lockClient;
-      lockClient = undefined;
-      if (client) {
-        await releaseRelayLock(client).catch(() => {});
-        await client.end().catch(() => {});
-      }
+      await lock.release();
       await options.sink.close().catch((error) => log.warn({ err: error }, 'closing the event sink failed'));
     },
   };

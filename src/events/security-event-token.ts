@@ -1,5 +1,6 @@
 import type { JWTPayload } from 'jose';
 import { NodeEs256SigningKey } from '../keys/node-signing-key.js';
+import { NodeRs256SigningKey, type SetSigningJwk } from '../keys/set-signing-keys.js';
 import type { SigningJwk } from '../keys/signing-keys.js';
 import type { IamEvent } from './iam-event.js';
 
@@ -99,6 +100,24 @@ export function createSetSigner(currentKey: () => SigningJwk): SetSigner {
       signer = { jwk, key: new NodeEs256SigningKey(jwk), header };
     }
     // RFC 7515 §7.1 compact serialization: header.payload.signature, each base64url.
+    const input = `${signer.header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+    return `${input}.${Buffer.from(signer.key.sign(Buffer.from(input))).toString('base64url')}`;
+  };
+}
+
+/**
+ * A {@link SetSigner} over the current RS256 SET key (SSF streams only: CAEP Interoperability
+ * Profile 1.0 §2.6 requires RS256 for every event; Pulsar SETs keep {@link createSetSigner}).
+ * Built once per key, like the ES256 signer.
+ */
+export function createRs256SetSigner(currentKey: () => SetSigningJwk): SetSigner {
+  let signer: { jwk: SetSigningJwk; key: NodeRs256SigningKey; header: string } | undefined;
+  return async (claims) => {
+    const jwk = currentKey();
+    if (signer?.jwk !== jwk) {
+      const header = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'secevent+jwt', kid: jwk.kid })).toString('base64url');
+      signer = { jwk, key: new NodeRs256SigningKey(jwk), header };
+    }
     const input = `${signer.header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     return `${input}.${Buffer.from(signer.key.sign(Buffer.from(input))).toString('base64url')}`;
   };

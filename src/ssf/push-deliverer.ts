@@ -3,13 +3,12 @@ import { rootCertificates } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { ConfigError } from '../config/config-error.js';
 import type { AppConfig } from '../config/load-config.js';
 import type { Database } from '../db/database.js';
-import { listenForOutbox, releaseRelayLock, tryRelayLock } from '../events/relay-lock.repository.js';
+import { createOutboxLock } from '../events/outbox-lock.js';
 import type { SsfMetrics } from '../http/metrics.js';
 import {
   clearPushFailures,
@@ -20,6 +19,7 @@ import {
   nextPushDueInMs,
   recordPushFailure,
   streamBacklogs,
+  streamsOlderThan,
   type PushTarget,
 } from './ssf-stream.repository.js';
 import { createPushHostAllowList } from './push-hosts.js';
@@ -47,6 +47,12 @@ export interface PushDelivererOptions {
   maxFailures?: number;
   /** Events a paused stream may hold; over it the stream is disabled and drops them (SSF_PAUSED_MAX_EVENTS). */
   pausedMaxEvents?: number;
+  /** SSF 1.0 §8.1.1 `inactivity_timeout` (SSF_INACTIVITY_TIMEOUT_SECONDS; 0: none): an enabled stream without receiver activity that long is paused. */
+  inactivityTimeoutSeconds?: number;
+  /** SSF_PAUSED_MAX_SECONDS (0: none): a stream paused longer is disabled and drops what it held. */
+  pausedMaxSeconds?: number;
+  /** SSF_PUSH_CONCURRENCY: push streams delivered to at once (default 16). */
+  concurrency?: number;
   /** SSF_PUSH_ALLOWED_HOSTS (default: any): a stream whose host is no longer allowed is paused. */
   hostAllowed?: (host: string) => boolean;
   /** Polling fallback and how often a standby deliverer tries to take over. */
@@ -87,6 +93,24 @@ export function classifyPushAnswer(status: number, err: string | undefined): 'de
   if (status === 400 && err === 'invalid_key') return 'transient';
   if (status === 408 || status === 425 || status === 429 || status >= 500) return 'transient';
   return 'permanent';
+}
+
+/**
+ * `fn` over `items` with at most `limit` calls running at once (each next item starts when a call
+ * ends), results in the items' order. The deliverer's round: SSF_PUSH_CONCURRENCY streams at a
+ * time, so a thousand due streams are not a thousand sockets at once.
+ */
+export async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return results;
 }
 
 /** Printable, short: receiver-supplied text that goes to a stream's status reason and the logs. */
@@ -131,6 +155,9 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
   const pausedMaxEvents = options.pausedMaxEvents ?? 10_000;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const batchSize = options.batchSize ?? 100;
+  const inactivityTimeoutSeconds = options.inactivityTimeoutSeconds ?? 0;
+  const pausedMaxSeconds = options.pausedMaxSeconds ?? 0;
+  const concurrency = options.concurrency ?? 16;
   const { db, service, metrics } = options;
   const agent = new Agent({
     connect: { ...(options.ca ? { ca: [...rootCertificates, options.ca] } : {}), minVersion: 'TLSv1.2', timeout: timeoutMs },
@@ -140,7 +167,6 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
   let running = true;
   // Aborted at stop: a push in flight ends at once instead of holding the shutdown for its timeout.
   const stopping = new AbortController();
-  let lockClient: pg.Client | undefined;
   let wakeUp: (() => void) | undefined;
   let woken = false;
   let lastHousekeeping = 0;
@@ -162,31 +188,21 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
       wakeUp = done;
     });
 
+  const lock = createOutboxLock({
+    databaseUrl: options.databaseUrl,
+    key: SSF_PUSH_LOCK_KEY,
+    applicationName: 'custos-ssf-push',
+    onNotification: wake,
+    onLost: () => {
+      if (running) log.warn('ssf push lock connection lost; standing by');
+    },
+    onUnreachable: (error) => log.warn({ err: error }, 'ssf push deliverer could not reach the database'),
+  });
+
   async function takeLock(): Promise<boolean> {
-    const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'custos-ssf-push' });
-    client.on('error', () => {});
-    try {
-      await client.connect();
-      if (!(await tryRelayLock(client, SSF_PUSH_LOCK_KEY))) {
-        await client.end().catch(() => {});
-        return false;
-      }
-      client.on('notification', wake);
-      client.on('end', () => {
-        if (lockClient === client) {
-          lockClient = undefined;
-          if (running) log.warn('ssf push lock connection lost; standing by');
-        }
-      });
-      await listenForOutbox(client);
-      lockClient = client;
-      log.info('ssf push deliverer active');
-      return true;
-    } catch (error) {
-      await client.end().catch(() => {});
-      log.warn({ err: error }, 'ssf push deliverer could not reach the database');
-      return false;
-    }
+    if (!(await lock.acquire())) return false;
+    log.info('ssf push deliverer active');
+    return true;
   }
 
   /** One POST of one SET (RFC 8935 §2); never throws. */
@@ -276,21 +292,35 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
 
   async function round(): Promise<boolean> {
     const due = await duePushStreams(db, PUSH_DELIVERY);
-    const results = await Promise.all(
-      due.map((target) =>
-        deliverStream(target).catch((error) => {
-          log.warn({ err: error, streamId: target.streamId }, 'ssf push round failed');
-          return false;
-        }),
-      ),
+    const results = await mapWithConcurrency(due, concurrency, (target) =>
+      deliverStream(target).catch((error) => {
+        log.warn({ err: error, streamId: target.streamId }, 'ssf push round failed');
+        return false;
+      }),
     );
     return results.some(Boolean);
   }
 
-  /** Per-stream gauges, and the bound on what a paused stream holds. */
+  /**
+   * Per-stream gauges, and the bounds: an enabled stream without receiver activity for
+   * `inactivity_timeout` is paused (SSF 1.0 §8.1.1: the transmitter MAY pause, disable or delete
+   * it; pausing keeps its events for when the receiver is back); a stream paused longer than
+   * `pausedMaxSeconds`, or holding more than `pausedMaxEvents`, is disabled and drops them, so a
+   * stream nobody resumes does not hold the outbox prune forever.
+   */
   async function housekeeping(): Promise<void> {
     if (Date.now() - lastHousekeeping < Math.min(pollIntervalMs, 5000)) return;
     lastHousekeeping = Date.now();
+    if (inactivityTimeoutSeconds > 0) {
+      for (const streamId of await streamsOlderThan(db, 'enabled', 'last_activity_at', inactivityTimeoutSeconds)) {
+        await transmitterStatus(streamId, 'enabled', 'paused', `inactivity_timeout: no receiver activity for ${inactivityTimeoutSeconds} s; enable the stream to resume (its events were kept)`);
+      }
+    }
+    if (pausedMaxSeconds > 0) {
+      for (const streamId of await streamsOlderThan(db, 'paused', 'status_changed_at', pausedMaxSeconds)) {
+        await transmitterStatus(streamId, 'paused', 'disabled', `paused for more than ${pausedMaxSeconds} s; disabled, its events were dropped`);
+      }
+    }
     const backlogs = await streamBacklogs(db);
     const seen = new Set<string>();
     for (const backlog of backlogs) {
@@ -314,7 +344,7 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
 
   const loop = (async () => {
     while (running) {
-      if (!lockClient && !(await takeLock())) {
+      if (!lock.held && !(await takeLock())) {
         await sleep(pollIntervalMs);
         woken = false;
         continue;
@@ -335,7 +365,7 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
 
   return {
     get active() {
-      return lockClient !== undefined;
+      return lock.held;
     },
     wake,
     async stop() {
@@ -343,12 +373,7 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
       stopping.abort();
       wakeUp?.();
       await loop;
-      const client = lockClient;
-      lockClient = undefined;
-      if (client) {
-        await releaseRelayLock(client, SSF_PUSH_LOCK_KEY).catch(() => {});
-        await client.end().catch(() => {});
-      }
+      await lock.release();
       await agent.close().catch(() => {});
     },
   };
@@ -379,6 +404,9 @@ export function pushDelivererSettings(config: AppConfig, cwd: string): Omit<Push
     retryMaxMs: env.SSF_PUSH_RETRY_MAX_MS,
     maxFailures: env.SSF_PUSH_MAX_FAILURES,
     pausedMaxEvents: env.SSF_PAUSED_MAX_EVENTS,
+    inactivityTimeoutSeconds: env.SSF_INACTIVITY_TIMEOUT_SECONDS,
+    pausedMaxSeconds: env.SSF_PAUSED_MAX_SECONDS,
+    concurrency: env.SSF_PUSH_CONCURRENCY,
     hostAllowed: createPushHostAllowList(env.SSF_PUSH_ALLOWED_HOSTS),
     pollIntervalMs: env.EVENTS_POLL_INTERVAL_MS,
   };

@@ -2,9 +2,10 @@ import type { Kysely } from 'kysely';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
-import { createSetSigner, type SetSigner } from '../events/security-event-token.js';
+import type { JWK } from 'jose';
+import { createRs256SetSigner, type SetSigner } from '../events/security-event-token.js';
 import type { AppState } from '../http/middleware.js';
-import type { SigningJwk } from '../keys/signing-keys.js';
+import type { SetSigningJwk } from '../keys/set-signing-keys.js';
 import { createSsfAuth, type SsfAuthDeps } from './ssf-auth.js';
 import { createSsfRoutes } from './ssf.routes.js';
 import { createSsfService, type SsfService } from './ssf.service.js';
@@ -13,13 +14,16 @@ import { createSsfService, type SsfService } from './ssf.service.js';
 export interface SsfModuleDeps extends SsfAuthDeps {
   db: Kysely<Database>;
   logger: Logger;
-  /** The signing key of the moment (SIGHUP reloads swap it). */
-  currentKey: () => SigningJwk;
-  /** Replaces the ES256 SET signer. */
+  /** The RS256 SET signing key of the moment (SIGHUP reloads swap it). */
+  currentSetKey: () => SetSigningJwk;
+  /** The public SET keys served at the SSF `jwks_uri` (current, next, previous). */
+  setJwks: () => JWK[];
+  /** Replaces the RS256 SET signer. */
   sign?: SetSigner;
   bodyLimitBytes: number;
   longPollMs?: number;
   minVerificationIntervalSeconds?: number;
+  inactivityTimeoutSeconds?: number;
   pushHostAllowed?: (host: string) => boolean;
 }
 
@@ -28,15 +32,16 @@ export function createSsfModule(deps: SsfModuleDeps): { routes: Middleware<AppSt
   const service = createSsfService({
     db: deps.db,
     issuer: deps.issuer,
-    sign: deps.sign ?? createSetSigner(deps.currentKey),
+    sign: deps.sign ?? createRs256SetSigner(deps.currentSetKey),
     logger: deps.logger,
     longPollMs: deps.longPollMs,
     minVerificationIntervalSeconds: deps.minVerificationIntervalSeconds,
+    inactivityTimeoutSeconds: deps.inactivityTimeoutSeconds,
     pushHostAllowed: deps.pushHostAllowed,
   });
   return {
     service,
-    routes: createSsfRoutes({ issuer: deps.issuer, service, authenticate: createSsfAuth(deps), bodyLimitBytes: deps.bodyLimitBytes }),
+    routes: createSsfRoutes({ issuer: deps.issuer, service, setJwks: deps.setJwks, authenticate: createSsfAuth(deps), bodyLimitBytes: deps.bodyLimitBytes }),
     stop: async () => service.stop(),
   };
 }

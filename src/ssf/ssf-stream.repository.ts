@@ -151,6 +151,7 @@ export async function updateStreamStatus(db: DbExecutor, streamId: string, statu
       status,
       status_reason: reason,
       updated_at: sql`now()`,
+      status_changed_at: sql<Date>`case when status = ${status} then status_changed_at else now() end`,
       ...(status === 'enabled' ? { push_failures: 0, next_attempt_at: null, last_error: null } : {}),
     })
     .where('stream_id', '=', streamId)
@@ -165,7 +166,7 @@ export async function updateStreamStatus(db: DbExecutor, streamId: string, statu
 export async function changeStatusIf(db: DbExecutor, streamId: string, from: StoredStream['status'], to: StoredStream['status'], reason: string): Promise<boolean> {
   const result = await db
     .updateTable('ssf_stream')
-    .set({ status: to, status_reason: reason, updated_at: sql`now()` })
+    .set({ status: to, status_reason: reason, updated_at: sql`now()`, status_changed_at: sql`now()` })
     .where('stream_id', '=', streamId)
     .where('status', '=', from)
     .executeTakeFirst();
@@ -429,4 +430,37 @@ export async function streamBacklogs(db: DbExecutor): Promise<StreamBacklog[]> {
     untaken: Number(row.untaken),
     oldestAgeSeconds: row.age === null ? 0 : Math.max(0, Number(row.age)),
   }));
+}
+
+/**
+ * SSF 1.0 §8.1.1 `inactivity_timeout`: the receiver was active on its stream (a management call
+ * naming it, or a poll). Written at most every 10 s per stream (one UPDATE that changes nothing
+ * otherwise), a precision far below any sensible timeout.
+ */
+export async function touchActivity(db: DbExecutor, clientId: string, streamId: string): Promise<void> {
+  await db
+    .updateTable('ssf_stream')
+    .set({ last_activity_at: sql`now()` })
+    .where('stream_id', '=', streamId)
+    .where('client_id', '=', clientId)
+    .where('last_activity_at', '<', sql<Date>`now() - interval '10 seconds'`)
+    .execute();
+}
+
+/** Streams in `status` whose `column` is older than `seconds` (inactive enabled streams, long-paused ones). */
+export async function streamsOlderThan(
+  db: DbExecutor,
+  status: StoredStream['status'],
+  column: 'last_activity_at' | 'status_changed_at',
+  seconds: number,
+): Promise<string[]> {
+  const rows = await db
+    .selectFrom('ssf_stream')
+    .select('stream_id')
+    .where('status', '=', status)
+    .where(column, '<', sql<Date>`now() - make_interval(secs => ${seconds})`)
+    .orderBy('stream_id')
+    .limit(1000)
+    .execute();
+  return rows.map((row) => row.stream_id);
 }

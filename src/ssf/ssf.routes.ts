@@ -8,6 +8,7 @@ import { POLL_DELIVERY, PUSH_DELIVERY, VerificationTooSoon, type SsfService, typ
 /** Paths of the SSF transmitter on the public listener. */
 export const SSF_PATHS = {
   metadata: '/.well-known/ssf-configuration',
+  jwks: '/ssf/jwks',
   streams: '/ssf/streams',
   status: '/ssf/status',
   addSubject: '/ssf/subjects:add',
@@ -65,9 +66,11 @@ function toInput(body: z.infer<typeof createSchema>): StreamInput {
 
 export interface SsfRoutesDeps {
   issuer: string;
+  /** The public RS256 SET keys (the SSF `jwks_uri`). */
+  setJwks: () => unknown[];
   service: SsfService;
   /** The receiver (client id) of the request's access token; throws 401/403. */
-  authenticate: (ctx: Context) => Promise<string>;
+  authenticate: (ctx: Context, access: 'read' | 'manage') => Promise<string>;
   bodyLimitBytes: number;
 }
 
@@ -81,7 +84,8 @@ export function createSsfRoutes(deps: SsfRoutesDeps): Middleware<AppState> {
   const metadata = {
     spec_version: '1_0',
     issuer: deps.issuer,
-    jwks_uri: `${deps.issuer}/jwks`,
+    // CAEP Interoperability Profile 1.0 §2.3.3: the current key signing the SETs, RS256 (§2.6).
+    jwks_uri: `${deps.issuer}${SSF_PATHS.jwks}`,
     delivery_methods_supported: [PUSH_DELIVERY, POLL_DELIVERY],
     configuration_endpoint: `${deps.issuer}${SSF_PATHS.streams}`,
     status_endpoint: `${deps.issuer}${SSF_PATHS.status}`,
@@ -93,6 +97,7 @@ export function createSsfRoutes(deps: SsfRoutesDeps): Middleware<AppState> {
   };
   const allowed: Record<string, string[]> = {
     [SSF_PATHS.metadata]: ['GET', 'HEAD'],
+    [SSF_PATHS.jwks]: ['GET', 'HEAD'],
     [SSF_PATHS.streams]: ['GET', 'POST', 'PATCH', 'PUT', 'DELETE'],
     [SSF_PATHS.status]: ['GET', 'POST'],
     [SSF_PATHS.addSubject]: ['POST'],
@@ -132,7 +137,15 @@ export function createSsfRoutes(deps: SsfRoutesDeps): Middleware<AppState> {
       ctx.body = metadata;
       return;
     }
-    const clientId = await deps.authenticate(ctx as unknown as Context);
+    if (path === SSF_PATHS.jwks) {
+      ctx.set('Content-Type', 'application/jwk-set+json');
+      ctx.body = JSON.stringify({ keys: deps.setJwks() });
+      return;
+    }
+    // CAEP Interoperability Profile §2.7.3: reading a stream's configuration or status, and polling
+    // its events, accept `ssf.read`; everything that changes a stream needs `ssf.manage`.
+    const access = isPoll || ctx.method === 'GET' ? 'read' : 'manage';
+    const clientId = await deps.authenticate(ctx as unknown as Context, access);
     const caller = { clientId, clientAddress: ctx.ip, requestId: ctx.state.requestId };
     const c = ctx as unknown as Context;
     if (isPoll) {

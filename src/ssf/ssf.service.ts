@@ -24,6 +24,7 @@ import {
   listStreams,
   subjectUsers,
   takeOutboxRows,
+  touchActivity,
   updateStream,
   updateStreamStatus,
   upsertSubject,
@@ -97,6 +98,8 @@ export interface SsfServiceDeps {
   minVerificationIntervalSeconds?: number;
   /** SSF_PUSH_ALLOWED_HOSTS: whether push may go to a host (default: any). */
   pushHostAllowed?: (host: string) => boolean;
+  /** SSF 1.0 §8.1.1 `inactivity_timeout` in seconds, advertised in every stream (0: none; enforced by the push deliverer's housekeeping). */
+  inactivityTimeoutSeconds?: number;
 }
 
 /** SSF 1.0 §8.1.4.2: 429, verification asked for again within `min_verification_interval`. */
@@ -153,6 +156,7 @@ export function createSsfService(deps: SsfServiceDeps) {
   const pollCheckMs = deps.pollCheckMs ?? 250;
   const minVerificationInterval = deps.minVerificationIntervalSeconds ?? 0;
   const pushHostAllowed = deps.pushHostAllowed ?? (() => true);
+  const inactivityTimeout = deps.inactivityTimeoutSeconds ?? 0;
 
   function configuration(stream: StoredStream): Record<string, unknown> {
     const delivered = stream.eventsRequested.filter((uri) => SSF_EVENTS_SUPPORTED.includes(uri));
@@ -171,6 +175,7 @@ export function createSsfService(deps: SsfServiceDeps) {
       ...(stream.description !== null ? { description: stream.description } : {}),
       default_subjects: stream.defaultSubjects,
       ...(minVerificationInterval > 0 ? { min_verification_interval: minVerificationInterval } : {}),
+      ...(inactivityTimeout > 0 ? { inactivity_timeout: inactivityTimeout } : {}),
     };
   }
 
@@ -178,6 +183,8 @@ export function createSsfService(deps: SsfServiceDeps) {
     if (!UUID.test(streamId)) throw notFound();
     const stream = await findStream(options.trx ?? db, clientId, streamId, { lock: options.lock });
     if (!stream) throw notFound();
+    // Every receiver call naming its stream (management and poll) restarts `inactivity_timeout` (SSF 1.0 §8.1.1).
+    await touchActivity(options.trx ?? db, clientId, streamId);
     return stream;
   }
 

@@ -197,7 +197,7 @@ describe('container image', () => {
       const write = await rfs.run({ command: ['node', '-e', "const fs=require('fs');for(const f of ['/app/x','/etc/custos/keys/x','/tmp/x']){try{fs.writeFileSync(f,'');console.log(f,'ok')}catch(e){console.log(f,e.code)}}"], mounts });
       expect(write.stdout.trim().split('\n')).toEqual(['/app/x EROFS', '/etc/custos/keys/x EROFS', '/tmp/x ok']);
       // Nothing was written into the mounted material.
-      expect((await readdir(dirs.keys)).sort()).toEqual(['cookie-keys.json', 'signing']);
+      expect((await readdir(dirs.keys)).sort()).toEqual(['cookie-keys.json', 'signing', 'ssf-signing']);
     } finally {
       await agent.close();
       await clientAgent.close();

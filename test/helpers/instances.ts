@@ -5,6 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, buildConnector, request } from 'undici';
 import { initCookieKeys } from '../../src/keys/cookie-keys.js';
+import { loadSetSigningKeys } from '../../src/keys/set-signing-keys.js';
 import { initSigningKeys } from '../../src/keys/signing-keys.js';
 import { ensureDevPki, type DevPki } from '../../src/pki/dev-pki.js';
 import { formBody } from './app.js';
@@ -70,6 +71,7 @@ export async function startCluster(count: number, options: { env?: Record<string
   const keysDir = path.join(work, 'keys');
   const configDir = path.join(work, 'config');
   await initSigningKeys(keysDir);
+  await loadSetSigningKeys(keysDir, { generate: true });
   await initCookieKeys(keysDir);
   const pki = await ensureDevPki({ dir: path.join(work, 'tls'), clients: ['orders-api', 'billing-worker', 'admin-cli'] });
   await cp(path.join(ROOT, 'config'), configDir, { recursive: true });

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rotateSetSigningKeys } from '../../../src/keys/set-signing-keys.js';
 import { rotateSigningKeys } from '../../../src/keys/signing-keys.js';
 import { eventPayloadHash } from '../../../src/verify/index.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
@@ -139,5 +140,60 @@ describe('signing-key rotation (next → current → previous)', () => {
     await expect(app.custos.reload()).rejects.toThrow(/signing keys missing/);
     expect(app.custos.keys().current.kid).toBe(kidBefore);
     expect(decodeProtectedHeader(await issueToken()).kid).toBe(kidBefore);
+  });
+});
+
+describe('SSF SET keys (RS256, CAEP Interoperability Profile §2.6): rotated like the others', () => {
+  // Its own instance: the tests above leave the ES256 key files removed.
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(async () => {
+    await app?.stop();
+  });
+  async function servedJwks(): Promise<JSONWebKeySet> {
+    return (await (await request(`${app.issuer}/jwks`, { dispatcher: app.agent() })).body.json()) as JSONWebKeySet;
+  }
+  async function ssfJwks(): Promise<JSONWebKeySet> {
+    const response = await request(`${app.issuer}/ssf/jwks`, { dispatcher: app.agent() });
+    expect(response.statusCode).toBe(200);
+    return (await response.body.json()) as JSONWebKeySet;
+  }
+
+  /** A verification SET of a fresh poll stream of the demo receiver: its header. */
+  async function signedSetHeader(): Promise<{ kid?: string; alg?: string }> {
+    const agent = app.clientAgent('ssf-receiver');
+    const tokenResponse = await request(`${app.issuer}/token`, {
+      method: 'POST',
+      dispatcher: agent,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'ssf-receiver', scope: 'ssf.manage', resource: 'urn:custos:ssf' }).toString(),
+    });
+    const { access_token: token } = (await tokenResponse.body.json()) as { access_token: string };
+    const call = async (url: string, body: unknown) => {
+      const response = await request(url, { method: 'POST', dispatcher: agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const text = await response.body.text();
+      return text ? JSON.parse(text) : undefined;
+    };
+    const stream = await call(`${app.issuer}/ssf/streams`, { events_requested: ['https://schemas.openid.net/secevent/ssf/event-type/verification'] });
+    await call(`${app.issuer}/ssf/verify`, { stream_id: stream.stream_id });
+    const polled = await call(stream.delivery.endpoint_url, { returnImmediately: true });
+    const [set] = Object.values(polled.sets as Record<string, string>);
+    return decodeProtectedHeader(set!);
+  }
+
+  it('rotation on disk changes nothing until reload (SIGHUP); then the old next signs and the old current stays published', async () => {
+    const before = await ssfJwks();
+    const [oldCurrent, oldNext] = kids(before);
+    expect(await signedSetHeader()).toMatchObject({ alg: 'RS256', kid: oldCurrent });
+    const rotated = await rotateSetSigningKeys(app.keysDir);
+    expect(await signedSetHeader()).toMatchObject({ kid: oldCurrent });
+    await app.custos.reload();
+    expect(kids(await ssfJwks())).toEqual([rotated.current.kid, rotated.next.kid, oldCurrent]);
+    expect(rotated.current.kid).toBe(oldNext);
+    expect(await signedSetHeader()).toMatchObject({ alg: 'RS256', kid: oldNext });
+    // The token keys are another set: untouched.
+    expect((await servedJwks()).keys.every((key) => key.alg === 'ES256')).toBe(true);
   });
 });

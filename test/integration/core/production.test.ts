@@ -86,8 +86,8 @@ describe('production mode', () => {
     } finally {
       await custos.stop();
     }
-    // Only what `custos keys init` wrote: signing keys and cookie keys (unused here: COOKIE_KEYS is set).
-    expect((await readdir(env.KEYS_DIR!)).sort()).toEqual(['cookie-keys.json', 'signing']);
+    // Only what `custos keys init` wrote: signing keys, SSF SET keys and cookie keys (unused here: COOKIE_KEYS is set).
+    expect((await readdir(env.KEYS_DIR!)).sort()).toEqual(['cookie-keys.json', 'signing', 'ssf-signing']);
   });
 
   it('takes the cookie keys from the file `custos keys init` wrote when COOKIE_KEYS is not set', async () => {

@@ -138,12 +138,12 @@ class ManagementClient {
     readonly agent: Agent,
   ) {}
 
-  async login(): Promise<void> {
+  async login(scope = 'ssf.manage'): Promise<void> {
     const response = await request(`${this.app.issuer}/token`, {
       method: 'POST',
       dispatcher: this.agent,
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.clientId, scope: 'ssf:manage', resource: 'urn:custos:ssf' }).toString(),
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.clientId, scope, resource: 'urn:custos:ssf' }).toString(),
     });
     const body = (await response.body.json()) as { access_token: string };
     expect(response.statusCode).toBe(200);
@@ -201,7 +201,7 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
     mgmt = new ManagementClient(app, 'ssf-receiver', app.clientAgent('ssf-receiver'));
     other = new ManagementClient(app, 'ssf-receiver-2', app.clientAgent('ssf-receiver-2'));
     await mgmt.login();
-    await other.login();
+    await other.login('ssf:manage');
     metadata = (await request(`${app.issuer}/.well-known/ssf-configuration`, { dispatcher: mgmt.agent }).then((r) => r.body.json())) as Record<string, any>;
     const served = (await request(metadata.jwks_uri, { dispatcher: mgmt.agent }).then((r) => r.body.json())) as JSONWebKeySet;
     const jwks = createLocalJWKSet(served);
@@ -363,6 +363,19 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
     expect(got.map((entry) => entry.type)).toEqual([SET_EVENT_TYPES['account-created'], SET_EVENT_TYPES['session-revoked']]);
   });
 
+  it('a push stream whose receiver made no management call for inactivity_timeout is paused and told by a stream-updated SET', async () => {
+    receiver.inbox('inactive');
+    const stream = await createStream('inactive');
+    expect(stream.inactivity_timeout).toBe(2_592_000);
+    // Pushes are no receiver activity (SSF 1.0 §8.1.1): only management calls naming the stream are.
+    await sql`update ssf_stream set last_activity_at = now() - interval '31 days' where stream_id = ${stream.stream_id}`.execute(app.custos.db);
+    const [updated] = await receiver.waitFor('inactive', (entry) => entry.type === STREAM_UPDATED);
+    expect(updated!.claims.events[STREAM_UPDATED]).toEqual({ status: 'paused', reason: expect.stringMatching(/^inactivity_timeout: no receiver activity for 2592000 s/) });
+    expect(updated!.claims.sub_id).toEqual({ format: 'opaque', id: stream.stream_id });
+    const status = await mgmt.call('GET', `${metadata.status_endpoint}?stream_id=${stream.stream_id}`);
+    expect(status.body).toEqual({ stream_id: stream.stream_id, status: 'paused', reason: updated!.claims.events[STREAM_UPDATED].reason });
+  });
+
   it('a receiver failing with 503 is retried, then paused; it is told by a stream-updated SET (SSF 1.0 §8.1.5)', async () => {
     const inbox = receiver.inbox('unavailable', 'unavailable');
     const stream = await createStream('unavailable');
@@ -518,5 +531,86 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
     await expect(startCustos({ env: { ...env, SSF_PUSH_CA_FILE: path.join(tmp, 'garbage.pem') }, cwd: tmp })).rejects.toThrow(
       /^Invalid configuration:\n {2}- SSF_PUSH_CA_FILE: must be a readable file of PEM CA certificates \(.*garbage\.pem\)$/,
     );
+  });
+});
+
+describe('SSF push: at most SSF_PUSH_CONCURRENCY streams pushed to at once', () => {
+  const LIMIT = 2;
+  let app: TestApp;
+  let tmp: string;
+  let server: Server;
+  let port = 0;
+  /** Pushes the receiver holds open (answered when the test releases them). */
+  const held: ServerResponse[] = [];
+  let delivered = 0;
+  let most = 0;
+  let arrived: (() => void) | undefined;
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(tmpdir(), 'custos-ssf-concurrency-'));
+    const ca = await createCertificateAuthority({ commonName: 'Receiver Test CA', validityDays: 2 });
+    const leaf = await issueCertificate(ca, { commonName: 'localhost', dns: ['localhost'], usage: 'server', validityDays: 2 });
+    await writeFile(path.join(tmp, 'receiver-ca.pem'), ca.certificatePem);
+    server = createServer({ cert: leaf.certificatePem, key: leaf.privateKeyPem }, (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        held.push(res);
+        most = Math.max(most, held.length);
+        arrived?.();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as { port: number }).port;
+    app = await startTestApp({ env: { SSF_PUSH_CA_FILE: path.join(tmp, 'receiver-ca.pem'), SSF_PUSH_CONCURRENCY: String(LIMIT) } });
+  }, 120_000);
+  afterAll(async () => {
+    await app?.stop();
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => server?.close(() => resolve()));
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  const release = () => {
+    for (const res of held.splice(0)) {
+      res.writeHead(202);
+      res.end();
+      delivered += 1;
+    }
+  };
+
+  it('five streams due at once: never more than two pushes in flight, every SET delivered', async () => {
+    const mgmt = new ManagementClient(app, 'ssf-receiver', app.clientAgent('ssf-receiver'));
+    await mgmt.login();
+    const streams: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const created = await mgmt.call('POST', `${app.issuer}/ssf/streams`, {
+        delivery: { method: PUSH, endpoint_url: `https://localhost:${port}/events/${i}` },
+        events_requested: [VERIFICATION],
+      });
+      expect(created.status).toBe(201);
+      streams.push(created.body.stream_id);
+      // Paused: the verification SET waits until the stream is enabled.
+      expect((await mgmt.call('POST', `${app.issuer}/ssf/status`, { stream_id: created.body.stream_id, status: 'paused' })).status).toBe(200);
+      expect((await mgmt.call('POST', `${app.issuer}/ssf/verify`, { stream_id: created.body.stream_id })).status).toBe(204);
+    }
+    // The first enabled stream's push is held: the deliverer's round waits on it while the other
+    // five are enabled, so the next round finds five streams due at once.
+    const first = new Promise<void>((resolve) => (arrived = resolve));
+    await mgmt.call('POST', `${app.issuer}/ssf/status`, { stream_id: streams[0], status: 'enabled' });
+    await first;
+    for (const id of streams.slice(1)) expect((await mgmt.call('POST', `${app.issuer}/ssf/status`, { stream_id: id, status: 'enabled' })).status).toBe(200);
+    most = 0;
+    release();
+    while (delivered < streams.length) {
+      if (held.length === 0) await new Promise<void>((resolve) => (arrived = resolve));
+      // Give the deliverer room to start more than it may (it must not), then answer what is held.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      release();
+    }
+    expect(most).toBe(LIMIT);
+    // Each SET leaves the queue once its 202 is read.
+    const pending = () => app.custos.db.selectFrom('ssf_pending_set').select('jti').where('stream_id', 'in', streams).execute();
+    for (let i = 0; i < 100 && (await pending()).length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await pending()).toEqual([]);
   });
 });

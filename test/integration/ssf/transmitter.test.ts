@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
+import { sql } from 'kysely';
 import { request, type Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prunePublished, recordEvent } from '../../../src/events/outbox.repository.js';
@@ -30,7 +31,7 @@ interface Response {
   body: any;
 }
 
-/** A receiver: its certificate, a certificate-bound ssf:manage token, JSON calls. */
+/** A receiver: its certificate, a certificate-bound token (ssf.manage unless told), JSON calls. */
 class Receiver {
   token = '';
   constructor(
@@ -39,16 +40,18 @@ class Receiver {
     readonly agent: Agent,
   ) {}
 
-  async login(): Promise<void> {
+  async login(scope = 'ssf.manage'): Promise<string> {
     const response = await request(`${this.app.issuer}/token`, {
       method: 'POST',
       dispatcher: this.agent,
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.clientId, scope: 'ssf:manage', resource: 'urn:custos:ssf' }).toString(),
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.clientId, scope, resource: 'urn:custos:ssf' }).toString(),
     });
-    const body = (await response.body.json()) as { access_token: string };
+    const body = (await response.body.json()) as { access_token: string; scope: string };
     expect(response.statusCode).toBe(200);
+    expect(body.scope).toBe(scope);
     this.token = body.access_token;
+    return body.access_token;
   }
 
   async call(method: string, url: string, body?: unknown, options: { raw?: string; token?: string | null } = {}): Promise<Response> {
@@ -96,8 +99,9 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
     receiver = new Receiver(app, 'ssf-receiver', app.clientAgent('ssf-receiver'));
     other = new Receiver(app, 'ssf-receiver-2', app.clientAgent('ssf-receiver-2'));
     await receiver.login();
-    await other.login();
-    const served = await receiver.call('GET', `${app.issuer}/jwks`, undefined, { token: null });
+    // The other receiver keeps the scope's first name, `ssf:manage` (an alias of `ssf.manage`).
+    await other.login('ssf:manage');
+    const served = await receiver.call('GET', `${app.issuer}/ssf/jwks`, undefined, { token: null });
     jwks = createLocalJWKSet(served.body as JSONWebKeySet);
   }, 120_000);
   afterAll(async () => {
@@ -107,7 +111,8 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
 
   async function verifySet(set: string, audience: string) {
     const { payload, protectedHeader } = await jwtVerify(set, jwks, { issuer: app.issuer, audience, typ: 'secevent+jwt' });
-    expect(protectedHeader.alg).toBe('ES256');
+    // CAEP Interoperability Profile 1.0 §2.6: RS256.
+    expect(protectedHeader.alg).toBe('RS256');
     return payload as Record<string, any>;
   }
 
@@ -151,7 +156,7 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
     expect(metadata).toEqual({
       spec_version: '1_0',
       issuer: app.issuer,
-      jwks_uri: `${app.issuer}/jwks`,
+      jwks_uri: `${app.issuer}/ssf/jwks`,
       delivery_methods_supported: ['urn:ietf:rfc:8935', 'urn:ietf:rfc:8936'],
       configuration_endpoint: `${app.issuer}/ssf/streams`,
       status_endpoint: `${app.issuer}/ssf/status`,
@@ -170,6 +175,55 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
     const noCert = await request(metadata.configuration_endpoint, { headers: { authorization: `Bearer ${receiver.token}` }, dispatcher: app.agent() });
     expect(noCert.statusCode).toBe(401);
     expect(((await noCert.body.json()) as { error: string }).error).toBe('certificate_required');
+  });
+
+  it('CAEP Interoperability Profile §2.6: SETs are RS256 with a 2048-bit key from the SSF jwks_uri; /jwks (tokens) is unchanged', async () => {
+    const ssfKeys = (await receiver.call('GET', metadata.jwks_uri, undefined, { token: null })).body as JSONWebKeySet;
+    expect(ssfKeys.keys.length).toBeGreaterThanOrEqual(2);
+    for (const key of ssfKeys.keys) {
+      expect(key).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
+      expect(Buffer.from(key.n as string, 'base64url').length * 8).toBeGreaterThanOrEqual(2048);
+      expect(key).not.toHaveProperty('d');
+    }
+    const tokenKeys = (await receiver.call('GET', `${app.issuer}/jwks`, undefined, { token: null })).body as JSONWebKeySet;
+    expect(tokenKeys.keys.every((key) => key.kty === 'EC' && key.alg === 'ES256')).toBe(true);
+    // The current key signs: a verification SET names its kid.
+    const stream = (await receiver.call('POST', metadata.configuration_endpoint, { events_requested: [VERIFICATION] })).body;
+    expect((await receiver.call('POST', metadata.verification_endpoint, { stream_id: stream.stream_id })).status).toBe(204);
+    const [set] = Object.values((await poll(stream)).body.sets as Record<string, string>);
+    const header = JSON.parse(Buffer.from(set!.split('.')[0]!, 'base64url').toString()) as { kid: string; alg: string };
+    expect(header.alg).toBe('RS256');
+    expect(header.kid).toBe(ssfKeys.keys[0]!.kid);
+    await verifySet(set!, 'ssf-receiver');
+    expect((await receiver.call('DELETE', `${metadata.configuration_endpoint}?stream_id=${stream.stream_id}`)).status).toBe(204);
+  });
+
+  it('CAEP Interoperability Profile §2.7.3: ssf.read reads configuration and status and polls; changes need ssf.manage (or its alias ssf:manage)', async () => {
+    const stream = (await receiver.call('POST', metadata.configuration_endpoint, { events_requested: [VERIFICATION] })).body;
+    const reader = new Receiver(app, 'ssf-receiver', receiver.agent);
+    await reader.login('ssf.read');
+    expect((await reader.call('GET', `${metadata.configuration_endpoint}?stream_id=${stream.stream_id}`)).body).toEqual(stream);
+    expect((await reader.call('GET', `${metadata.status_endpoint}?stream_id=${stream.stream_id}`)).body).toEqual({ stream_id: stream.stream_id, status: 'enabled' });
+    expect((await poll(stream, { returnImmediately: true }, reader)).status).toBe(200);
+    const refusals = [
+      await reader.call('POST', metadata.configuration_endpoint, { events_requested: [VERIFICATION] }),
+      await reader.call('PATCH', metadata.configuration_endpoint, { stream_id: stream.stream_id, description: 'x' }),
+      await reader.call('DELETE', `${metadata.configuration_endpoint}?stream_id=${stream.stream_id}`),
+      await reader.call('POST', metadata.status_endpoint, { stream_id: stream.stream_id, status: 'paused' }),
+      await reader.call('POST', metadata.verification_endpoint, { stream_id: stream.stream_id }),
+      await reader.call('POST', metadata.add_subject_endpoint, { stream_id: stream.stream_id, subject: { format: 'opaque', id: 'x' } }),
+    ];
+    for (const refused of refusals) {
+      expect(refused.status).toBe(403);
+      expect(refused.body.error).toBe('insufficient_scope');
+      expect(refused.headers['www-authenticate']).toBe('Bearer realm="custos-ssf", error="insufficient_scope", scope="ssf.manage"');
+    }
+    // Nothing changed; the alias still manages (the other receiver's token has only `ssf:manage`).
+    expect((await receiver.call('GET', `${metadata.configuration_endpoint}?stream_id=${stream.stream_id}`)).body).toEqual(stream);
+    const theirs = await other.call('POST', metadata.configuration_endpoint, { events_requested: [VERIFICATION] });
+    expect(theirs.status).toBe(201);
+    expect((await other.call('DELETE', `${metadata.configuration_endpoint}?stream_id=${theirs.body.stream_id}`)).status).toBe(204);
+    expect((await receiver.call('DELETE', `${metadata.configuration_endpoint}?stream_id=${stream.stream_id}`)).status).toBe(204);
   });
 
   it('creates a poll stream, delivers an IAM change as a SET, redelivers until acknowledged', async () => {
@@ -278,6 +332,55 @@ describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
     expect((await receiver.call('POST', metadata.status_endpoint, { stream_id: stream.stream_id, status: 'enabled' })).status).toBe(200);
     const { claims } = await pollFor(stream, DISABLED, userId);
     expect(claims.sub_id.sub).toBe(userId);
+  });
+
+  it('inactivity_timeout (SSF 1.0 §8.1.1): advertised; receiver calls restart it; an inactive stream is paused with a reason, one paused too long is disabled', async () => {
+    const db = app.custos.db;
+    const stream = (await receiver.call('POST', metadata.configuration_endpoint, { events_requested: [DISABLED] })).body;
+    expect(stream.inactivity_timeout).toBe(2_592_000);
+    const age = async () =>
+      Number((await sql<{ age: string }>`select extract(epoch from now() - last_activity_at) as age from ssf_stream where stream_id = ${stream.stream_id}`.execute(db)).rows[0]!.age);
+    const backdate = (column: 'last_activity_at' | 'status_changed_at', days: number) =>
+      sql`update ssf_stream set ${sql.ref(column)} = now() - make_interval(days => ${days}) where stream_id = ${stream.stream_id}`.execute(db);
+    const statusRow = () => db.selectFrom('ssf_stream').select(['status', 'status_reason']).where('stream_id', '=', stream.stream_id).executeTakeFirstOrThrow();
+    /** Waits (reading the database, not the API: a call would count as activity) for the transmitter's housekeeping. */
+    const untilStatus = async (status: string) => {
+      for (let i = 0; i < 150 && (await statusRow()).status !== status; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      return statusRow();
+    };
+
+    // A management call naming the stream, and a poll, each restart the timeout.
+    await backdate('last_activity_at', 20);
+    expect(await age()).toBeGreaterThan(86_400);
+    expect((await receiver.call('GET', `${metadata.status_endpoint}?stream_id=${stream.stream_id}`)).status).toBe(200);
+    expect(await age()).toBeLessThan(60);
+    await backdate('last_activity_at', 20);
+    expect((await poll(stream)).status).toBe(200);
+    expect(await age()).toBeLessThan(60);
+    // Another receiver's call naming it (404) is no activity of this stream's receiver.
+    await backdate('last_activity_at', 20);
+    expect((await other.call('GET', `${metadata.status_endpoint}?stream_id=${stream.stream_id}`)).status).toBe(404);
+    expect(await age()).toBeGreaterThan(86_400);
+
+    // 31 days without activity: paused by the transmitter, with the reason; audited as system:ssf.
+    await backdate('last_activity_at', 31);
+    const paused = await untilStatus('paused');
+    expect(paused.status).toBe('paused');
+    expect(paused.status_reason).toMatch(/^inactivity_timeout: no receiver activity for 2592000 s/);
+    const audit = await db.selectFrom('audit_log').select(['actor', 'details']).where('action', '=', 'ssf.stream.status').where('target', '=', stream.stream_id).execute();
+    expect(audit).toContainEqual({ actor: 'system:ssf', details: expect.objectContaining({ from: 'enabled', to: 'paused' }) });
+    // Events committed while paused are kept.
+    const userId = await createUser('ssf-inactive');
+    await admin.call('POST', `/admin/users/${userId}/disable`, { body: {} });
+
+    // Paused longer than SSF_PAUSED_MAX_SECONDS (default 14 days): disabled, what it held dropped.
+    await backdate('status_changed_at', 15);
+    const disabled = await untilStatus('disabled');
+    expect(disabled.status).toBe('disabled');
+    expect(disabled.status_reason).toMatch(/^paused for more than 1209600 s; disabled/);
+    expect(await db.selectFrom('ssf_pending_set').select('jti').where('stream_id', '=', stream.stream_id).execute()).toEqual([]);
+    const status = await receiver.call('GET', `${metadata.status_endpoint}?stream_id=${stream.stream_id}`);
+    expect(status.body).toEqual({ stream_id: stream.stream_id, status: 'disabled', reason: disabled.status_reason });
   });
 
   it('with default_subjects NONE delivers only events of added subjects', async () => {
