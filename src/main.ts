@@ -37,6 +37,7 @@ import { grantRevocationHooks } from './oidc/grant-revocation.js';
 import { createKyselyAdapter } from './oidc/kysely-adapter.js';
 import { createLoginRoutes } from './oidc/login-module.js';
 import { createProviderBuilder } from './oidc/provider-builder.js';
+import { createReplayRecorder, dpopReplayStore } from './oidc/replay-detection.js';
 import { createResourcePolicy } from './oidc/resource-servers.js';
 import { createStructuredTokens } from './oidc/structured-tokens.js';
 import { accessPolicies } from './oidc/token-policies.js';
@@ -163,6 +164,8 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     // Every grant oidc-provider ends (logout, refresh-token reuse, code replay, RFC 7009) goes through one revocation.
     const revocation = createRevocation({ db, logger });
     const revocationHooks = grantRevocationHooks({ revocation, logger, clientAddress: clientAddressOf(proxies) });
+    // DPoP proofs and client assertions are seen once by every instance (PostgreSQL).
+    const recordOnce = createReplayRecorder(db);
     const build = createProviderBuilder({
       issuer,
       adapter: createKyselyAdapter(db, revocationHooks),
@@ -180,6 +183,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       verificationKeys: () => publicKeys,
       signingKid: () => keys.current.kid,
       trustedProxies: proxies,
+      recordOnce,
     });
     let provider = build(keys);
     await assertClientsValid(provider, config.files.clients, config.sources.clients ?? config.configDir);
@@ -188,6 +192,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       db,
       logger,
       issuer,
+      dpopReplayStore: dpopReplayStore(recordOnce, 'ssf-api'),
       publicJwks: () => jwks,
       isRevoked,
       currentSetKey: () => setKeys.current,

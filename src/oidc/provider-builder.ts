@@ -8,8 +8,7 @@ import { registerTokenExchange, type TokenExchangeDeps } from '../grants/token-e
 import { clientAddressOf } from '../http/client-address.js';
 import type { Metrics } from '../http/metrics.js';
 import type { SigningKeySet } from '../keys/signing-keys.js';
-import { insertModelsOnce, type OnceRecord } from '../db/oidc-model.repository.js';
-import { createStatementBatcher } from '../db/statement-batcher.js';
+import type { RecordOnce } from './replay-detection.js';
 import { auditProviderEvents } from './logout.js';
 import { createProvider, type ProviderDeps } from './provider-factory.js';
 
@@ -37,6 +36,8 @@ export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend
   metrics: Metrics;
   /** TRUST_PROXY: audit records of provider events name the client behind these proxies. */
   trustedProxies?: BlockList;
+  /** Replay detection in PostgreSQL (src/oidc/replay-detection.ts). */
+  recordOnce: RecordOnce;
 }
 
 /**
@@ -45,11 +46,8 @@ export interface ProviderBuilderDeps extends Omit<ProviderDeps, 'keys' | 'extend
  * logging, the token metrics and the count of anonymous logouts.
  */
 export function createProviderBuilder(deps: ProviderBuilderDeps): (keys: SigningKeySet) => Provider {
-  const { db, logger, metrics, verificationKeys, signingKid, trustedProxies, ...providerDeps } = deps;
+  const { db, logger, metrics, verificationKeys, signingKid, trustedProxies, recordOnce, ...providerDeps } = deps;
   const clientAddress = clientAddressOf(trustedProxies);
-  // Replay detection (every DPoP proof, every client assertion) records its id in PostgreSQL;
-  // token requests arriving together share one statement.
-  const recordOnce = createStatementBatcher<OnceRecord, boolean>((records) => insertModelsOnce(db, 'ReplayDetection', records), { maxBatch: 64, maxInFlight: 2 });
   return (keys) => {
     const provider = createProvider({
       ...providerDeps,
