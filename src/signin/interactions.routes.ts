@@ -14,7 +14,7 @@ import { findLoginCandidate } from '../iam/user.repository.js';
 import { usernameKey } from '../iam/username.js';
 import type { ResourceServerConfig } from '../config/files.js';
 import { consentItems } from './consent-scopes.js';
-import { grantRequested } from './first-party.js';
+import { grantRequested } from '../oidc/first-party.js';
 import { consentPage, loginPage, messagePage, originsOf, pageHeaders, STYLESHEET, STYLESHEET_PATH } from './interaction-views.js';
 
 /** What the interaction pages need, passed from the composition root. */
