@@ -12,6 +12,7 @@ import type { PasswordHasher } from '../iam/password-hasher.js';
 import { MAX_PASSWORD_LENGTH } from '../iam/password-policy.js';
 import { findLoginCandidate } from '../iam/user.repository.js';
 import { usernameKey } from '../iam/username.js';
+import { ACR_PWD } from '../verify/acr.js';
 import type { ResourceServerConfig } from '../config/files.js';
 import { consentItems } from './consent-scopes.js';
 import { grantRequested } from '../oidc/first-party.js';
@@ -236,7 +237,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
         deps.throttle.recordSuccess(attempt),
         audit(ctx, { actor: `user:${candidate.id}`, action: 'login.success', target: `user:${candidate.id}`, outcome: 'success', details: { client_id: clientId } }),
       ]);
-      return finish(ctx, interaction, { login: { accountId: candidate.id, amr: ['pwd'] } });
+      return finish(ctx, interaction, { login: { accountId: candidate.id, amr: ['pwd'], acr: ACR_PWD } });
     }
 
     const reason = !candidate ? 'unknown_user' : check === 'ok' ? 'disabled' : 'wrong_password';
