@@ -135,6 +135,25 @@ export interface LoginThrottleTable {
   expire: string | null;
 }
 
+/** A user's confirmed TOTP authenticator (migration 20261205110000; src/signin/). */
+export interface SigninTotpTable {
+  user_id: string;
+  secret: string;
+  /** Last accepted RFC 6238 time step (int8, read as a string). */
+  last_step: ColumnType<string, string | number, string | number>;
+  created_at: ColumnType<Date, never, never>;
+  last_used_at: ColumnType<Date | null, never, Date | null>;
+}
+
+/** A one-time recovery code (argon2id hash), found by its lookup prefix. */
+export interface SigninRecoveryCodeTable {
+  user_id: string;
+  lookup: string;
+  code_hash: string;
+  created_at: ColumnType<Date, never, never>;
+  used_at: ColumnType<Date | null, never, Date | null>;
+}
+
 /** An SSF 1.0 stream of a receiver (migration 20261204180000; src/ssf/). */
 export interface SsfStreamTable {
   stream_id: string;
@@ -187,6 +206,8 @@ export interface Database {
   ssf_stream: SsfStreamTable;
   ssf_stream_subject: SsfStreamSubjectTable;
   ssf_pending_set: SsfPendingSetTable;
+  signin_totp: SigninTotpTable;
+  signin_recovery_code: SigninRecoveryCodeTable;
 }
 
 /** What repositories take first: the database, or the caller's transaction. */

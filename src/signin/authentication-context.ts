@@ -70,8 +70,11 @@ export function signinInteractionPolicy() {
       'login_required',
       (ctx: KoaContextWithOIDC) => {
         const required = requiredAcr(ctx.oidc.params?.acr_values, clientPolicy(ctx));
-        if (required === undefined || !ctx.oidc.session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-        return acrSatisfies(ctx.oidc.session.acr, required) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+        // Without a session it triggers beside no_session, so the prompt details say what is needed.
+        if (required === undefined) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        return acrSatisfies(ctx.oidc.session?.accountId ? ctx.oidc.session.acr : undefined, required)
+          ? interactionPolicy.Check.NO_NEED_TO_PROMPT
+          : interactionPolicy.Check.REQUEST_PROMPT;
       },
       (ctx: KoaContextWithOIDC) => ({ acr_required: requiredAcr(ctx.oidc.params?.acr_values, clientPolicy(ctx)) }),
     ),

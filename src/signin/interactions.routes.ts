@@ -17,6 +17,8 @@ import type { ResourceServerConfig } from '../config/files.js';
 import { consentItems } from './consent-scopes.js';
 import { grantRequested } from '../oidc/first-party.js';
 import { consentPage, loginPage, messagePage, originsOf, pageHeaders, STYLESHEET, STYLESHEET_PATH } from './interaction-views.js';
+import { EXPIRED, type InteractionKit } from './interaction-kit.js';
+import { createSecondFactor } from './second-factor.js';
 
 /** What the interaction pages need, passed from the composition root. */
 export interface InteractionDeps {
@@ -41,9 +43,9 @@ export interface InteractionDeps {
 
 /** The one message for an unknown user, a wrong password and a disabled account. */
 export const LOGIN_FAILED = 'Incorrect username or password.';
-const EXPIRED = 'This sign-in request has expired or is not valid. Go back to the application and start again.';
 
-const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|abort))?$/;
+const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|abort|otp|recovery|enroll-otp|continue))?$/;
+const SECOND_STEP = new Set(['otp', 'recovery', 'enroll-otp', 'continue']);
 
 type Ctx = ParameterizedContext<AppState>;
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -140,6 +142,9 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     return client?.clientName ?? clientId;
   }
 
+  const kit: InteractionKit = { load, finish, send, audit: (ctx, record) => audit(ctx, record), csrfToken, clientName, address: addressOf };
+  const secondFactor = createSecondFactor({ db: deps.db, hasher: deps.hasher, throttle: deps.throttle, issuer: () => deps.provider().issuer }, kit);
+
   async function renderLogin(ctx: Ctx, interaction: Interaction, status: number, extra: { username?: string; error?: string } = {}) {
     const base = `/interaction/${interaction.uid}`;
     await send(
@@ -165,7 +170,11 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
   async function show(ctx: Ctx, uid: string): Promise<void> {
     const interaction = await load(ctx, uid);
     const clientId = String(interaction.params.client_id);
-    if (interaction.prompt.name === 'login') return renderLogin(ctx, interaction, 200);
+    if (interaction.prompt.name === 'login') {
+      // A sign-in in progress (password done) or a step-up is asked only for what is missing.
+      const pending = await secondFactor.pendingFor(interaction);
+      return pending ? secondFactor.render(ctx, interaction, pending) : renderLogin(ctx, interaction, 200);
+    }
     if (interaction.prompt.name === 'consent' && interaction.session) {
       if (deps.firstParty(clientId)) return grantConsent(ctx, interaction);
       const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
@@ -233,6 +242,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       return renderLogin(ctx, interaction, 429, { username: shownUsername, error: 'Too many sign-ins at this moment: try again in a few seconds.' });
     }
     if (check === 'ok' && candidate && !candidate.disabled) {
+      if (await secondFactor.afterPassword(ctx, interaction, candidate, attempt)) return;
       await Promise.all([
         deps.throttle.recordSuccess(attempt),
         audit(ctx, { actor: `user:${candidate.id}`, action: 'login.success', target: `user:${candidate.id}`, outcome: 'success', details: { client_id: clientId } }),
@@ -306,6 +316,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       }
       if (action === 'login') return await login(ctx, uid, form);
       if (action === 'confirm') return await confirm(ctx, uid);
+      if (SECOND_STEP.has(action)) return await secondFactor.handle(ctx, uid, action, form);
       return await abort(ctx, uid);
     } catch (error) {
       if (error instanceof AppError && error.status < 500) {

@@ -20,6 +20,8 @@ export interface Step {
   csrf?: string;
   code?: string;
   error?: string;
+  /** The Retry-After header of a refused step. */
+  retryAfter?: string;
 }
 
 async function follow(app: FlowTarget, jar: Jar, location: string | undefined, status: number, text: string): Promise<Step> {
@@ -71,7 +73,7 @@ export async function submit(app: FlowTarget, jar: Jar, step: Step, action: stri
   const response = await browse(app, jar, 'POST', `${step.interaction}/${action}`, { csrf: step.csrf, ...form });
   if (response.status !== 303) {
     const csrf = /name="csrf" value="([^"]+)"/.exec(response.text)?.[1] ?? step.csrf;
-    return { status: response.status, interaction: step.interaction, page: response.text, csrf };
+    return { status: response.status, interaction: step.interaction, page: response.text, csrf, ...(response.retryAfter ? { retryAfter: response.retryAfter } : {}) };
   }
   return follow(app, jar, response.location, response.status, response.text);
 }

@@ -1,0 +1,75 @@
+import { sql } from 'kysely';
+import type { DbExecutor } from '../db/database.js';
+
+/** A user's confirmed TOTP authenticator. */
+export interface StoredTotp {
+  secret: string;
+  /** Last accepted RFC 6238 time step. */
+  lastStep: number;
+}
+
+export async function findTotp(db: DbExecutor, userId: string): Promise<StoredTotp | undefined> {
+  const row = await db.selectFrom('signin_totp').select(['secret', 'last_step']).where('user_id', '=', userId).executeTakeFirst();
+  return row && { secret: row.secret, lastStep: Number(row.last_step) };
+}
+
+/** Stores a confirmed authenticator; false when the user already has one (a parallel enrollment won). */
+export async function insertTotp(db: DbExecutor, userId: string, secret: string, step: number): Promise<boolean> {
+  const row = await db
+    .insertInto('signin_totp')
+    .values({ user_id: userId, secret, last_step: step })
+    .onConflict((oc) => oc.column('user_id').doNothing())
+    .returning('user_id')
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/**
+ * Accepts time step `step` once: moves the last accepted step forward only if it is newer (one
+ * conditional UPDATE), so of any number of requests with the same code exactly one gets true.
+ */
+export async function useTotpStep(db: DbExecutor, userId: string, step: number): Promise<boolean> {
+  const row = await db
+    .updateTable('signin_totp')
+    .set({ last_step: step, last_used_at: sql<Date>`now()` })
+    .where('user_id', '=', userId)
+    .where('last_step', '<', String(step))
+    .returning('user_id')
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Replaces the user's recovery codes (hashes). */
+export async function replaceRecoveryCodes(db: DbExecutor, userId: string, codes: ReadonlyArray<{ lookup: string; hash: string }>): Promise<void> {
+  await db.deleteFrom('signin_recovery_code').where('user_id', '=', userId).execute();
+  if (codes.length === 0) return;
+  await db
+    .insertInto('signin_recovery_code')
+    .values(codes.map((code) => ({ user_id: userId, lookup: code.lookup, code_hash: code.hash })))
+    .execute();
+}
+
+/** The hash of an unused recovery code with this lookup prefix. */
+export async function findRecoveryCode(db: DbExecutor, userId: string, lookup: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('signin_recovery_code')
+    .select('code_hash')
+    .where('user_id', '=', userId)
+    .where('lookup', '=', lookup)
+    .where('used_at', 'is', null)
+    .executeTakeFirst();
+  return row?.code_hash;
+}
+
+/** Marks a recovery code used; true for exactly one of any number of parallel uses. */
+export async function useRecoveryCode(db: DbExecutor, userId: string, lookup: string): Promise<boolean> {
+  const row = await db
+    .updateTable('signin_recovery_code')
+    .set({ used_at: sql<Date>`now()` })
+    .where('user_id', '=', userId)
+    .where('lookup', '=', lookup)
+    .where('used_at', 'is', null)
+    .returning('lookup')
+    .executeTakeFirst();
+  return row !== undefined;
+}
