@@ -67,11 +67,12 @@ ${errorLine(view.error)}
 <li>Enter the six-digit code the app shows.</li>
 </ol>
 <div class="qr" role="img" aria-label="QR code of your authenticator key">${new SafeHtml(view.qrSvg)}</div>
-<p class="hint">Cannot scan it? Enter this key in the app: <span class="secret">${grouped}</span></p>
+<p class="hint">Cannot scan it? Enter this key in the app instead:</p>
+<p class="secret">${grouped}</p>
 <form method="post" action="${view.action}" autocomplete="off">
 <input type="hidden" name="csrf" value="${view.csrfToken}">
 <label for="code">Code from your authenticator app</label>
-<input id="code" name="code" ${CODE_INPUT}${view.error ? new SafeHtml(' autofocus') : ''}>
+<input id="code" name="code" ${CODE_INPUT} autofocus>
 <p id="code-hint" class="hint">Six digits; a new code appears every 30 seconds.</p>
 <button type="submit">Confirm</button>
 </form>

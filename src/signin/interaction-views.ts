@@ -47,8 +47,8 @@ input[type=text],input[type=password]{width:100%;padding:.5rem;border:1px solid 
 button{margin-top:1rem;width:100%;padding:.6rem;border:0;border-radius:.25rem;background:#1d4ed8;color:#fff;font:inherit;cursor:pointer}
 button.secondary{background:#e5e7eb;color:#111827}.error{background:#fee2e2;color:#991b1b;padding:.5rem .75rem;border-radius:.25rem}
 .client{color:#4b5563}ul{padding-left:1.25rem}
-.qr svg{display:block;width:12rem;height:12rem;margin:0 auto}.secret{font-family:monospace;word-break:break-all}
-ol.codes{font-family:monospace;font-size:1.05rem;columns:2}.hint{color:#4b5563;font-size:.9rem}
+.qr svg{display:block;width:12rem;height:12rem;margin:0 auto}.secret{font-family:monospace;font-size:1.05rem;text-align:center;margin-top:0}
+ol.codes{font-family:monospace;font-size:1.05rem;white-space:nowrap;padding-left:2.5rem}.hint{color:#4b5563;font-size:.9rem}
 h2{font-size:1.1rem;margin:1.5rem 0 .25rem}:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 `;
 
