@@ -3,7 +3,8 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
 import { createUserService } from '../../../src/iam/user.service.js';
-import { ACR_PWD } from '../../../src/verify/acr.js';
+import { publicJwks } from '../../../src/keys/signing-keys.js';
+import { ACR_MFA, ACR_PWD, createAccessTokenVerifier, VerifyError } from '../../../src/verify/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { newJar, redeemCode } from '../../helpers/code-flow.js';
 import { authorize, submit } from '../../helpers/signin-flow.js';
@@ -70,5 +71,31 @@ describe('acr, amr and auth_time of a password sign-in', () => {
     const aged = await authorize(app, jar, { max_age: '0' });
     expect(aged.status).toBe(200);
     expect(aged.page).toContain('name="password"');
+  });
+
+  it('custos/verify refuses a password token where mfa or a recent sign-in is required, with the RFC 9470 challenge', async () => {
+    const jar = newJar();
+    const done = await submit(app, jar, await authorize(app, jar), 'login', { username: 'ada', password: PASSWORD });
+    const tokens = await redeemCode(app, done.code!);
+    const verifier = createAccessTokenVerifier({ issuer: app.issuer, audience: 'https://api.custos.test/orders', jwks: publicJwks(app.custos.keys()), requireBinding: false });
+
+    // Without a requirement, and with one the token meets, it verifies.
+    await expect(verifier.verify(tokens.body.access_token)).resolves.toMatchObject({ acr: ACR_PWD });
+    await expect(verifier.verify(tokens.body.access_token, { acr: ACR_PWD, maxAge: 600 })).resolves.toMatchObject({ amr: ['pwd'] });
+
+    const weak = await verifier.verify(tokens.body.access_token, { acr: ACR_MFA }).catch((error: unknown) => error);
+    expect(weak).toBeInstanceOf(VerifyError);
+    const error = weak as VerifyError;
+    expect(error.code).toBe('insufficient_user_authentication');
+    expect(error.status).toBe(401);
+    expect(error.wwwAuthenticate()).toBe(
+      'Bearer error="insufficient_user_authentication", error_description="A stronger or more recent user authentication is required", acr_values="urn:custos:acr:mfa urn:custos:acr:phr"',
+    );
+
+    // Signed in "before" max_age seconds: a negative max_age can never be met.
+    const old = (await verifier.verify(tokens.body.access_token, { maxAge: -60 }).catch((e: unknown) => e)) as VerifyError;
+    expect(old.code).toBe('insufficient_user_authentication');
+    expect(old.wwwAuthenticate()).toContain(', max_age=0');
+    expect(old.wwwAuthenticate()).not.toContain('acr_values');
   });
 });

@@ -26,7 +26,10 @@ beforeAll(async () => {
     clients: Array<Record<string, unknown>>;
   };
   const webBff = clients.clients.find((client) => client.client_id === 'web-bff')!;
-  config = await configDirWithClients([{ ...webBff, client_id: 'mfa-bff', client_name: 'Payroll', require_mfa: true, backchannel_logout_uri: undefined }]);
+  config = await configDirWithClients([
+    { ...webBff, client_id: 'mfa-bff', client_name: 'Payroll', require_mfa: true, backchannel_logout_uri: undefined },
+    { ...webBff, client_id: 'phr-bff', client_name: 'Treasury', minimum_acr: 'urn:custos:acr:phr', backchannel_logout_uri: undefined },
+  ]);
   app = await startTestApp({
     configDir: config.dir,
     env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '4', LOGIN_MAX_FAILURES_PER_ADDRESS: '1000', LOGIN_DELAY_MS: '0', LOGIN_LOCK_SECONDS: '600' },
@@ -191,5 +194,17 @@ describe('one-time codes', () => {
     // The session is now mfa: the next request asking for it gets a code without any page.
     const after = await authorize(app, jar, { acr_values: ACR_MFA });
     expect(after.code).toBeTruthy();
+  });
+
+  it('a request the session does not meet with prompt=none gets login_required; a phishing-resistant minimum the user cannot meet ends the sign-in', async () => {
+    const jar = newJar();
+    const first = await passwordStep(jar, 'tess', {}, DEMO.webBff[0]);
+    expect(first.code).toBeTruthy();
+    const silent = await authorize(app, jar, { acr_values: ACR_MFA, prompt: 'none' });
+    expect(silent.error).toBe('login_required');
+
+    const strict = newJar();
+    const ended = await passwordStep(strict, 'tess', {}, 'phr-bff');
+    expect(ended.error).toBe('unmet_authentication_requirements');
   });
 });
