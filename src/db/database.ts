@@ -154,6 +154,25 @@ export interface SigninRecoveryCodeTable {
   used_at: ColumnType<Date | null, never, Date | null>;
 }
 
+/** A user's passkey (WebAuthn credential; migration 20261205110100; src/signin/). */
+export interface SigninPasskeyTable {
+  id: Generated<string>;
+  user_id: string;
+  /** base64url credential id. */
+  credential_id: string;
+  public_key: Buffer;
+  counter: ColumnType<string, string | number | undefined, string | number>;
+  transports: ColumnType<string[], string[] | undefined, string[]>;
+  /** `singleDevice` or `multiDevice` (WebAuthn backup eligibility). */
+  device_type: string;
+  backed_up: boolean;
+  /** `platform` or `cross-platform`, when the browser said. */
+  attachment: string | null;
+  name: string;
+  created_at: ColumnType<Date, never, never>;
+  last_used_at: ColumnType<Date | null, never, Date | null>;
+}
+
 /** An SSF 1.0 stream of a receiver (migration 20261204180000; src/ssf/). */
 export interface SsfStreamTable {
   stream_id: string;
@@ -208,6 +227,7 @@ export interface Database {
   ssf_pending_set: SsfPendingSetTable;
   signin_totp: SigninTotpTable;
   signin_recovery_code: SigninRecoveryCodeTable;
+  signin_passkey: SigninPasskeyTable;
 }
 
 /** What repositories take first: the database, or the caller's transaction. */

@@ -15,8 +15,13 @@ export interface InteractionKit {
   load(ctx: Ctx, uid: string): Promise<Interaction>;
   /** Stores the result and sends the browser back to the authorization endpoint. */
   finish(ctx: Ctx, interaction: Interaction, result: Record<string, unknown>, merge?: boolean): Promise<void>;
-  /** Sends a page with the pages' headers (CSP allowing the client's redirect origins as form targets). */
-  send(ctx: Ctx, status: number, body: string, clientId?: string): Promise<void>;
+  /**
+   * Sends a page with the pages' headers (CSP allowing the client's redirect origins as form
+   * targets, and the scripts carrying `scriptNonce` when given).
+   */
+  send(ctx: Ctx, status: number, body: string, clientId?: string, scriptNonce?: string): Promise<void>;
+  /** The password page again, with a message. */
+  renderLogin(ctx: Ctx, interaction: Interaction, status: number, extra?: { username?: string; error?: string }): Promise<void>;
   audit(ctx: Ctx, record: Omit<AuditRecord, 'clientAddress' | 'requestId'>): Promise<void>;
   csrfToken(uid: string): string;
   clientName(ctx: Ctx, interaction: Interaction): Promise<string>;

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Middleware, ParameterizedContext } from 'koa';
 import type { Kysely } from 'kysely';
@@ -18,6 +18,8 @@ import { consentItems } from './consent-scopes.js';
 import { grantRequested } from '../oidc/first-party.js';
 import { consentPage, loginPage, messagePage, originsOf, pageHeaders, STYLESHEET, STYLESHEET_PATH } from './interaction-views.js';
 import { EXPIRED, type InteractionKit } from './interaction-kit.js';
+import { passkeyForm } from './passkey-views.js';
+import { createPasskeyCeremonies, PASSKEY_SCRIPT, PASSKEY_SCRIPT_PATH, WEBAUTHN_SCRIPT_PATH, webauthnBrowserBundle } from './passkeys.js';
 import { createSecondFactor } from './second-factor.js';
 
 /** What the interaction pages need, passed from the composition root. */
@@ -44,8 +46,8 @@ export interface InteractionDeps {
 /** The one message for an unknown user, a wrong password and a disabled account. */
 export const LOGIN_FAILED = 'Incorrect username or password.';
 
-const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|abort|otp|recovery|enroll-otp|continue))?$/;
-const SECOND_STEP = new Set(['otp', 'recovery', 'enroll-otp', 'continue']);
+const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|abort|otp|recovery|enroll-otp|continue|passkey|enroll-passkey))?$/;
+const SECOND_STEP = new Set(['otp', 'recovery', 'enroll-otp', 'continue', 'passkey', 'enroll-passkey']);
 
 type Ctx = ParameterizedContext<AppState>;
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -94,8 +96,8 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     return originsOf(client?.redirectUris ?? []);
   }
 
-  async function send(ctx: Ctx, status: number, body: string, clientId?: string): Promise<void> {
-    ctx.set(pageHeaders(await formTargets(ctx, clientId)));
+  async function send(ctx: Ctx, status: number, body: string, clientId?: string, scriptNonce?: string): Promise<void> {
+    ctx.set(pageHeaders(await formTargets(ctx, clientId), scriptNonce));
     ctx.status = status;
     ctx.type = 'html';
     ctx.body = body;
@@ -142,16 +144,32 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     return client?.clientName ?? clientId;
   }
 
-  const kit: InteractionKit = { load, finish, send, audit: (ctx, record) => audit(ctx, record), csrfToken, clientName, address: addressOf };
-  const secondFactor = createSecondFactor({ db: deps.db, hasher: deps.hasher, throttle: deps.throttle, issuer: () => deps.provider().issuer }, kit);
+  const kit: InteractionKit = { load, finish, send, audit: (ctx, record) => audit(ctx, record), csrfToken, clientName, address: addressOf, renderLogin };
+  const passkeys = createPasskeyCeremonies({
+    issuer: () => deps.provider().issuer,
+    challengeKey: createHmac('sha256', deps.cookieKeys[0]!).update('custos webauthn challenge v1').digest(),
+  });
+  const secondFactor = createSecondFactor({ db: deps.db, hasher: deps.hasher, throttle: deps.throttle, issuer: () => deps.provider().issuer, passkeys }, kit);
+  const webauthnBundle = webauthnBrowserBundle();
 
   async function renderLogin(ctx: Ctx, interaction: Interaction, status: number, extra: { username?: string; error?: string } = {}) {
     const base = `/interaction/${interaction.uid}`;
+    // Sign-in with a passkey alone (discoverable credentials), offered where the browser has WebAuthn.
+    const nonce = randomBytes(16).toString('base64url');
+    const passkey = passkeyForm({
+      action: `${base}/passkey`,
+      csrfToken: csrfToken(interaction.uid),
+      options: await passkeys.authenticationOptions(interaction.uid),
+      nonce,
+      label: 'Sign in with a passkey',
+      ceremony: 'authenticate',
+    });
     await send(
       ctx,
       status,
-      loginPage({ action: `${base}/login`, abortAction: `${base}/abort`, csrfToken: csrfToken(interaction.uid), clientName: await clientName(ctx, interaction), ...extra }),
+      loginPage({ action: `${base}/login`, abortAction: `${base}/abort`, csrfToken: csrfToken(interaction.uid), clientName: await clientName(ctx, interaction), passkey, ...extra }),
       String(interaction.params.client_id),
+      nonce,
     );
   }
 
@@ -295,6 +313,13 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       ctx.set('X-Content-Type-Options', 'nosniff');
       ctx.type = 'text/css';
       ctx.body = STYLESHEET;
+      return Promise.resolve();
+    }
+    if ((ctx.path === WEBAUTHN_SCRIPT_PATH || ctx.path === PASSKEY_SCRIPT_PATH) && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      ctx.set('X-Content-Type-Options', 'nosniff');
+      ctx.type = 'application/javascript';
+      ctx.body = ctx.path === PASSKEY_SCRIPT_PATH ? PASSKEY_SCRIPT : webauthnBundle;
       return Promise.resolve();
     }
     return ctx.path.startsWith('/interaction/') ? interaction(ctx) : next();

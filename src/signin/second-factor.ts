@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import { recordEvent } from '../events/outbox.repository.js';
@@ -8,11 +10,14 @@ import type { LoginAttempt, LoginThrottle } from '../iam/login-throttle.reposito
 import type { PasswordHasher } from '../iam/password-hasher.js';
 import { findUserById } from '../iam/user.repository.js';
 import { usernameKey } from '../iam/username.js';
-import { ACR_PHR, acrSatisfies, isAcr, type Acr } from '../verify/acr.js';
+import { ACR_PHR, ACR_PWD, acrSatisfies, isAcr, type Acr } from '../verify/acr.js';
 import { ACR_INSUFFICIENT, acrOf, addFactor } from './authentication-context.js';
 import { findRecoveryCode, findTotp, insertTotp, replaceRecoveryCodes, useRecoveryCode, useTotpStep } from './factor.repository.js';
 import { enrollOtpPage, otpPage, recoveryCodesPage } from './factor-views.js';
 import { EXPIRED, type Ctx, type Interaction, type InteractionKit } from './interaction-kit.js';
+import { findPasskey, insertPasskey, listPasskeys, recordPasskeyUse } from './passkey.repository.js';
+import { enrollPasskeyPage, passkeyPage } from './passkey-views.js';
+import { passkeyAmr, type PasskeyCeremonies } from './passkeys.js';
 import { newRecoveryCodes, newTotpSecret, parseRecoveryCode, qrCodeSvg, totpStep, totpUri } from './one-time-codes.js';
 
 /** The one message for a wrong, replayed or malformed code. */
@@ -44,6 +49,26 @@ export interface SecondFactorDeps {
   throttle: LoginThrottle;
   /** The issuer's host names the account in authenticator apps. */
   issuer: () => string;
+  passkeys: PasskeyCeremonies;
+}
+
+/** The one message for a passkey that could not be used (unknown, removed, wrong user, failed check). */
+export const PASSKEY_FAILED = 'That passkey could not be used.';
+
+/** `amr` after a passkey with user verification: the key (`hwk`/`swk`), `user`, and `mfa` (the authenticator verified the user too). */
+function withPasskey(amr: readonly string[], backedUp: boolean): string[] {
+  const next = addFactor(amr, passkeyAmr(backedUp), ['user']);
+  return next.includes('mfa') ? next : [...next, 'mfa'];
+}
+
+function parseJson<T>(value: string | null): T | undefined {
+  if (!value || value.length > 64_000) return undefined;
+  try {
+    const parsed = JSON.parse(value) as unknown;
+    return typeof parsed === 'object' && parsed !== null && typeof (parsed as { id?: unknown }).id === 'string' ? (parsed as T) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function retryHint(seconds: number): string {
@@ -99,11 +124,22 @@ export function createSecondFactor(deps: SecondFactorDeps, kit: InteractionKit) 
     const clientId = String(interaction.params.client_id);
     const common = { csrfToken: kit.csrfToken(uid), clientName: await kit.clientName(ctx, interaction), abortAction: `${base}/abort`, ...(error ? { error } : {}) };
     if (pending.enrolled) return kit.send(ctx, status, recoveryCodesPage({ action: `${base}/continue`, csrfToken: common.csrfToken, codes: [] }), clientId);
+    const totp = await findTotp(deps.db, pending.accountId);
     if (acrSatisfies(pending.required, ACR_PHR)) {
-      // Passkeys are not offered yet: nothing this user can add meets a phishing-resistant requirement.
-      return kit.finish(ctx, interaction, { error: 'unmet_authentication_requirements', error_description: 'phishing-resistant authentication (a passkey) is required' }, false);
+      const nonce = randomBytes(16).toString('base64url');
+      const keys = await listPasskeys(deps.db, pending.accountId);
+      if (keys.length > 0) {
+        const options = await deps.passkeys.authenticationOptions(uid, keys);
+        return kit.send(ctx, status, passkeyPage({ ...common, action: `${base}/passkey`, options, nonce }), clientId, nonce);
+      }
+      // A first passkey is created after the strongest factor the user already has: with an
+      // authenticator app, the code first (that sign-in ends as mfa, and the step-up comes back here).
+      if (!totp || pending.amr.includes('otp')) {
+        const options = await deps.passkeys.registrationOptions(uid, { id: pending.accountId, username: pending.username }, keys);
+        return kit.send(ctx, status, enrollPasskeyPage({ ...common, action: `${base}/enroll-passkey`, options, nonce }), clientId, nonce);
+      }
     }
-    if (await findTotp(deps.db, pending.accountId)) {
+    if (totp) {
       return kit.send(ctx, status, otpPage({ ...common, action: `${base}/otp`, recoveryAction: `${base}/recovery`, stepUp: Boolean(pending.stepUp) }), clientId);
     }
     if (!pending.enrollSecret) {
@@ -248,11 +284,86 @@ export function createSecondFactor(deps: SecondFactorDeps, kit: InteractionKit) 
     return kit.send(ctx, 200, recoveryCodesPage({ action: `/interaction/${interaction.uid}/continue`, csrfToken: kit.csrfToken(interaction.uid), codes }), String(interaction.params.client_id));
   }
 
-  /** The POSTs of the second step: `otp`, `recovery`, `enroll-otp`, `continue`. */
+  async function passkeyFailed(ctx: Ctx, interaction: Interaction, pending: PendingSignin | undefined, reason: string, userId?: string): Promise<void> {
+    await kit.audit(ctx, {
+      actor: 'anonymous',
+      action: 'login.failure',
+      target: userId ? `user:${userId}` : null,
+      outcome: 'failure',
+      details: { factor: 'passkey', reason, client_id: String(interaction.params.client_id) },
+    });
+    if (pending) return render(ctx, interaction, pending, 400, PASSKEY_FAILED);
+    return kit.renderLogin(ctx, interaction, 400, { error: PASSKEY_FAILED });
+  }
+
+  /**
+   * A passkey assertion: as the second step or step-up of `pending` (one of that user's
+   * passkeys), or alone from the password page (a discoverable credential names its user).
+   * The sign counter moves forward once (conditional UPDATE).
+   */
+  async function passkey(ctx: Ctx, interaction: Interaction, pending: PendingSignin | undefined, form: URLSearchParams): Promise<void> {
+    const response = parseJson<AuthenticationResponseJSON>(form.get('response'));
+    const stored = response ? await findPasskey(deps.db, response.id) : undefined;
+    if (!response || !stored) return passkeyFailed(ctx, interaction, pending, 'unknown_passkey');
+    if (pending && stored.userId !== pending.accountId) return passkeyFailed(ctx, interaction, pending, 'other_user', pending.accountId);
+    const user = pending ? undefined : await findUserById(deps.db, stored.userId);
+    if (!pending && (!user || user.disabled)) return passkeyFailed(ctx, interaction, pending, 'disabled', stored.userId);
+    const verified = await deps.passkeys.verifyAuthentication(interaction.uid, response, stored).catch((error: unknown) => {
+      ctx.state.log.debug({ reason: (error as Error).message }, 'passkey assertion refused');
+      return undefined;
+    });
+    if (!verified) return passkeyFailed(ctx, interaction, pending, 'invalid_assertion', stored.userId);
+    if (!(await recordPasskeyUse(deps.db, stored.credentialId, stored.counter, verified.newCounter, verified.backedUp))) {
+      return passkeyFailed(ctx, interaction, pending, 'counter', stored.userId);
+    }
+    const who: PendingSignin = pending ?? { accountId: user!.id, username: user!.username, amr: [], required: requiredOf(interaction) ?? ACR_PWD };
+    return complete(ctx, interaction, who, withPasskey(who.amr, verified.backedUp));
+  }
+
+  /**
+   * Creates a passkey for `pending` (allowed where the page offered it: a phishing-resistant
+   * requirement, and the authenticator app's code first when the user has one). Stored with its
+   * audit record and a CAEP credential-change event (`fido2-platform` / `fido2-roaming`,
+   * `create`) in one transaction; the sign-in goes on with it.
+   */
+  async function enrollPasskey(ctx: Ctx, interaction: Interaction, pending: PendingSignin, form: URLSearchParams): Promise<void> {
+    const allowed = acrSatisfies(pending.required, ACR_PHR) && (pending.amr.includes('otp') || !(await findTotp(deps.db, pending.accountId)));
+    if (!allowed) return render(ctx, interaction, pending);
+    const response = parseJson<RegistrationResponseJSON>(form.get('response'));
+    const registered = response
+      ? await deps.passkeys.verifyRegistration(interaction.uid, response).catch((error: unknown) => {
+          ctx.state.log.debug({ reason: (error as Error).message }, 'passkey registration refused');
+          return undefined;
+        })
+      : undefined;
+    if (!registered) return passkeyFailed(ctx, interaction, pending, 'invalid_registration', pending.accountId);
+    const name = (form.get('name') ?? '').trim().slice(0, 64) || 'Passkey';
+    const credentialType = registered.attachment === 'cross-platform' ? 'fido2-roaming' : 'fido2-platform';
+    const stored = await deps.db.transaction().execute(async (trx) => {
+      if (!(await insertPasskey(trx, { ...registered, userId: pending.accountId, name }))) return false;
+      await writeAudit(trx, {
+        actor: `user:${pending.accountId}`,
+        action: 'user.passkey.enroll',
+        target: `user:${pending.accountId}`,
+        outcome: 'success',
+        clientAddress: kit.address(ctx),
+        requestId: ctx.state.requestId,
+        details: { name, credential_type: credentialType, backed_up: registered.backedUp, client_id: String(interaction.params.client_id) },
+      });
+      await recordEvent(trx, { type: 'credential-changed', userId: pending.accountId, credentialType, changeType: 'create', initiatingEntity: 'user', actor: `user:${pending.accountId}` });
+      return true;
+    });
+    if (!stored) return passkeyFailed(ctx, interaction, pending, 'already_registered', pending.accountId);
+    return complete(ctx, interaction, pending, withPasskey(pending.amr, registered.backedUp));
+  }
+
+  /** The POSTs of the second step: `otp`, `recovery`, `enroll-otp`, `continue`, `passkey`, `enroll-passkey`. */
   async function handle(ctx: Ctx, uid: string, action: string, form: URLSearchParams): Promise<void> {
     const interaction = await kit.load(ctx, uid);
     const pending = await pendingFor(interaction);
+    if (action === 'passkey' && interaction.prompt.name === 'login') return passkey(ctx, interaction, pending, form);
     if (!pending) throw new AppError('invalid_request', EXPIRED);
+    if (action === 'enroll-passkey') return enrollPasskey(ctx, interaction, pending, form);
     if (action === 'continue') {
       if (!pending.enrolled) return render(ctx, interaction, pending);
       return complete(ctx, interaction, pending, pending.amr);
