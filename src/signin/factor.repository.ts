@@ -73,3 +73,23 @@ export async function useRecoveryCode(db: DbExecutor, userId: string, lookup: st
     .executeTakeFirst();
   return row !== undefined;
 }
+
+/** When the user's authenticator app was set up and last used, and how many recovery codes are unused. */
+export async function describeTotp(db: DbExecutor, userId: string): Promise<{ createdAt: Date; lastUsedAt: Date | null; recoveryCodesLeft: number } | undefined> {
+  const row = await db.selectFrom('signin_totp').select(['created_at', 'last_used_at']).where('user_id', '=', userId).executeTakeFirst();
+  if (!row) return undefined;
+  const left = await db
+    .selectFrom('signin_recovery_code')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where('user_id', '=', userId)
+    .where('used_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return { createdAt: row.created_at, lastUsedAt: row.last_used_at, recoveryCodesLeft: Number(left.count) };
+}
+
+/** Removes the user's authenticator app and its recovery codes; false when there was none. */
+export async function deleteTotp(db: DbExecutor, userId: string): Promise<boolean> {
+  await db.deleteFrom('signin_recovery_code').where('user_id', '=', userId).execute();
+  const row = await db.deleteFrom('signin_totp').where('user_id', '=', userId).returning('user_id').executeTakeFirst();
+  return row !== undefined;
+}

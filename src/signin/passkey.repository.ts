@@ -75,3 +75,40 @@ export async function recordPasskeyUse(db: DbExecutor, credentialId: string, pre
     .executeTakeFirst();
   return row !== undefined;
 }
+
+/** A passkey as administrators see it (no key material). */
+export interface PasskeyListing {
+  id: string;
+  name: string;
+  deviceType: string;
+  backedUp: boolean;
+  attachment: string | null;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+}
+
+export async function listPasskeySummaries(db: DbExecutor, userId: string): Promise<PasskeyListing[]> {
+  const rows = await db
+    .selectFrom('signin_passkey')
+    .select(['id', 'name', 'device_type', 'backed_up', 'attachment', 'created_at', 'last_used_at'])
+    .where('user_id', '=', userId)
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => ({
+    id: String(row.id),
+    name: row.name,
+    deviceType: row.device_type,
+    backedUp: row.backed_up,
+    attachment: row.attachment,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+  }));
+}
+
+/** Removes the user's passkeys (one by id, or all); returns what was removed. */
+export async function deletePasskeys(db: DbExecutor, userId: string, id?: string): Promise<Array<{ id: string; attachment: string | null }>> {
+  let query = db.deleteFrom('signin_passkey').where('user_id', '=', userId);
+  if (id !== undefined) query = query.where('id', '=', id);
+  const rows = await query.returning(['id', 'attachment']).execute();
+  return rows.map((row) => ({ id: String(row.id), attachment: row.attachment }));
+}

@@ -8,6 +8,7 @@ import { ACR_MFA, ACR_PWD } from '../../../src/verify/acr.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
 import { newJar, REDIRECT_URI, redeemCode, VERIFIER, type Jar } from '../../helpers/code-flow.js';
 import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
+import { adminClient } from '../../helpers/admin.js';
 import { authorize, submit, type Step } from '../../helpers/signin-flow.js';
 
 /**
@@ -208,5 +209,34 @@ describe('one-time codes', () => {
     expect(next.status).toBe(200);
     expect(next.page).toContain('Enter your code');
     expect(next.page).not.toContain('Create a passkey');
+  });
+
+  it('an administrator lists and resets a user\'s authenticators: audited, a credential-change delete event, and the next sign-in sets up again', async () => {
+    const admin = await adminClient(app);
+    const id = users.get('tess')!;
+    const listed = await admin.call('GET', `/admin/users/${id}/authenticators`);
+    expect(listed.status).toBe(200);
+    expect(listed.body.authenticators).toEqual([
+      expect.objectContaining({ id: 'totp', type: 'totp', recovery_codes_left: 9 }),
+    ]);
+    expect(JSON.stringify(listed.body)).not.toContain(tess.secret);
+    expect((await admin.call('GET', '/admin/users/00000000-0000-4000-8000-000000000000/authenticators')).status).toBe(404);
+    expect((await admin.call('DELETE', `/admin/users/${id}/authenticators/nope`)).status).toBe(400);
+
+    const reset = await admin.call('DELETE', `/admin/users/${id}/authenticators`);
+    expect(reset.status).toBe(200);
+    expect(reset.body).toEqual({ removed: ['totp'] });
+    const db = app.custos.db;
+    expect(await db.selectFrom('signin_totp').selectAll().where('user_id', '=', id).execute()).toHaveLength(0);
+    expect(await db.selectFrom('signin_recovery_code').selectAll().where('user_id', '=', id).execute()).toHaveLength(0);
+    const deletes = (await db.selectFrom('event_outbox').select('payload').execute())
+      .map((row) => JSON.stringify(row.payload))
+      .filter((event) => event.includes(id) && event.includes('"delete"') && event.includes('"app"'));
+    expect(deletes).toHaveLength(1);
+    expect(await db.selectFrom('audit_log').select('actor').where('target', '=', `user:${id}`).where('action', '=', 'user.authenticators.reset').execute()).toHaveLength(1);
+
+    const jar = newJar();
+    const again = await passwordStep(jar, 'tess');
+    expect(again.page).toContain('Set up two-step sign-in');
   });
 });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSKEY_FAILED } from '../../../src/signin/second-factor.js';
 import { ACR_PHR, ACR_PWD } from '../../../src/verify/acr.js';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
+import { adminClient } from '../../helpers/admin.js';
 import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
 
 /**
@@ -90,8 +91,23 @@ describe.skipIf(BROWSER_UNAVAILABLE)('passkeys in Chromium with a virtual authen
     await Promise.all([page.waitForURL(`${login.bff.url}/`), page.click('button:has-text("Use a passkey")')]);
     expect(await acrLine(page)).toContain(ACR_PHR);
 
-    // Removed (there is no admin API for it yet: the row is deleted), the same passkey signs in no more.
-    await db.deleteFrom('signin_passkey').where('user_id', '=', userId).execute();
+    // An administrator lists and removes it (admin API): audited, a credential-change delete event; it signs in no more.
+    const admin = await adminClient(login.app);
+    const listed = await admin.call('GET', `/admin/users/${userId}/authenticators`);
+    expect(listed.status).toBe(200);
+    expect(listed.body.authenticators).toHaveLength(1);
+    const [passkey] = listed.body.authenticators;
+    expect(passkey).toMatchObject({ type: 'passkey', name: 'Work laptop', backed_up: false, attachment: 'platform' });
+    expect(JSON.stringify(listed.body)).not.toMatch(/public_key|credential_id/);
+    const removed = await admin.call('DELETE', `/admin/users/${userId}/authenticators/${passkey.id}`);
+    expect(removed.status).toBe(200);
+    expect(removed.body).toEqual({ removed: [passkey.id] });
+    expect((await admin.call('DELETE', `/admin/users/${userId}/authenticators/${passkey.id}`)).status).toBe(404);
+    const deletes = (await db.selectFrom('event_outbox').select('payload').execute()).map((row) => JSON.stringify(row.payload)).filter((event) => event.includes(userId) && event.includes('"delete"'));
+    expect(deletes).toHaveLength(1);
+    expect(deletes[0]).toContain('fido2-platform');
+    const audit = await db.selectFrom('audit_log').select('action').where('target', '=', `user:${userId}`).where('action', '=', 'user.authenticator.remove').execute();
+    expect(audit).toHaveLength(1);
     await browser.context.clearCookies();
     await page.goto(`${login.bff.url}/login`);
     await passkeyButton.waitFor({ state: 'visible' });
