@@ -26,7 +26,7 @@ const CODE_INPUT = new SafeHtml(
  * The second step of a sign-in (or a step-up): a code from the authenticator app, or one of the
  * recovery codes instead.
  */
-export function otpPage(view: FactorFormView & { action: string; recoveryAction: string; stepUp: boolean }): string {
+export function otpPage(view: FactorFormView & { action: string; recoveryAction: string; stepUp: boolean; passkey?: SafeHtml }): string {
   return page(
     'Enter your code',
     html`<h1>Enter your code</h1>
@@ -47,6 +47,7 @@ ${errorLine(view.error)}
 <p id="recovery-hint" class="hint">One of the codes you saved when you set up the app. Each works once.</p>
 <button type="submit" class="secondary">Use recovery code</button>
 </form>
+${view.passkey}
 ${cancelForm(view)}`,
   );
 }

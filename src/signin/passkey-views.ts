@@ -59,11 +59,11 @@ function cancel(view: PasskeyPageView) {
 }
 
 /** A step that needs a passkey: sign in with one of the user's passkeys. */
-export function passkeyPage(view: PasskeyPageView): string {
+export function passkeyPage(view: PasskeyPageView & { phishingResistant: boolean }): string {
   return page(
     'Use your passkey',
     html`<h1>Use your passkey</h1>
-<p class="client">${view.clientName} asks for a phishing-resistant sign-in.</p>
+<p class="client">${view.clientName} ${view.phishingResistant ? 'asks for a phishing-resistant sign-in.' : 'asks for a second step.'}</p>
 ${errorLine(view.error)}
 <noscript><p class="error">This step needs JavaScript and a browser with passkeys.</p></noscript>
 ${passkeyForm({ ...view, label: 'Use a passkey', ceremony: 'authenticate', primary: true })}

@@ -16,7 +16,7 @@ import { findRecoveryCode, findTotp, insertTotp, replaceRecoveryCodes, useRecove
 import { enrollOtpPage, otpPage, recoveryCodesPage } from './factor-views.js';
 import { EXPIRED, type Ctx, type Interaction, type InteractionKit } from './interaction-kit.js';
 import { findPasskey, insertPasskey, listPasskeys, recordPasskeyUse } from './passkey.repository.js';
-import { enrollPasskeyPage, passkeyPage } from './passkey-views.js';
+import { enrollPasskeyPage, passkeyForm, passkeyPage } from './passkey-views.js';
 import { passkeyAmr, type PasskeyCeremonies } from './passkeys.js';
 import { newRecoveryCodes, newTotpSecret, parseRecoveryCode, qrCodeSvg, totpStep, totpUri } from './one-time-codes.js';
 
@@ -124,23 +124,27 @@ export function createSecondFactor(deps: SecondFactorDeps, kit: InteractionKit) 
     const clientId = String(interaction.params.client_id);
     const common = { csrfToken: kit.csrfToken(uid), clientName: await kit.clientName(ctx, interaction), abortAction: `${base}/abort`, ...(error ? { error } : {}) };
     if (pending.enrolled) return kit.send(ctx, status, recoveryCodesPage({ action: `${base}/continue`, csrfToken: common.csrfToken, codes: [] }), clientId);
-    const totp = await findTotp(deps.db, pending.accountId);
-    if (acrSatisfies(pending.required, ACR_PHR)) {
-      const nonce = randomBytes(16).toString('base64url');
-      const keys = await listPasskeys(deps.db, pending.accountId);
-      if (keys.length > 0) {
-        const options = await deps.passkeys.authenticationOptions(uid, keys);
-        return kit.send(ctx, status, passkeyPage({ ...common, action: `${base}/passkey`, options, nonce }), clientId, nonce);
-      }
-      // A first passkey is created after the strongest factor the user already has: with an
-      // authenticator app, the code first (that sign-in ends as mfa, and the step-up comes back here).
-      if (!totp || pending.amr.includes('otp')) {
-        const options = await deps.passkeys.registrationOptions(uid, { id: pending.accountId, username: pending.username }, keys);
-        return kit.send(ctx, status, enrollPasskeyPage({ ...common, action: `${base}/enroll-passkey`, options, nonce }), clientId, nonce);
-      }
+    const [totp, keys] = await Promise.all([findTotp(deps.db, pending.accountId), listPasskeys(deps.db, pending.accountId)]);
+    const phishingResistant = acrSatisfies(pending.required, ACR_PHR);
+    const nonce = randomBytes(16).toString('base64url');
+    // A passkey meets any requirement: it is the step whenever the user has one (and no app for an mfa request).
+    if (keys.length > 0 && (phishingResistant || !totp)) {
+      const options = await deps.passkeys.authenticationOptions(uid, keys);
+      return kit.send(ctx, status, passkeyPage({ ...common, action: `${base}/passkey`, options, nonce, phishingResistant }), clientId, nonce);
+    }
+    // A first passkey is created after the strongest factor the user already has: with an
+    // authenticator app, the code first (that sign-in ends as mfa, and the step-up comes back here).
+    if (phishingResistant && (!totp || pending.amr.includes('otp'))) {
+      const options = await deps.passkeys.registrationOptions(uid, { id: pending.accountId, username: pending.username }, keys);
+      return kit.send(ctx, status, enrollPasskeyPage({ ...common, action: `${base}/enroll-passkey`, options, nonce }), clientId, nonce);
     }
     if (totp) {
-      return kit.send(ctx, status, otpPage({ ...common, action: `${base}/otp`, recoveryAction: `${base}/recovery`, stepUp: Boolean(pending.stepUp) }), clientId);
+      const passkey =
+        keys.length > 0
+          ? passkeyForm({ action: `${base}/passkey`, csrfToken: common.csrfToken, options: await deps.passkeys.authenticationOptions(uid, keys), nonce, label: 'Use a passkey instead', ceremony: 'authenticate' })
+          : undefined;
+      const page = otpPage({ ...common, action: `${base}/otp`, recoveryAction: `${base}/recovery`, stepUp: Boolean(pending.stepUp), ...(passkey ? { passkey } : {}) });
+      return kit.send(ctx, status, page, clientId, passkey ? nonce : undefined);
     }
     if (!pending.enrollSecret) {
       pending = { ...pending, enrollSecret: newTotpSecret() };

@@ -46,7 +46,7 @@ async function shot(page: Page, name: string): Promise<void> {
 const acrLine = (page: Page) => page.textContent('#acr');
 
 describe.skipIf(BROWSER_UNAVAILABLE)('passkeys in Chromium with a virtual authenticator', () => {
-  it('creates a passkey on a step-up to phishing-resistant sign-in, signs in with it alone and as step-up; removed, it no longer works', async () => {
+  it('creates a passkey on a step-up to phishing-resistant sign-in, signs in with it alone, as step-up and as second factor; removed by an administrator, it no longer works', async () => {
     const { page } = browser;
 
     // A password session asks for phr: the user has no passkey, so it is created (no password asked again).
@@ -90,6 +90,17 @@ describe.skipIf(BROWSER_UNAVAILABLE)('passkeys in Chromium with a virtual authen
     await shot(page, 'passkey-step-up');
     await Promise.all([page.waitForURL(`${login.bff.url}/`), page.click('button:has-text("Use a passkey")')]);
     expect(await acrLine(page)).toContain(ACR_PHR);
+
+    // As the second factor of an mfa request (the user has no authenticator app): the passkey, not an app setup.
+    await browser.context.clearCookies();
+    await login.signIn(page, 'pia', PASSWORD);
+    await Promise.all([page.waitForURL(/\/interaction\//), page.click('#step-up')]);
+    await expect(page.locator('h1').textContent()).resolves.toBe('Use your passkey');
+    expect(await page.textContent('p.client')).toContain('asks for a second step');
+    await page.locator('button:has-text("Use a passkey")').waitFor({ state: 'visible' });
+    await Promise.all([page.waitForURL(`${login.bff.url}/`), page.click('button:has-text("Use a passkey")')]);
+    expect(await acrLine(page)).toContain(ACR_PHR);
+    expect(await acrLine(page)).toContain('"pwd","hwk","user","mfa"');
 
     // An administrator lists and removes it (admin API): audited, a credential-change delete event; it signs in no more.
     const admin = await adminClient(login.app);
