@@ -289,13 +289,17 @@ export function createSecondFactor(deps: SecondFactorDeps, kit: InteractionKit) 
   }
 
   async function passkeyFailed(ctx: Ctx, interaction: Interaction, pending: PendingSignin | undefined, reason: string, userId?: string): Promise<void> {
-    await kit.audit(ctx, {
-      actor: 'anonymous',
-      action: 'login.failure',
-      target: userId ? `user:${userId}` : null,
-      outcome: 'failure',
-      details: { factor: 'passkey', reason, client_id: String(interaction.params.client_id) },
-    });
+    // The audit log records attempts on a known account; garbage or an unknown passkey from an
+    // anonymous browser leaves nothing durable (only the page's message).
+    if (userId) {
+      await kit.audit(ctx, {
+        actor: 'anonymous',
+        action: 'login.failure',
+        target: `user:${userId}`,
+        outcome: 'failure',
+        details: { factor: 'passkey', reason, client_id: String(interaction.params.client_id) },
+      });
+    }
     if (pending) return render(ctx, interaction, pending, 400, PASSKEY_FAILED);
     return kit.renderLogin(ctx, interaction, 400, { error: PASSKEY_FAILED });
   }
@@ -308,7 +312,7 @@ export function createSecondFactor(deps: SecondFactorDeps, kit: InteractionKit) 
   async function passkey(ctx: Ctx, interaction: Interaction, pending: PendingSignin | undefined, form: URLSearchParams): Promise<void> {
     const response = parseJson<AuthenticationResponseJSON>(form.get('response'));
     const stored = response ? await findPasskey(deps.db, response.id) : undefined;
-    if (!response || !stored) return passkeyFailed(ctx, interaction, pending, 'unknown_passkey');
+    if (!response || !stored) return passkeyFailed(ctx, interaction, pending, 'unknown_passkey', pending?.accountId);
     if (pending && stored.userId !== pending.accountId) return passkeyFailed(ctx, interaction, pending, 'other_user', pending.accountId);
     const user = pending ? undefined : await findUserById(deps.db, stored.userId);
     if (!pending && (!user || user.disabled)) return passkeyFailed(ctx, interaction, pending, 'disabled', stored.userId);

@@ -3,7 +3,7 @@ import { Secret, TOTP } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
 import { createUserService } from '../../../src/iam/user.service.js';
-import { CODE_FAILED } from '../../../src/signin/second-factor.js';
+import { CODE_FAILED, PASSKEY_FAILED } from '../../../src/signin/second-factor.js';
 import { ACR_MFA, ACR_PWD } from '../../../src/verify/acr.js';
 import { DEMO, startTestApp, type TestApp } from '../../helpers/app.js';
 import { newJar, REDIRECT_URI, redeemCode, VERIFIER, type Jar } from '../../helpers/code-flow.js';
@@ -238,5 +238,18 @@ describe('one-time codes', () => {
     const jar = newJar();
     const again = await passwordStep(jar, 'tess');
     expect(again.page).toContain('Set up two-step sign-in');
+  });
+
+  it('a forged or unknown passkey from an anonymous browser gets the one message and leaves no audit row', async () => {
+    const count = async () => Number((await app.custos.db.selectFrom('audit_log').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+    const before = await count();
+    const jar = newJar();
+    const login = await authorize(app, jar);
+    for (const response of ['garbage', JSON.stringify({ id: 'bm90LWEtY3JlZGVudGlhbA', rawId: 'x', type: 'public-key', response: {} }), '{"id":1}']) {
+      const refused = await submit(app, jar, login, 'passkey', { response });
+      expect(refused.status).toBe(400);
+      expect(refused.page).toContain(PASSKEY_FAILED);
+    }
+    expect(await count()).toBe(before);
   });
 });
