@@ -202,6 +202,19 @@ export function registerUsersCommands(program: Command, deps: { readPassword?: (
       console.log(removed.length ? `removed ${removed.join(', ')} of ${options.username}` : `${options.username} had no authenticators`);
     });
 
+  users
+    .command('require-enrollment')
+    .description('have a user set up an authenticator app (otp) or a passkey at the next sign-in')
+    .requiredOption('--username <name>', 'username')
+    .requiredOption('--factor <factor>', 'otp or passkey', (value: string) => {
+      if (value !== 'otp' && value !== 'passkey') throw new InvalidArgumentError('otp or passkey');
+      return value;
+    })
+    .action(async (options: { username: string; factor: 'otp' | 'passkey' }) => {
+      await withAuthenticators(options.username, (service, id) => service.requireAtNextSignIn(CLI, id, options.factor));
+      console.log(`${options.username} sets up ${options.factor === 'otp' ? 'an authenticator app' : 'a passkey'} at the next sign-in`);
+    });
+
   const roles = program.command('roles').description('manage roles');
   addListOptions(roles.command('list').description('list roles (all, or the first --limit), ordered by name')).action(async (options: ListOptions) => {
     const items = await withUsers((service) => collectPages((page) => service.listRoles(page), options.limit));

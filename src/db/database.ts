@@ -173,6 +173,13 @@ export interface SigninPasskeyTable {
   last_used_at: ColumnType<Date | null, never, Date | null>;
 }
 
+/** A second factor an administrator requires at the user's next sign-in (migration 20261205110200). */
+export interface SigninEnrollmentRequiredTable {
+  user_id: string;
+  factor: 'otp' | 'passkey';
+  requested_at: ColumnType<Date, never, never>;
+}
+
 /** An SSF 1.0 stream of a receiver (migration 20261204180000; src/ssf/). */
 export interface SsfStreamTable {
   stream_id: string;
@@ -228,6 +235,7 @@ export interface Database {
   signin_totp: SigninTotpTable;
   signin_recovery_code: SigninRecoveryCodeTable;
   signin_passkey: SigninPasskeyTable;
+  signin_enrollment_required: SigninEnrollmentRequiredTable;
 }
 
 /** What repositories take first: the database, or the caller's transaction. */

@@ -5,7 +5,7 @@ import { DEFAULT_WRITERS, type Actor, type MutationWriters } from '../iam/admin-
 import { IamError } from '../iam/iam-errors.js';
 import { findUserById } from '../iam/user.repository.js';
 import { AppError } from '../http/app-error.js';
-import { deleteTotp, describeTotp } from './factor.repository.js';
+import { deleteTotp, describeTotp, requireEnrollment } from './factor.repository.js';
 import { deletePasskeys, listPasskeySummaries } from './passkey.repository.js';
 
 /** One authenticator of a user, as the admin API lists it. */
@@ -104,7 +104,25 @@ export function createAuthenticatorService(deps: { db: Kysely<Database>; writers
     });
   }
 
-  return { list, remove };
+  /** The user sets up `factor` at the next sign-in (whatever the client asks); audited, no event (no credential changed yet). */
+  async function requireAtNextSignIn(by: Actor, userId: string, factor: 'otp' | 'passkey'): Promise<{ factor: 'otp' | 'passkey' }> {
+    return deps.db.transaction().execute(async (trx) => {
+      if (!(await findUserById(trx, userId))) throw new IamError('user_not_found', 'no such user');
+      await requireEnrollment(trx, userId, factor);
+      await writers.writeAudit(trx, {
+        actor: by.actor,
+        action: 'user.authenticator.require_enrollment',
+        target: `user:${userId}`,
+        outcome: 'success',
+        clientAddress: by.clientAddress,
+        requestId: by.requestId,
+        details: { factor },
+      });
+      return { factor };
+    });
+  }
+
+  return { list, remove, requireAtNextSignIn };
 }
 
 export type AuthenticatorService = ReturnType<typeof createAuthenticatorService>;

@@ -55,6 +55,18 @@ export function authenticatorRoutes(service: AuthenticatorService): AdminRoute[]
       handle: ({ params, request }) => service.remove(adminActor(request), params.id, params.authenticator),
     }),
     defineRoute({
+      method: 'put',
+      path: '/admin/users/{id}/authenticators/enrollment',
+      operationId: 'requireUserEnrollment',
+      summary: 'Require the user to set up an authenticator app (otp) or a passkey at the next sign-in, whatever the client asks; audited',
+      params: userPath,
+      body: z.strictObject({ factor: z.enum(['otp', 'passkey']) }).meta({ id: 'RequireEnrollment' }),
+      status: 200,
+      response: z.object({ factor: z.enum(['otp', 'passkey']) }).meta({ id: 'EnrollmentRequired' }),
+      errors: { 400: ['invalid_request', 'invalid_json'], 404: ['user_not_found'], 413: ['body_too_large'], 415: ['unsupported_media_type'] },
+      handle: ({ params, body, request }) => service.requireAtNextSignIn(adminActor(request), params.id, body.factor),
+    }),
+    defineRoute({
       method: 'delete',
       path: '/admin/users/{id}/authenticators',
       operationId: 'resetUserAuthenticators',

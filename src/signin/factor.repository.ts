@@ -93,3 +93,23 @@ export async function deleteTotp(db: DbExecutor, userId: string): Promise<boolea
   const row = await db.deleteFrom('signin_totp').where('user_id', '=', userId).returning('user_id').executeTakeFirst();
   return row !== undefined;
 }
+
+/** The factor an administrator requires at the user's next sign-in, if any. */
+export async function findRequiredEnrollment(db: DbExecutor, userId: string): Promise<'otp' | 'passkey' | undefined> {
+  const row = await db.selectFrom('signin_enrollment_required').select('factor').where('user_id', '=', userId).executeTakeFirst();
+  return row?.factor;
+}
+
+export async function requireEnrollment(db: DbExecutor, userId: string, factor: 'otp' | 'passkey'): Promise<void> {
+  await db
+    .insertInto('signin_enrollment_required')
+    .values({ user_id: userId, factor })
+    .onConflict((oc) => oc.column('user_id').doUpdateSet({ factor }))
+    .execute();
+}
+
+/** Drops the requirement once met (`factors`: what the finished sign-in meets). */
+export async function clearRequiredEnrollment(db: DbExecutor, userId: string, factors: ReadonlyArray<'otp' | 'passkey'>): Promise<void> {
+  if (factors.length === 0) return;
+  await db.deleteFrom('signin_enrollment_required').where('user_id', '=', userId).where('factor', 'in', [...factors]).execute();
+}

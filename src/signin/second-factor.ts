@@ -10,9 +10,18 @@ import type { LoginAttempt, LoginThrottle } from '../iam/login-throttle.reposito
 import type { PasswordHasher } from '../iam/password-hasher.js';
 import { findUserById } from '../iam/user.repository.js';
 import { usernameKey } from '../iam/username.js';
-import { ACR_PHR, ACR_PWD, acrSatisfies, isAcr, type Acr } from '../verify/acr.js';
+import { ACR_MFA, ACR_PHR, ACR_PWD, acrSatisfies, isAcr, strongerAcr, type Acr } from '../verify/acr.js';
 import { ACR_INSUFFICIENT, acrOf, addFactor } from './authentication-context.js';
-import { findRecoveryCode, findTotp, insertTotp, replaceRecoveryCodes, useRecoveryCode, useTotpStep } from './factor.repository.js';
+import {
+  clearRequiredEnrollment,
+  findRecoveryCode,
+  findRequiredEnrollment,
+  findTotp,
+  insertTotp,
+  replaceRecoveryCodes,
+  useRecoveryCode,
+  useTotpStep,
+} from './factor.repository.js';
 import { enrollOtpPage, otpPage, recoveryCodesPage } from './factor-views.js';
 import { EXPIRED, type Ctx, type Interaction, type InteractionKit } from './interaction-kit.js';
 import { findPasskey, insertPasskey, listPasskeys, recordPasskeyUse } from './passkey.repository.js';
@@ -114,6 +123,9 @@ export function createSecondFactor(deps: SecondFactorDeps, kit: InteractionKit) 
   async function complete(ctx: Ctx, interaction: Interaction, pending: PendingSignin, amr: string[]): Promise<void> {
     const clientId = String(interaction.params.client_id);
     await kit.audit(ctx, { actor: `user:${pending.accountId}`, action: 'login.success', target: `user:${pending.accountId}`, outcome: 'success', details: { client_id: clientId, amr } });
+    // An administrator's "set up at the next sign-in" is met by a sign-in this strong.
+    const acr = acrOf(amr);
+    await clearRequiredEnrollment(deps.db, pending.accountId, acrSatisfies(acr, ACR_PHR) ? ['otp', 'passkey'] : acrSatisfies(acr, ACR_MFA) ? ['otp'] : []);
     return kit.finish(ctx, interaction, { login: { accountId: pending.accountId, amr, acr: acrOf(amr) } }, false);
   }
 
@@ -161,7 +173,9 @@ export function createSecondFactor(deps: SecondFactorDeps, kit: InteractionKit) 
    * step; returns false when the password is enough.
    */
   async function afterPassword(ctx: Ctx, interaction: Interaction, user: { id: string; username: string }, attempt: LoginAttempt): Promise<boolean> {
-    const required = requiredOf(interaction);
+    // What the request needs, raised by an administrator's "set up at the next sign-in".
+    const flagged = await findRequiredEnrollment(deps.db, user.id);
+    const required = strongerAcr(requiredOf(interaction), flagged === 'passkey' ? ACR_PHR : flagged === 'otp' ? ACR_MFA : undefined);
     if (!required || acrSatisfies(acrOf(['pwd']), required)) return false;
     await deps.throttle.release(attempt);
     await kit.audit(ctx, { actor: `user:${user.id}`, action: 'login.factor', target: `user:${user.id}`, outcome: 'success', details: { factor: 'pwd', client_id: String(interaction.params.client_id) } });

@@ -269,6 +269,7 @@ describe('openapi document', () => {
         'GET /admin/users/{id}/authenticators',
         'DELETE /admin/users/{id}/authenticators',
         'DELETE /admin/users/{id}/authenticators/{authenticator}',
+        'PUT /admin/users/{id}/authenticators/enrollment',
       ].sort(),
     );
     expect(body.components.schemas.CreateUser).toMatchObject({ type: 'object', additionalProperties: false, required: ['username'] });

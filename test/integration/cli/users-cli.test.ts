@@ -142,13 +142,21 @@ describe('custos users / roles against DATABASE_URL', () => {
     expectOneLineError(await inProcess(['users', 'remove-authenticator', '--username', 'zoe', '--id', 'passkey-999'], { env }), /^custos: no such authenticator$/);
     expect((await inProcess(['users', 'reset-authenticators', '--username', 'zoe'], { env })).stdout).toContain('removed totp of zoe');
     expect((await inProcess(['users', 'authenticators', '--username', 'zoe'], { env })).stdout).toContain('zoe has no authenticators');
+    expect((await inProcess(['users', 'require-enrollment', '--username', 'zoe', '--factor', 'passkey'], { env })).stdout).toContain('zoe sets up a passkey at the next sign-in');
+    expect(await db.selectFrom('signin_enrollment_required').select('factor').where('user_id', '=', user.id).execute()).toEqual([{ factor: 'passkey' }]);
+    expectOneLineError(await inProcess(['users', 'require-enrollment', '--username', 'zoe', '--factor', 'sms'], { env }), /otp or passkey/);
     const events = await db.selectFrom('event_outbox').select('payload').where('type', '=', 'credential-changed').orderBy('id').execute();
     const deletes = events.map((row) => JSON.stringify(row.payload)).filter((payload) => payload.includes('"delete"'));
     expect(deletes).toHaveLength(2);
     expect(deletes[0]).toContain('fido2-roaming');
     expect(deletes[1]).toContain('"app"');
-    const audit = await db.selectFrom('audit_log').select('action').where('action', 'in', ['user.authenticator.remove', 'user.authenticators.reset']).orderBy('id').execute();
-    expect(audit.map((row) => row.action)).toEqual(['user.authenticator.remove', 'user.authenticators.reset']);
+    const audit = await db
+      .selectFrom('audit_log')
+      .select('action')
+      .where('action', 'in', ['user.authenticator.remove', 'user.authenticators.reset', 'user.authenticator.require_enrollment'])
+      .orderBy('id')
+      .execute();
+    expect(audit.map((row) => row.action)).toEqual(['user.authenticator.remove', 'user.authenticators.reset', 'user.authenticator.require_enrollment']);
   }, 120_000);
 
   it('fails with one clear line and a non-zero exit, never a stack trace', async () => {

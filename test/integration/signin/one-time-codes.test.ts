@@ -36,7 +36,7 @@ beforeAll(async () => {
     env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '4', LOGIN_MAX_FAILURES_PER_ADDRESS: '1000', LOGIN_DELAY_MS: '0', LOGIN_LOCK_SECONDS: '600' },
   });
   const service = createUserService({ db: app.custos.db, hasher: createPasswordHasher() });
-  for (const username of ['tess', 'pat', 'lou', 'sam']) {
+  for (const username of ['tess', 'pat', 'lou', 'sam', 'nora']) {
     users.set(username, (await service.create({ username, password: PASSWORD }, { actor: 'cli', initiatingEntity: 'admin' })).id);
   }
 });
@@ -251,5 +251,27 @@ describe('one-time codes', () => {
       expect(refused.page).toContain(PASSKEY_FAILED);
     }
     expect(await count()).toBe(before);
+  });
+
+  it('an administrator requires an authenticator app at the next sign-in: a client asking only a password gets the setup, once', async () => {
+    const admin = await adminClient(app);
+    const id = users.get('nora')!;
+    const required = await admin.call('PUT', `/admin/users/${id}/authenticators/enrollment`, { body: { factor: 'otp' } });
+    expect(required.status).toBe(200);
+    expect((await admin.call('PUT', `/admin/users/${id}/authenticators/enrollment`, { body: { factor: 'sms' } })).status).toBe(400);
+
+    const jar = newJar();
+    const page = await passwordStep(jar, 'nora', {}, DEMO.webBff[0]);
+    expect(page.page).toContain('Set up two-step sign-in');
+    const secret = /class="secret">([A-Z2-7 ]+)</.exec(page.page!)![1]!.replaceAll(' ', '');
+    const shown = await submit(app, jar, page, 'enroll-otp', { code: codeAt(secret, -30) });
+    const done = await submit(app, jar, shown, 'continue', {});
+    expect(done.code).toBeTruthy();
+    expect(decodeJwt((await redeemCode(app, done.code!)).body.id_token)).toMatchObject({ acr: ACR_MFA });
+    expect(await app.custos.db.selectFrom('signin_enrollment_required').selectAll().where('user_id', '=', id).execute()).toHaveLength(0);
+
+    const next = newJar();
+    const plain = await passwordStep(next, 'nora', {}, DEMO.webBff[0]);
+    expect(plain.code).toBeTruthy();
   });
 });
