@@ -35,7 +35,7 @@ import { longestTokenLifetime, startExpiredPurge } from './oidc/expired-purge.js
 import { structuredTokenEndpoints } from './oidc/internals.js';
 import { grantRevocationHooks } from './oidc/grant-revocation.js';
 import { createKyselyAdapter } from './oidc/kysely-adapter.js';
-import { createLoginRoutes } from './oidc/login-module.js';
+import { createLoginRoutes } from './signin/signin-module.js';
 import { createProviderBuilder } from './oidc/provider-builder.js';
 import { createReplayRecorder, dpopReplayStore } from './oidc/replay-detection.js';
 import { createResourcePolicy } from './oidc/resource-servers.js';

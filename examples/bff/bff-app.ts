@@ -212,6 +212,8 @@ export async function startBff(options: { port?: number; host?: string; publicHo
         res,
         200,
         `<h1>Demo BFF</h1><p id="user">Signed in as <strong>${escape(session.claims.preferred_username ?? session.claims.sub)}</strong></p>` +
+          `<p id="acr">Signed in with <code>${escape(String(session.claims.acr ?? 'unknown'))}</code> (amr: <code>${escape(JSON.stringify(session.claims.amr ?? []))}</code>)</p>` +
+          `<p><a id="step-up" href="/login?acr=urn:custos:acr:mfa">Confirm it is you with a second step</a> · <a id="step-up-phr" href="/login?acr=urn:custos:acr:phr">Ask for phishing-resistant sign-in</a></p>` +
           `<form method="post" action="/logout"><button id="logout" type="submit">Sign out</button></form>` +
           extra +
           `<h2>ID token claims (signature verified)</h2><pre id="claims">${escape(JSON.stringify(session.claims, null, 2))}</pre>` +
@@ -231,6 +233,8 @@ export async function startBff(options: { port?: number; host?: string; publicHo
         code_challenge_method: 'S256',
         state: entry.state,
         nonce: entry.nonce,
+        // `/login?acr=...`: ask for a stronger sign-in (step-up); Custos asks only for what is missing.
+        ...(/^urn:custos:acr:(pwd|mfa|phr)$/.test(requestUrl.searchParams.get('acr') ?? '') ? { acr_values: requestUrl.searchParams.get('acr')! } : {}),
       });
       res.writeHead(303, { location: target.href, 'set-cookie': `bff_login=${id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600` });
       return void res.end();

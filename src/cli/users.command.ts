@@ -11,6 +11,7 @@ import type { Page } from '../iam/pagination.js';
 import { createSessionService } from '../iam/session.service.js';
 import { findUserByUsername } from '../iam/user.repository.js';
 import { createUserService, type UserService } from '../iam/user.service.js';
+import { createAuthenticatorService } from '../signin/authenticator.service.js';
 import { openCliDatabase } from './database-notice.js';
 import { formatTable } from './table.js';
 
@@ -159,6 +160,60 @@ export function registerUsersCommands(program: Command, deps: { readPassword?: (
       user.created_at,
     ]);
   });
+
+  // Second factors and passkeys (src/signin/): list, remove one, reset all (audited, CAEP events).
+  async function withAuthenticators<T>(username: string, work: (service: ReturnType<typeof createAuthenticatorService>, userId: string) => Promise<T>): Promise<T> {
+    return withUsers(async (_users, db) => {
+      const user = await findUserByUsername(db, username);
+      if (!user) throw new IamError('user_not_found', `no user "${username}"`);
+      return work(createAuthenticatorService({ db }), user.id);
+    });
+  }
+  users
+    .command('authenticators')
+    .description("list a user's authenticator app and passkeys")
+    .requiredOption('--username <name>', 'username')
+    .option('--json', 'print a JSON array')
+    .action(async (options: { username: string; json?: boolean }) => {
+      const { authenticators } = await withAuthenticators(options.username, (service, id) => service.list(id));
+      printList(authenticators, options, `${options.username} has no authenticators`, ['ID', 'TYPE', 'NAME', 'CREATED', 'LAST USED'], (entry) => [
+        entry.id,
+        entry.type,
+        entry.type === 'passkey' ? entry.name : `${entry.recovery_codes_left} recovery codes left`,
+        entry.created_at,
+        orDash(entry.last_used_at),
+      ]);
+    });
+  users
+    .command('remove-authenticator')
+    .description('remove one authenticator of a user (totp, or passkey-<n> from `users authenticators`)')
+    .requiredOption('--username <name>', 'username')
+    .requiredOption('--id <id>', 'authenticator id')
+    .action(async (options: { username: string; id: string }) => {
+      const { removed } = await withAuthenticators(options.username, (service, id) => service.remove(CLI, id, options.id));
+      console.log(`removed ${removed.join(', ')} of ${options.username}`);
+    });
+  users
+    .command('reset-authenticators')
+    .description("remove all of a user's authenticators (the next sign-in that needs one sets it up again)")
+    .requiredOption('--username <name>', 'username')
+    .action(async (options: { username: string }) => {
+      const { removed } = await withAuthenticators(options.username, (service, id) => service.remove(CLI, id));
+      console.log(removed.length ? `removed ${removed.join(', ')} of ${options.username}` : `${options.username} had no authenticators`);
+    });
+
+  users
+    .command('require-enrollment')
+    .description('have a user set up an authenticator app (otp) or a passkey at the next sign-in')
+    .requiredOption('--username <name>', 'username')
+    .requiredOption('--factor <factor>', 'otp or passkey', (value: string) => {
+      if (value !== 'otp' && value !== 'passkey') throw new InvalidArgumentError('otp or passkey');
+      return value;
+    })
+    .action(async (options: { username: string; factor: 'otp' | 'passkey' }) => {
+      await withAuthenticators(options.username, (service, id) => service.requireAtNextSignIn(CLI, id, options.factor));
+      console.log(`${options.username} sets up ${options.factor === 'otp' ? 'an authenticator app' : 'a passkey'} at the next sign-in`);
+    });
 
   const roles = program.command('roles').description('manage roles');
   addListOptions(roles.command('list').description('list roles (all, or the first --limit), ordered by name')).action(async (options: ListOptions) => {

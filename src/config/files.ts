@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ssfReceiverSchema } from './ssf-receiver.js';
+import { ACR_VALUES } from '../verify/acr.js';
 
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope token (RFC 6749 §3.3)');
 const ttl = z.number().int().min(1).max(366 * 24 * 3600);
@@ -49,6 +50,10 @@ export const clientSchema = z
     introspection: z.boolean().default(false),
     /** A client of the same operator: the user is not asked to consent (issue 7). */
     first_party: z.boolean().default(false),
+    /** Sign-in to this client needs two factors (acr urn:custos:acr:mfa or stronger). */
+    require_mfa: z.boolean().default(false),
+    /** The weakest sign-in (acr) this client accepts; a weaker session is asked only for what is missing. */
+    minimum_acr: z.enum(ACR_VALUES).optional(),
     /** OpenID Connect Back-Channel Logout 1.0: where logout tokens are POSTed. */
     backchannel_logout_uri: absoluteUri.optional(),
     backchannel_logout_session_required: z.boolean().default(true),

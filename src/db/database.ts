@@ -135,6 +135,51 @@ export interface LoginThrottleTable {
   expire: string | null;
 }
 
+/** A user's confirmed TOTP authenticator (migration 20261205110000; src/signin/). */
+export interface SigninTotpTable {
+  user_id: string;
+  secret: string;
+  /** Last accepted RFC 6238 time step (int8, read as a string). */
+  last_step: ColumnType<string, string | number, string | number>;
+  created_at: ColumnType<Date, never, never>;
+  last_used_at: ColumnType<Date | null, never, Date | null>;
+}
+
+/** A one-time recovery code (argon2id hash), found by its lookup prefix. */
+export interface SigninRecoveryCodeTable {
+  user_id: string;
+  lookup: string;
+  code_hash: string;
+  created_at: ColumnType<Date, never, never>;
+  used_at: ColumnType<Date | null, never, Date | null>;
+}
+
+/** A user's passkey (WebAuthn credential; migration 20261205110100; src/signin/). */
+export interface SigninPasskeyTable {
+  id: Generated<string>;
+  user_id: string;
+  /** base64url credential id. */
+  credential_id: string;
+  public_key: Buffer;
+  counter: ColumnType<string, string | number | undefined, string | number>;
+  transports: ColumnType<string[], string[] | undefined, string[]>;
+  /** `singleDevice` or `multiDevice` (WebAuthn backup eligibility). */
+  device_type: string;
+  backed_up: boolean;
+  /** `platform` or `cross-platform`, when the browser said. */
+  attachment: string | null;
+  name: string;
+  created_at: ColumnType<Date, never, never>;
+  last_used_at: ColumnType<Date | null, never, Date | null>;
+}
+
+/** A second factor an administrator requires at the user's next sign-in (migration 20261205110200). */
+export interface SigninEnrollmentRequiredTable {
+  user_id: string;
+  factor: 'otp' | 'passkey';
+  requested_at: ColumnType<Date, never, never>;
+}
+
 /** An SSF 1.0 stream of a receiver (migration 20261204180000; src/ssf/). */
 export interface SsfStreamTable {
   stream_id: string;
@@ -212,6 +257,10 @@ export interface Database {
   ssf_stream_subject: SsfStreamSubjectTable;
   ssf_pending_set: SsfPendingSetTable;
   ssf_received_set: SsfReceivedSetTable;
+  signin_totp: SigninTotpTable;
+  signin_recovery_code: SigninRecoveryCodeTable;
+  signin_passkey: SigninPasskeyTable;
+  signin_enrollment_required: SigninEnrollmentRequiredTable;
 }
 
 /** What repositories take first: the database, or the caller's transaction. */

@@ -38,7 +38,8 @@ export interface RolesChangedEvent extends EventBase {
 /** CAEP `credential-change`. */
 export interface CredentialChangedEvent extends EventBase {
   type: 'credential-changed';
-  credentialType: 'password' | 'x509';
+  /** CAEP credential types: `app` is a TOTP authenticator app, `fido2-*` a passkey. */
+  credentialType: 'password' | 'x509' | 'app' | 'fido2-platform' | 'fido2-roaming';
   changeType: 'create' | 'update' | 'revoke' | 'delete';
 }
 

@@ -12,6 +12,8 @@ import { createSessionService } from './session.service.js';
 import { sessionRoutes } from './sessions.routes.js';
 import { createUserService } from './user.service.js';
 import { userRoutes } from './users.routes.js';
+import { createAuthenticatorService } from '../signin/authenticator.service.js';
+import { authenticatorRoutes } from '../signin/authenticators.routes.js';
 
 export interface AdminRoutesDeps {
   db: Kysely<Database>;
@@ -30,6 +32,7 @@ export function createAdminRoutes(deps: AdminRoutesDeps): AdminRoute[] {
     ...userRoutes(users),
     ...roleRoutes(users),
     ...sessionRoutes(sessions),
+    ...authenticatorRoutes(createAuthenticatorService(deps)),
     ...auditRoutes(createAuditService(deps)),
   ];
 }

@@ -33,6 +33,8 @@ export function toClientMetadata(client: ClientConfig): ClientMetadata {
     metadata.backchannel_logout_uri = client.backchannel_logout_uri;
     metadata.backchannel_logout_session_required = client.backchannel_logout_session_required;
   }
+  if (client.require_mfa) metadata.require_mfa = true;
+  if (client.minimum_acr) metadata.minimum_acr = client.minimum_acr;
   if (client.jwks) metadata.jwks = client.jwks as unknown as ClientMetadata['jwks'];
   return metadata;
 }

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { ClientConfig } from '../config/files.js';
 import type { Database } from '../db/database.js';
 import { writeAudit } from '../iam/audit.repository.js';
-import { loggedOutPage, logoutPage, originsOf, pageHeaders } from './interaction-views.js';
+import { loggedOutPage, logoutPage, originsOf, pageHeaders } from '../signin/interaction-views.js';
 
 /**
  * `features.rpInitiatedLogout` (OpenID Connect RP-Initiated Logout 1.0) with our own pages:

@@ -14,6 +14,8 @@ import { multiAudienceCustomizer } from './jwt-audiences.js';
 import { mtlsFeature } from './mtls.js';
 import { resourceIndicatorsFeature, type ResourcePolicy } from './resource-servers.js';
 import type { AccessPolicies } from './token-policies.js';
+import { authenticationClaims, CLIENT_POLICY_METADATA, signinInteractionPolicy, validateClientPolicy } from '../signin/authentication-context.js';
+import { ACR_VALUES } from '../verify/acr.js';
 
 /** Everything the provider needs, passed from the composition root. */
 export interface ProviderDeps {
@@ -70,7 +72,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     jwks: providerSigningKeys(deps.keys),
     cookies: { keys: deps.cookieKeys },
     scopes,
-    claims: { openid: [...SCOPE_CLAIMS.openid], email: [...SCOPE_CLAIMS.email], profile: [...SCOPE_CLAIMS.profile] },
+    // ID tokens say how and when the user signed in: acr, amr and auth_time with every openid
+    // scope (src/signin/authentication-context.ts); userinfo has none of them.
+    claims: { openid: [...SCOPE_CLAIMS.openid, 'acr', 'amr', 'auth_time'], email: [...SCOPE_CLAIMS.email], profile: [...SCOPE_CLAIMS.profile] },
     // ID tokens carry the scopes' claims (roles, email) even when an access token is issued too.
     conformIdTokenClaims: false,
     responseTypes: ['code'],
@@ -80,6 +84,19 @@ export function createProvider(deps: ProviderDeps): Provider {
       id_token_signed_response_alg: 'ES256',
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
+      // ID tokens always say when the user signed in (auth_time), as access tokens do.
+      require_auth_time: true,
+    },
+    // Sign-in strength (src/signin/authentication-context.ts): the documented acr values, and a
+    // client's require_mfa / minimum_acr, which the login prompt enforces (step-up).
+    acrValues: [...ACR_VALUES],
+    // …and `profile: "fapi2"`, which puts a client under the FAPI 2.0 Security Profile (src/oidc/fapi2.ts).
+    extraClientMetadata: {
+      properties: [...CLIENT_POLICY_METADATA, 'profile'],
+      validator: (ctx, key, value, metadata) => {
+        validateClientPolicy(ctx, key, value);
+        fapi2ProfileValidator(ctx, key, value, metadata);
+      },
     },
     enabledJWA: {
       idTokenSigningAlgValues: ['ES256'],
@@ -91,8 +108,6 @@ export function createProvider(deps: ProviderDeps): Provider {
       dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS],
     },
     pkce: { required: () => true },
-    // `profile: "fapi2"` (config/clients.json) puts a client under the FAPI 2.0 Security Profile.
-    extraClientMetadata: { properties: ['profile'], validator: fapi2ProfileValidator },
     // redirect_uri is always required (OIDC Core §3.1.2.1), also for single-redirect clients.
     allowOmittingSingleRegisteredRedirectUri: false,
     ttl: {
@@ -108,14 +123,16 @@ export function createProvider(deps: ProviderDeps): Provider {
       Session: (_ctx, session) => (session.accountId ? 14 * 24 * 3600 : ANONYMOUS_TTL),
       RefreshToken: 14 * 24 * 3600,
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signinInteractionPolicy() },
     formats: { customizers: { jwt: multiAudienceCustomizer } } as Configuration['formats'],
     // Custom grants put their claims (act, event_payload_hash) in token.extra; keep them. Tokens
     // issued under a session carry its `sid` (one client's authorization in one browser session,
     // as in ID tokens and logout tokens): revoking the session or its grant cuts them off by it.
-    extraTokenClaims: async (_ctx, token) => {
+    // Tokens of a sign-in carry its acr, amr and auth_time (token exchange copies them in extra).
+    extraTokenClaims: async (ctx, token) => {
       const { extra, sid } = token as { extra?: Record<string, unknown>; sid?: unknown };
-      return typeof sid === 'string' ? { ...extra, sid } : extra;
+      const claims = { ...authenticationClaims(ctx), ...extra };
+      return typeof sid === 'string' ? { ...claims, sid } : claims;
     },
     findAccount: deps.findAccount,
     loadExistingGrant: loadExistingGrant((clientId) => firstParty.has(clientId)),

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { certificateThumbprint, type ClientCertificateInput } from './certificate-thumbprint.js';
 import { checkCommonClaims, isResumeScope, type ActorClaim, type ConfirmationClaim } from './claims.js';
 import { createDpopProofChecker, type DpopProofChecker, type DpopRequest, type DpopVerifierOptions } from './dpop-proof.js';
+import { ACR_VALUES, acrRank, acrSatisfies, type Acr } from './acr.js';
 import { VerifyError } from './errors.js';
 import type { RevocationState } from './revocation-state.js';
 import { createKeyResolver, timingSafeEqualAscii, verifyJwt, type KeySourceOptions } from './jwt-core.js';
@@ -46,6 +47,10 @@ export interface AccessTokenVerifierOptions extends KeySourceOptions {
    * (`subject_revoked`, `subject_disabled`, `claims_changed`).
    */
   revocations?: Pick<RevocationState, 'check'>;
+  /** Every accepted token must come from a sign-in at least this strong (`acr`, see {@link ACR_VALUES}). */
+  acr?: Acr;
+  /** Every accepted token must come from a sign-in at most this many seconds ago (`auth_time`). */
+  maxAge?: number;
 }
 
 /** Per-request input of {@link AccessTokenVerifier.verify}. */
@@ -57,6 +62,13 @@ export interface VerifyAccessTokenOptions {
    * (`cnf.jkt`); a DPoP-bound token without it is refused (`dpop_proof_required`).
    */
   dpop?: DpopRequest;
+  /**
+   * This call needs a sign-in at least this strong (RFC 9470): else `insufficient_user_authentication`,
+   * whose `wwwAuthenticate()` is the step-up challenge with `acr_values`. Overrides the verifier's `acr`.
+   */
+  acr?: Acr;
+  /** This call needs a sign-in at most this many seconds old (RFC 9470 `max_age`). Overrides the verifier's `maxAge`. */
+  maxAge?: number;
 }
 
 /** Verifier returned by {@link createAccessTokenVerifier}. */
@@ -120,6 +132,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       if (missing.length > 0) {
         throw new VerifyError('insufficient_scope', `missing scope(s): ${missing.join(' ')}`, { requiredScopes });
       }
+      checkUserAuthentication(payload, verifyOptions.acr ?? options.acr, verifyOptions.maxAge ?? options.maxAge, clockToleranceSec);
       return { ...payload, scope } as AccessTokenClaims;
     },
   };
@@ -175,4 +188,26 @@ async function checkBinding(
   if (!timingSafeEqualAscii(actual, expected)) {
     throw new VerifyError('binding_mismatch', 'token is bound to a different client certificate');
   }
+}
+
+/**
+ * RFC 9470 step-up: the token's `acr` must meet `acr` (Custos's order, weakest first:
+ * {@link ACR_VALUES}) and its `auth_time` must be at most `maxAge` seconds old. Otherwise
+ * `insufficient_user_authentication`, carrying what to ask for: the acceptable `acr` values
+ * (the required one first) and/or `max_age`.
+ */
+function checkUserAuthentication(payload: Record<string, unknown>, acr: Acr | undefined, maxAge: number | undefined, toleranceSec: number): void {
+  const weakAcr = acr !== undefined && !acrSatisfies(payload['acr'], acr);
+  const authTime = payload['auth_time'];
+  const tooOld =
+    maxAge !== undefined && (typeof authTime !== 'number' || Math.floor(Date.now() / 1000) - authTime > maxAge + toleranceSec);
+  if (!weakAcr && !tooOld) return;
+  throw new VerifyError(
+    'insufficient_user_authentication',
+    weakAcr ? `token acr ${String(payload['acr'])} is below ${acr}` : `token auth_time is older than ${maxAge}s`,
+    {
+      ...(weakAcr ? { acrValues: ACR_VALUES.filter((value) => acrRank(value) >= acrRank(acr)) } : {}),
+      ...(maxAge !== undefined && (tooOld || weakAcr) ? { maxAge } : {}),
+    },
+  );
 }

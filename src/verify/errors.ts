@@ -28,6 +28,7 @@ export const VERIFY_ERROR_CODES = [
   'dpop_binding_mismatch',
   'dpop_replay',
   'use_dpop_nonce',
+  'insufficient_user_authentication',
 ] as const;
 
 /** Codes of DPoP proof failures (RFC 9449 §7.1): answered with a `DPoP` challenge. */
@@ -64,6 +65,7 @@ const DESCRIPTIONS: Readonly<Record<VerifyErrorCode, string>> = {
   dpop_binding_mismatch: 'The DPoP proof was not made with the key the access token is bound to',
   dpop_replay: 'The DPoP proof was already used',
   use_dpop_nonce: 'The DPoP proof must carry the nonce sent in the DPoP-Nonce header',
+  insufficient_user_authentication: 'A stronger or more recent user authentication is required',
 };
 
 /** Options for {@link VerifyError}. */
@@ -76,6 +78,10 @@ export interface VerifyErrorOptions {
   dpopAlgorithms?: readonly string[];
   /** For `use_dpop_nonce`: the nonce to send in the `DPoP-Nonce` response header (RFC 9449 §9). */
   dpopNonce?: string;
+  /** For `insufficient_user_authentication`: the `acr` values that would do, preferred first (RFC 9470 §3). */
+  acrValues?: readonly string[];
+  /** For `insufficient_user_authentication`: the largest accepted age of the authentication, seconds (RFC 9470 §3). */
+  maxAge?: number;
 }
 
 /**
@@ -92,6 +98,10 @@ export class VerifyError extends Error {
   readonly dpopAlgorithms: readonly string[] | undefined;
   /** For `use_dpop_nonce`: send it as the `DPoP-Nonce` response header (RFC 9449 §9). */
   readonly dpopNonce: string | undefined;
+  /** For `insufficient_user_authentication` (RFC 9470): the `acr` values that would do. */
+  readonly acrValues: readonly string[] | undefined;
+  /** For `insufficient_user_authentication` (RFC 9470): the largest accepted authentication age, seconds. */
+  readonly maxAge: number | undefined;
 
   constructor(code: VerifyErrorCode, message?: string, options: VerifyErrorOptions = {}) {
     super(message ?? DESCRIPTIONS[code], options.cause === undefined ? undefined : { cause: options.cause });
@@ -99,6 +109,8 @@ export class VerifyError extends Error {
     this.requiredScopes = options.requiredScopes;
     this.dpopAlgorithms = options.dpopAlgorithms;
     this.dpopNonce = options.dpopNonce;
+    this.acrValues = options.acrValues;
+    this.maxAge = options.maxAge;
   }
 
   /** `DPoP` for DPoP proof failures (RFC 9449 §7.1), else `Bearer` (RFC 6750 §3). */
@@ -116,10 +128,11 @@ export class VerifyError extends Error {
    * DPoP (RFC 9449 §7.1, §12.2) `invalid_dpop_proof` (a bad, replayed or foreign-key proof) or
    * `use_dpop_nonce`; a DPoP-bound token presented without a proof is `invalid_token`.
    */
-  get oauthError(): 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce' {
+  get oauthError(): 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce' | 'insufficient_user_authentication' {
     switch (this.code) {
       case 'insufficient_scope':
       case 'use_dpop_nonce':
+      case 'insufficient_user_authentication':
         return this.code;
       case 'invalid_dpop_proof':
       case 'dpop_binding_mismatch':
@@ -146,6 +159,11 @@ export class VerifyError extends Error {
     params.push(`error="${this.oauthError}"`, `error_description="${this.description}"`);
     if (this.code === 'insufficient_scope' && this.requiredScopes?.length) {
       params.push(`scope="${quoteSafe(this.requiredScopes.join(' '))}"`);
+    }
+    // RFC 9470 §3: what the client must ask the authorization server for (acr_values, max_age).
+    if (this.code === 'insufficient_user_authentication') {
+      if (this.acrValues?.length) params.push(`acr_values="${quoteSafe(this.acrValues.join(' '))}"`);
+      if (this.maxAge !== undefined) params.push(`max_age=${Math.max(0, Math.floor(this.maxAge))}`);
     }
     if (this.scheme === 'DPoP' && this.dpopAlgorithms?.length) {
       params.push(`algs="${quoteSafe(this.dpopAlgorithms.join(' '))}"`);

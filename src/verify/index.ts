@@ -8,6 +8,8 @@
  *   bound to an event payload by `event_payload_hash`.
  * - {@link eventPayloadHash}: RFC 8785 (JCS) + SHA-256 payload hash, for publishers and consumers.
  * - {@link verifySecurityEvent} / {@link createSecurityEventVerifier}: Custos IAM events (RFC 8417 SETs, CAEP).
+ * - {@link ACR_VALUES}: the `acr` values Custos issues, weakest first; the access token verifier's `acr` /
+ *   `maxAge` options refuse weaker or older sign-ins with the RFC 9470 step-up challenge.
  * - {@link createRevocationState}: consumer-side state fed by those events; the token verifiers take it
  *   as `revocations` and refuse tokens of subjects revoked after the token was issued.
  */
@@ -18,6 +20,7 @@ export {
   type AccessTokenVerifierOptions,
   type VerifyAccessTokenOptions,
 } from './access-token-verifier.js';
+export { ACR_MFA, ACR_PHR, ACR_PWD, ACR_VALUES, acrSatisfies, type Acr } from './acr.js';
 export { certificateThumbprint, type ClientCertificateInput } from './certificate-thumbprint.js';
 export {
   createDpopProofChecker,

@@ -44,7 +44,13 @@ export async function browse(app: FlowTarget, jar: Jar, method: 'GET' | 'POST', 
   const response = await request(url, { method, headers, body: form ? formBody(form) : undefined, dispatcher: app.agent() });
   store(jar, response.headers['set-cookie']);
   const location = response.headers.location;
-  return { status: response.statusCode, location: typeof location === 'string' ? location : undefined, text: await response.body.text() };
+  const retryAfter = response.headers['retry-after'];
+  return {
+    status: response.statusCode,
+    location: typeof location === 'string' ? location : undefined,
+    text: await response.body.text(),
+    ...(typeof retryAfter === 'string' ? { retryAfter } : {}),
+  };
 }
 
 /** The PKCE verifier every code of these helpers is bound to (RFC 7636). */

@@ -31,6 +31,23 @@ export interface SubjectToken {
   eventPayloadHash?: string;
   /** DPoP key thumbprint (`cnf.jkt`, RFC 9449 §6.1) when the token is DPoP-bound. */
   jkt?: string;
+  /** The user's sign-in behind the token (`acr`, `amr`, `auth_time`), carried into resume tokens. */
+  authentication?: AuthenticationClaims;
+}
+
+/** `acr`, `amr` and `auth_time` of a token, each only when well-formed. */
+export interface AuthenticationClaims {
+  acr?: string;
+  amr?: string[];
+  auth_time?: number;
+}
+
+function authenticationOf(claims: Record<string, unknown>): AuthenticationClaims {
+  return {
+    ...(typeof claims.acr === 'string' ? { acr: claims.acr } : {}),
+    ...(Array.isArray(claims.amr) && claims.amr.every((value) => typeof value === 'string') ? { amr: claims.amr as string[] } : {}),
+    ...(typeof claims.auth_time === 'number' ? { auth_time: claims.auth_time } : {}),
+  };
 }
 
 function invalid(description: string): never {
@@ -87,6 +104,7 @@ async function verifySubjectJwt(value: string, keys: JWTVerifyGetKey, issuer: st
       act: toAct(payload.act),
       eventPayloadHash: typeof payload.event_payload_hash === 'string' ? payload.event_payload_hash : undefined,
       jkt: dpopThumbprint(payload.cnf),
+      authentication: authenticationOf(payload),
     };
     return { keys, subject, notBefore: Math.max(payload.nbf ?? 0, payload.iat!), expiresAt: payload.exp! };
   } catch (error) {
@@ -140,7 +158,7 @@ export function createSubjectTokenValidator(deps: SubjectTokenValidatorDeps): (v
     }
     const token = await deps.findAccessToken(value);
     if (!token || token.isExpired) invalid('subject_token is invalid, expired or revoked');
-    const extra = (token.extra ?? {}) as { act?: unknown; event_payload_hash?: unknown };
+    const extra = (token.extra ?? {}) as { act?: unknown; event_payload_hash?: unknown; acr?: unknown; amr?: unknown; auth_time?: unknown };
     return {
       sub: token.accountId ?? invalid('subject_token does not identify a user'),
       clientId: token.clientId!,
@@ -153,6 +171,7 @@ export function createSubjectTokenValidator(deps: SubjectTokenValidatorDeps): (v
       act: toAct(extra.act),
       eventPayloadHash: typeof extra.event_payload_hash === 'string' ? extra.event_payload_hash : undefined,
       jkt: typeof token.jkt === 'string' ? token.jkt : undefined,
+      authentication: authenticationOf(extra),
     };
   };
 }

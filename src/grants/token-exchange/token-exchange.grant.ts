@@ -127,7 +127,9 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
       gty: 'token_exchange',
       // The resume token belongs to the user's session: revoking that session kills it too.
       ...(subject.sid ? { sid: subject.sid } : {}),
-      extra: { act, event_payload_hash: eventPayloadHash, [AUDIENCES_EXTRA]: decision.audiences },
+      // The user's sign-in (acr, amr, auth_time) travels with the token: a consumer can require
+      // the same strength of a resumed flow as of the original call.
+      extra: { ...subject.authentication, act, event_payload_hash: eventPayloadHash, [AUDIENCES_EXTRA]: decision.audiences },
     } as unknown as ConstructorParameters<Provider['AccessToken']>[0]);
     token.resourceServer = new deps.provider.ResourceServer(decision.audiences[0]!, {
       scope: decision.scopes.join(' '),

@@ -266,6 +266,10 @@ describe('openapi document', () => {
         'DELETE /admin/users/{id}/sessions',
         'GET /admin/audit',
         'GET /admin/openapi.json',
+        'GET /admin/users/{id}/authenticators',
+        'DELETE /admin/users/{id}/authenticators',
+        'DELETE /admin/users/{id}/authenticators/{authenticator}',
+        'PUT /admin/users/{id}/authenticators/enrollment',
       ].sort(),
     );
     expect(body.components.schemas.CreateUser).toMatchObject({ type: 'object', additionalProperties: false, required: ['username'] });

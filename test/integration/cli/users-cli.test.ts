@@ -127,6 +127,38 @@ describe('custos users / roles against DATABASE_URL', () => {
     expect(events.every((event) => event.subject === user.id)).toBe(true);
   }, 120_000);
 
+  it('lists, removes and resets a user\'s authenticators (issue 18), audited with credential-change delete events', async () => {
+    const user = await db.selectFrom('iam_user').select('id').where('username', '=', 'Zoe').executeTakeFirstOrThrow();
+    await db.insertInto('signin_totp').values({ user_id: user.id, secret: 'JBSWY3DPEHPK3PXP', last_step: 0 }).execute();
+    const passkey = await db
+      .insertInto('signin_passkey')
+      .values({ user_id: user.id, credential_id: 'cred-1', public_key: Buffer.from([1]), device_type: 'singleDevice', backed_up: false, attachment: 'cross-platform', name: 'YubiKey' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const listed = await inProcess(['users', 'authenticators', '--username', 'zoe', '--json'], { env });
+    expect(JSON.parse(listed.stdout).map((entry: { id: string }) => entry.id)).toEqual(['totp', `passkey-${passkey.id}`]);
+    expect(listed.stdout).not.toContain('JBSWY3DPEHPK3PXP');
+    expect((await inProcess(['users', 'remove-authenticator', '--username', 'zoe', '--id', `passkey-${passkey.id}`], { env })).stdout).toContain(`removed passkey-${passkey.id} of zoe`);
+    expectOneLineError(await inProcess(['users', 'remove-authenticator', '--username', 'zoe', '--id', 'passkey-999'], { env }), /^custos: no such authenticator$/);
+    expect((await inProcess(['users', 'reset-authenticators', '--username', 'zoe'], { env })).stdout).toContain('removed totp of zoe');
+    expect((await inProcess(['users', 'authenticators', '--username', 'zoe'], { env })).stdout).toContain('zoe has no authenticators');
+    expect((await inProcess(['users', 'require-enrollment', '--username', 'zoe', '--factor', 'passkey'], { env })).stdout).toContain('zoe sets up a passkey at the next sign-in');
+    expect(await db.selectFrom('signin_enrollment_required').select('factor').where('user_id', '=', user.id).execute()).toEqual([{ factor: 'passkey' }]);
+    expectOneLineError(await inProcess(['users', 'require-enrollment', '--username', 'zoe', '--factor', 'sms'], { env }), /otp or passkey/);
+    const events = await db.selectFrom('event_outbox').select('payload').where('type', '=', 'credential-changed').orderBy('id').execute();
+    const deletes = events.map((row) => JSON.stringify(row.payload)).filter((payload) => payload.includes('"delete"'));
+    expect(deletes).toHaveLength(2);
+    expect(deletes[0]).toContain('fido2-roaming');
+    expect(deletes[1]).toContain('"app"');
+    const audit = await db
+      .selectFrom('audit_log')
+      .select('action')
+      .where('action', 'in', ['user.authenticator.remove', 'user.authenticators.reset', 'user.authenticator.require_enrollment'])
+      .orderBy('id')
+      .execute();
+    expect(audit.map((row) => row.action)).toEqual(['user.authenticator.remove', 'user.authenticators.reset', 'user.authenticator.require_enrollment']);
+  }, 120_000);
+
   it('fails with one clear line and a non-zero exit, never a stack trace', async () => {
     // The real entry point: one line on stderr, exit code 1, no stack.
     expectOneLineError(await custos(['users', 'create', '--username', 'zoe', '--password-stdin'], { env, input: 'a long enough password' }), /^custos: username "zoe" is taken$/);

@@ -69,7 +69,7 @@ describe('README and behaviour agree (issue 10 #11, #12)', () => {
       [/token exchange|RFC 8693/i, 'src/grants/token-exchange'],
       [/JWKS|key rotation/i, 'src/keys/signing-keys.ts'],
       [/IAM events|Pulsar|CAEP|security event/i, 'src/events'],
-      [/login|authorization code|BFF/i, 'src/oidc/interactions.routes.ts'],
+      [/login|authorization code|BFF/i, 'src/signin/interactions.routes.ts'],
       [/admin API/i, 'src/iam/admin.routes.ts'],
     ];
     for (const [claim, where] of features) {

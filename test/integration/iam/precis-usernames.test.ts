@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
-import { LOGIN_FAILED } from '../../../src/oidc/interactions.routes.js';
+import { LOGIN_FAILED } from '../../../src/signin/interactions.routes.js';
 
 /**
  * Issue 16 §4: look-alike usernames are the same name or refused (RFC 8265), through the real

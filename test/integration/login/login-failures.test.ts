@@ -3,7 +3,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
-import { LOGIN_FAILED } from '../../../src/oidc/interactions.routes.js';
+import { LOGIN_FAILED } from '../../../src/signin/interactions.routes.js';
 
 let login: LoginFixture;
 let browser: TestBrowser;

@@ -9,7 +9,7 @@ describe('VerifyError', () => {
       expect(error.name).toBe('VerifyError');
       expect(error.status).toBe(code === 'insufficient_scope' ? 403 : 401);
       const dpopProofErrors = ['invalid_dpop_proof', 'dpop_binding_mismatch', 'dpop_replay'];
-      const expected = ['insufficient_scope', 'use_dpop_nonce'].includes(code)
+      const expected = ['insufficient_scope', 'use_dpop_nonce', 'insufficient_user_authentication'].includes(code)
         ? code
         : dpopProofErrors.includes(code)
           ? 'invalid_dpop_proof'
@@ -33,6 +33,14 @@ describe('VerifyError', () => {
     expect(error.cause).toBe(cause);
     expect(error.wwwAuthenticate()).toBe(
       'Bearer error="invalid_token", error_description="The access token was signed with an unknown key"',
+    );
+  });
+
+  it('builds RFC 9470 step-up challenges with acr_values and max_age', () => {
+    const error = new VerifyError('insufficient_user_authentication', 'internal', { acrValues: ['urn:custos:acr:phr'], maxAge: 300 });
+    expect(error.status).toBe(401);
+    expect(error.wwwAuthenticate('orders')).toBe(
+      'Bearer realm="orders", error="insufficient_user_authentication", error_description="A stronger or more recent user authentication is required", acr_values="urn:custos:acr:phr", max_age=300',
     );
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resourceServerSchema } from '../../../src/config/files.js';
-import { consentItems } from '../../../src/oidc/consent-scopes.js';
-import { consentPage } from '../../../src/oidc/interaction-views.js';
+import { consentItems } from '../../../src/signin/consent-scopes.js';
+import { consentPage } from '../../../src/signin/interaction-views.js';
 
 const ORDERS = 'https://api.custos.test/orders';
 const servers = [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { escapeHtml, html, loginPage, originsOf, pageHeaders } from '../../../src/oidc/interaction-views.js';
+import { escapeHtml, html, loginPage, originsOf, pageHeaders } from '../../../src/signin/interaction-views.js';
 
 describe('interaction views', () => {
   it('escapes every interpolated value', () => {

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Middleware, ParameterizedContext } from 'koa';
 import type { Kysely } from 'kysely';
@@ -12,10 +12,15 @@ import type { PasswordHasher } from '../iam/password-hasher.js';
 import { MAX_PASSWORD_LENGTH } from '../iam/password-policy.js';
 import { findLoginCandidate } from '../iam/user.repository.js';
 import { usernameKey } from '../iam/username.js';
+import { ACR_PWD } from '../verify/acr.js';
 import type { ResourceServerConfig } from '../config/files.js';
 import { consentItems } from './consent-scopes.js';
-import { grantRequested } from './first-party.js';
+import { grantRequested } from '../oidc/first-party.js';
 import { consentPage, loginPage, messagePage, originsOf, pageHeaders, STYLESHEET, STYLESHEET_PATH } from './interaction-views.js';
+import { EXPIRED, type InteractionKit } from './interaction-kit.js';
+import { passkeyForm } from './passkey-views.js';
+import { createPasskeyCeremonies, PASSKEY_SCRIPT, PASSKEY_SCRIPT_PATH, WEBAUTHN_SCRIPT_PATH, webauthnBrowserBundle } from './passkeys.js';
+import { createSecondFactor } from './second-factor.js';
 
 /** What the interaction pages need, passed from the composition root. */
 export interface InteractionDeps {
@@ -40,9 +45,9 @@ export interface InteractionDeps {
 
 /** The one message for an unknown user, a wrong password and a disabled account. */
 export const LOGIN_FAILED = 'Incorrect username or password.';
-const EXPIRED = 'This sign-in request has expired or is not valid. Go back to the application and start again.';
 
-const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|abort))?$/;
+const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|abort|otp|recovery|enroll-otp|continue|passkey|enroll-passkey))?$/;
+const SECOND_STEP = new Set(['otp', 'recovery', 'enroll-otp', 'continue', 'passkey', 'enroll-passkey']);
 
 type Ctx = ParameterizedContext<AppState>;
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -91,8 +96,8 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     return originsOf(client?.redirectUris ?? []);
   }
 
-  async function send(ctx: Ctx, status: number, body: string, clientId?: string): Promise<void> {
-    ctx.set(pageHeaders(await formTargets(ctx, clientId)));
+  async function send(ctx: Ctx, status: number, body: string, clientId?: string, scriptNonce?: string): Promise<void> {
+    ctx.set(pageHeaders(await formTargets(ctx, clientId), scriptNonce));
     ctx.status = status;
     ctx.type = 'html';
     ctx.body = body;
@@ -139,13 +144,32 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
     return client?.clientName ?? clientId;
   }
 
+  const kit: InteractionKit = { load, finish, send, audit: (ctx, record) => audit(ctx, record), csrfToken, clientName, address: addressOf, renderLogin };
+  const passkeys = createPasskeyCeremonies({
+    issuer: () => deps.provider().issuer,
+    challengeKey: createHmac('sha256', deps.cookieKeys[0]!).update('custos webauthn challenge v1').digest(),
+  });
+  const secondFactor = createSecondFactor({ db: deps.db, hasher: deps.hasher, throttle: deps.throttle, issuer: () => deps.provider().issuer, passkeys }, kit);
+  const webauthnBundle = webauthnBrowserBundle();
+
   async function renderLogin(ctx: Ctx, interaction: Interaction, status: number, extra: { username?: string; error?: string } = {}) {
     const base = `/interaction/${interaction.uid}`;
+    // Sign-in with a passkey alone (discoverable credentials), offered where the browser has WebAuthn.
+    const nonce = randomBytes(16).toString('base64url');
+    const passkey = passkeyForm({
+      action: `${base}/passkey`,
+      csrfToken: csrfToken(interaction.uid),
+      options: await passkeys.authenticationOptions(interaction.uid),
+      nonce,
+      label: 'Sign in with a passkey',
+      ceremony: 'authenticate',
+    });
     await send(
       ctx,
       status,
-      loginPage({ action: `${base}/login`, abortAction: `${base}/abort`, csrfToken: csrfToken(interaction.uid), clientName: await clientName(ctx, interaction), ...extra }),
+      loginPage({ action: `${base}/login`, abortAction: `${base}/abort`, csrfToken: csrfToken(interaction.uid), clientName: await clientName(ctx, interaction), passkey, ...extra }),
       String(interaction.params.client_id),
+      nonce,
     );
   }
 
@@ -164,7 +188,11 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
   async function show(ctx: Ctx, uid: string): Promise<void> {
     const interaction = await load(ctx, uid);
     const clientId = String(interaction.params.client_id);
-    if (interaction.prompt.name === 'login') return renderLogin(ctx, interaction, 200);
+    if (interaction.prompt.name === 'login') {
+      // A sign-in in progress (password done) or a step-up is asked only for what is missing.
+      const pending = await secondFactor.pendingFor(interaction);
+      return pending ? secondFactor.render(ctx, interaction, pending) : renderLogin(ctx, interaction, 200);
+    }
     if (interaction.prompt.name === 'consent' && interaction.session) {
       if (deps.firstParty(clientId)) return grantConsent(ctx, interaction);
       const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
@@ -232,11 +260,12 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       return renderLogin(ctx, interaction, 429, { username: shownUsername, error: 'Too many sign-ins at this moment: try again in a few seconds.' });
     }
     if (check === 'ok' && candidate && !candidate.disabled) {
+      if (await secondFactor.afterPassword(ctx, interaction, candidate, attempt)) return;
       await Promise.all([
         deps.throttle.recordSuccess(attempt),
         audit(ctx, { actor: `user:${candidate.id}`, action: 'login.success', target: `user:${candidate.id}`, outcome: 'success', details: { client_id: clientId } }),
       ]);
-      return finish(ctx, interaction, { login: { accountId: candidate.id, amr: ['pwd'] } });
+      return finish(ctx, interaction, { login: { accountId: candidate.id, amr: ['pwd'], acr: ACR_PWD } });
     }
 
     const reason = !candidate ? 'unknown_user' : check === 'ok' ? 'disabled' : 'wrong_password';
@@ -286,6 +315,13 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       ctx.body = STYLESHEET;
       return Promise.resolve();
     }
+    if ((ctx.path === WEBAUTHN_SCRIPT_PATH || ctx.path === PASSKEY_SCRIPT_PATH) && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      ctx.set('X-Content-Type-Options', 'nosniff');
+      ctx.type = 'application/javascript';
+      ctx.body = ctx.path === PASSKEY_SCRIPT_PATH ? PASSKEY_SCRIPT : webauthnBundle;
+      return Promise.resolve();
+    }
     return ctx.path.startsWith('/interaction/') ? interaction(ctx) : next();
   };
 
@@ -305,6 +341,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       }
       if (action === 'login') return await login(ctx, uid, form);
       if (action === 'confirm') return await confirm(ctx, uid);
+      if (SECOND_STEP.has(action)) return await secondFactor.handle(ctx, uid, action, form);
       return await abort(ctx, uid);
     } catch (error) {
       if (error instanceof AppError && error.status < 500) {

@@ -1,7 +1,8 @@
 /**
  * Server-rendered pages of the login, consent and logout flows. Every interpolated value is
  * HTML-escaped by {@link html}; only {@link SafeHtml} (built here) is inserted as is. The pages
- * carry no script at all, so the Content-Security-Policy forbids every script.
+ * carry no script, except the passkey forms' two served scripts, allowed by a per-response nonce
+ * (passkey-views.ts); the Content-Security-Policy forbids every other script.
  */
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
@@ -47,9 +48,13 @@ input[type=text],input[type=password]{width:100%;padding:.5rem;border:1px solid 
 button{margin-top:1rem;width:100%;padding:.6rem;border:0;border-radius:.25rem;background:#1d4ed8;color:#fff;font:inherit;cursor:pointer}
 button.secondary{background:#e5e7eb;color:#111827}.error{background:#fee2e2;color:#991b1b;padding:.5rem .75rem;border-radius:.25rem}
 .client{color:#4b5563}ul{padding-left:1.25rem}
+.qr svg{display:block;width:12rem;height:12rem;margin:0 auto}.secret{font-family:monospace;font-size:1.05rem;text-align:center;margin-top:0}
+ol.codes{font-family:monospace;font-size:1.05rem;white-space:nowrap;padding-left:2.5rem}.hint{color:#4b5563;font-size:.9rem}
+h2{font-size:1.1rem;margin:1.5rem 0 .25rem}[hidden]{display:none!important}:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 `;
 
-function page(title: string, body: SafeHtml): string {
+/** A whole page: the shared head (stylesheet, no script) around `body`. */
+export function page(title: string, body: SafeHtml): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -75,6 +80,8 @@ export interface LoginView {
   clientName: string;
   username?: string;
   error?: string;
+  /** The passkey sign-in (form and scripts, see passkey-views.ts), under the password form. */
+  passkey?: SafeHtml;
 }
 
 /**
@@ -97,6 +104,7 @@ ${view.error ? html`<p class="error" role="alert">${view.error}</p>` : ''}
 <input id="password" type="password" name="password" autocomplete="current-password" maxlength="256" required${focusPassword ? new SafeHtml(' autofocus') : ''}>
 <button type="submit">Sign in</button>
 </form>
+${view.passkey}
 <form method="post" action="${view.abortAction}">
 <input type="hidden" name="csrf" value="${view.csrfToken}">
 <button type="submit" class="secondary">Cancel</button>
@@ -169,14 +177,17 @@ export function messagePage(title: string, message: string): string {
 }
 
 /**
- * Response headers of every page: a CSP with no script at all, no framing, forms posting only
+ * Response headers of every page: a CSP with no script (or only the scripts carrying
+ * `scriptNonce`), no framing, forms posting only
  * to us and to `formTargets` (the client's redirect origins: browsers apply `form-action` to
  * the redirects that follow a form post), no caching, no referrer.
  */
-export function pageHeaders(formTargets: readonly string[] = []): Record<string, string> {
+export function pageHeaders(formTargets: readonly string[] = [], scriptNonce?: string): Record<string, string> {
   const targets = [...new Set(formTargets)].join(' ');
+  // Pages with a passkey button allow exactly their own two script elements (by nonce), nothing else.
+  const scripts = scriptNonce ? `; script-src 'nonce-${scriptNonce}'` : '';
   return {
-    'Content-Security-Policy': `default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'${targets ? ` ${targets}` : ''}; frame-ancestors 'none'; base-uri 'none'`,
+    'Content-Security-Policy': `default-src 'none'; style-src 'self'; img-src 'self'${scripts}; form-action 'self'${targets ? ` ${targets}` : ''}; frame-ancestors 'none'; base-uri 'none'`,
     'X-Frame-Options': 'DENY',
     'X-Content-Type-Options': 'nosniff',
     'Cache-Control': 'no-store',

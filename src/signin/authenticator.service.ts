@@ -1,0 +1,128 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/database.js';
+import type { CredentialChangedEvent } from '../events/iam-event.js';
+import { DEFAULT_WRITERS, type Actor, type MutationWriters } from '../iam/admin-mutation.js';
+import { IamError } from '../iam/iam-errors.js';
+import { findUserById } from '../iam/user.repository.js';
+import { AppError } from '../http/app-error.js';
+import { deleteTotp, describeTotp, requireEnrollment } from './factor.repository.js';
+import { deletePasskeys, listPasskeySummaries } from './passkey.repository.js';
+
+/** One authenticator of a user, as the admin API lists it. */
+export type AuthenticatorView =
+  | { id: 'totp'; type: 'totp'; created_at: string; last_used_at: string | null; recovery_codes_left: number }
+  | { id: string; type: 'passkey'; name: string; device_type: string; backed_up: boolean; attachment: string | null; created_at: string; last_used_at: string | null };
+
+/** Id of the authenticator app in the admin API; a passkey's id is `passkey-<n>`. */
+export const TOTP_ID = 'totp';
+const PASSKEY_ID = /^passkey-([1-9][0-9]{0,17})$/;
+
+function credentialType(attachment: string | null): CredentialChangedEvent['credentialType'] {
+  return attachment === 'cross-platform' ? 'fido2-roaming' : 'fido2-platform';
+}
+
+/**
+ * Administration of users' second factors: list, remove one, reset all. Each removal, its audit
+ * record and a CAEP `credential-change` event per removed credential (`app`, `fido2-*`,
+ * `delete`) commit in one transaction.
+ */
+export function createAuthenticatorService(deps: { db: Kysely<Database>; writers?: MutationWriters }) {
+  const writers = deps.writers ?? DEFAULT_WRITERS;
+
+  async function requireUser(userId: string): Promise<void> {
+    if (!(await findUserById(deps.db, userId))) throw new IamError('user_not_found', 'no such user');
+  }
+
+  async function list(userId: string): Promise<{ authenticators: AuthenticatorView[] }> {
+    await requireUser(userId);
+    const [totp, passkeys] = await Promise.all([describeTotp(deps.db, userId), listPasskeySummaries(deps.db, userId)]);
+    const authenticators: AuthenticatorView[] = [];
+    if (totp) {
+      authenticators.push({
+        id: TOTP_ID,
+        type: 'totp',
+        created_at: totp.createdAt.toISOString(),
+        last_used_at: totp.lastUsedAt?.toISOString() ?? null,
+        recovery_codes_left: totp.recoveryCodesLeft,
+      });
+    }
+    for (const passkey of passkeys) {
+      authenticators.push({
+        id: `passkey-${passkey.id}`,
+        type: 'passkey',
+        name: passkey.name,
+        device_type: passkey.deviceType,
+        backed_up: passkey.backedUp,
+        attachment: passkey.attachment,
+        created_at: passkey.createdAt.toISOString(),
+        last_used_at: passkey.lastUsedAt?.toISOString() ?? null,
+      });
+    }
+    return { authenticators };
+  }
+
+  /** Removes `authenticatorId` (`totp` or `passkey-<n>`), or every authenticator when undefined. */
+  async function remove(by: Actor, userId: string, authenticatorId?: string): Promise<{ removed: string[] }> {
+    const passkeyId = authenticatorId === undefined ? undefined : PASSKEY_ID.exec(authenticatorId)?.[1];
+    if (authenticatorId !== undefined && authenticatorId !== TOTP_ID && passkeyId === undefined) {
+      throw new AppError('authenticator_not_found', 'no such authenticator', { status: 404 });
+    }
+    return deps.db.transaction().execute(async (trx) => {
+      if (!(await findUserById(trx, userId))) throw new IamError('user_not_found', 'no such user');
+      const removed: string[] = [];
+      const events: CredentialChangedEvent[] = [];
+      const event = (type: CredentialChangedEvent['credentialType']): CredentialChangedEvent => ({
+        type: 'credential-changed',
+        userId,
+        credentialType: type,
+        changeType: 'delete',
+        initiatingEntity: by.initiatingEntity,
+        actor: by.actor,
+      });
+      if ((authenticatorId === undefined || authenticatorId === TOTP_ID) && (await deleteTotp(trx, userId))) {
+        removed.push(TOTP_ID);
+        events.push(event('app'));
+      }
+      if (authenticatorId === undefined || passkeyId !== undefined) {
+        for (const passkey of await deletePasskeys(trx, userId, passkeyId)) {
+          removed.push(`passkey-${passkey.id}`);
+          events.push(event(credentialType(passkey.attachment)));
+        }
+      }
+      if (authenticatorId !== undefined && removed.length === 0) throw new AppError('authenticator_not_found', 'no such authenticator', { status: 404 });
+      await writers.writeAudit(trx, {
+        actor: by.actor,
+        action: authenticatorId === undefined ? 'user.authenticators.reset' : 'user.authenticator.remove',
+        target: `user:${userId}`,
+        outcome: 'success',
+        clientAddress: by.clientAddress,
+        requestId: by.requestId,
+        details: { removed },
+      });
+      for (const change of events) await writers.recordEvent(trx, change);
+      return { removed };
+    });
+  }
+
+  /** The user sets up `factor` at the next sign-in (whatever the client asks); audited, no event (no credential changed yet). */
+  async function requireAtNextSignIn(by: Actor, userId: string, factor: 'otp' | 'passkey'): Promise<{ factor: 'otp' | 'passkey' }> {
+    return deps.db.transaction().execute(async (trx) => {
+      if (!(await findUserById(trx, userId))) throw new IamError('user_not_found', 'no such user');
+      await requireEnrollment(trx, userId, factor);
+      await writers.writeAudit(trx, {
+        actor: by.actor,
+        action: 'user.authenticator.require_enrollment',
+        target: `user:${userId}`,
+        outcome: 'success',
+        clientAddress: by.clientAddress,
+        requestId: by.requestId,
+        details: { factor },
+      });
+      return { factor };
+    });
+  }
+
+  return { list, remove, requireAtNextSignIn };
+}
+
+export type AuthenticatorService = ReturnType<typeof createAuthenticatorService>;
