@@ -2,6 +2,7 @@ import type { RequestListener } from 'node:http';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { DestinationStream, Logger } from 'pino';
+import { startClients } from './clients/clients-module.js';
 import { ConfigError } from './config/config-error.js';
 import { demoSecretProblems } from './config/demo-secrets.js';
 import { loadConfig, type AppConfig } from './config/load-config.js';
@@ -106,6 +107,10 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const applied = migrations.results?.map((result) => result.migrationName) ?? [];
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
 
+    // The client file is a seed: applied to the database, then clients are read from memory.
+    const clients = await startClients({ db, databaseUrl, logger, seed: config.files.clients, source: config.sources.clients ?? config.configDir });
+    cleanups.push(clients.stop);
+
     const { tls, devPki } = await loadTls(config, cwd);
     let keys = await loadSigningKeys(config.keysDir, { generate: !config.production });
     const cookieKeys = await loadCookieKeys(config.keysDir, { fromEnv: env.COOKIE_KEYS, generate: !config.production });
@@ -121,19 +126,23 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const proxies = env.TRUST_PROXY ? toBlockList(env.TRUST_PROXY) : undefined;
     const hasher = createPasswordHasher({ cost: argon2CostOf(env), threads: argon2 });
     // Built once; they read the signing keys of the moment, which reload() swaps.
-    const policy = createResourcePolicy(config.files.resource_servers, config.files.clients, () => keys.current.kid);
-    const access = accessPolicies(config.files.clients, policy);
+    const policy = createResourcePolicy(config.files.resource_servers, clients.lookup, () => keys.current.kid);
+    const access = accessPolicies(clients.lookup, policy);
     let publicKeys = verificationKeys(keys);
     let jwks = publicJwks(keys);
     const structuredTokens = createStructuredTokens({ db, issuer, verificationKeys: () => publicKeys, allowedToIntrospect: access.introspection });
     const isRevoked = structuredTokens.isRevoked;
-    const clientSecrets = clientSecretAuthentication(createSecretVerifier({ threads: argon2, onVerification: (outcome) => metrics.secretVerifications.inc({ outcome }) }));
+    const clientSecrets = clientSecretAuthentication(
+      createSecretVerifier({ threads: argon2, onVerification: (outcome) => metrics.secretVerifications.inc({ outcome }) }),
+      (clientId) => clients.registry.secretHashes(clientId),
+    );
     // Every grant oidc-provider ends (logout, refresh-token reuse, code replay, RFC 7009) goes through one revocation.
     const revocation = createRevocation({ db, logger });
     const revocationHooks = grantRevocationHooks({ revocation, logger, clientAddress: clientAddressOf(proxies) });
     const build = createProviderBuilder({
       issuer,
-      adapter: createKyselyAdapter(db, revocationHooks),
+      adapter: createKyselyAdapter(db, revocationHooks, clients.model),
+      clients: clients.provider,
       files: config.files,
       cookieKeys,
       compareSecret: clientSecrets.compare,

@@ -6,7 +6,7 @@ import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider';
 // @ts-expect-error -- untyped internal module: the per-provider private state (grant handlers).
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 
-type SecretClient = { clientSecret: string; clientAuthMethod: string };
+type SecretClient = { clientId: string; clientSecret: string; clientAuthMethod: string };
 
 /**
  * Client secrets are stored as argon2id hashes in the client's `client_secret` metadata;

@@ -1,0 +1,55 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { ClientConfig } from '../config/files.js';
+import type { Database } from '../db/database.js';
+import { createClientRegistry, type ClientRegistry } from './client-registry.js';
+import { applyClientSeed } from './config-seed.js';
+
+export interface ClientsModuleDeps {
+  db: Kysely<Database>;
+  databaseUrl: string;
+  logger: Logger;
+  /** The client file's clients (the seed) and where they came from (for messages). */
+  seed: readonly ClientConfig[];
+  source: string;
+}
+
+/** The clients room as the composition root wires it: the registry, and the views other rooms take. */
+export interface ClientsModule {
+  registry: ClientRegistry;
+  /** An active client's configuration (resources, serves, first party, introspection, ...). */
+  lookup(clientId: string): ClientConfig | undefined;
+  /** What the provider factory takes (`ProviderDeps.clients`). */
+  provider: {
+    lookup(clientId: string): ClientConfig | undefined;
+    all(): readonly ClientConfig[];
+    subjects(clientId: string): ReadonlyArray<{ property: string; value: string }>;
+  };
+  /** What the oidc adapter's `Client` model reads (no database on the token path). */
+  model: { metadata(clientId: string): object | undefined };
+  stop(): Promise<void>;
+}
+
+/**
+ * Applies the client file as a seed, then starts the registry (LISTEN first, then the load), so
+ * the provider finds every client from memory.
+ */
+export async function startClients(deps: ClientsModuleDeps): Promise<ClientsModule> {
+  const outcome = await applyClientSeed(deps.db, deps.seed, deps.source);
+  if (outcome.created.length + outcome.updated.length + outcome.disabled.length > 0) {
+    deps.logger.info({ ...outcome }, 'client file applied');
+  }
+  if (outcome.disabled.length > 0) {
+    deps.logger.warn({ disabled: outcome.disabled }, 'config-managed clients no longer in the client file were disabled');
+  }
+  const registry = createClientRegistry({ db: deps.db, databaseUrl: deps.databaseUrl, logger: deps.logger });
+  await registry.start();
+  const lookup = (clientId: string) => registry.active(clientId)?.config;
+  return {
+    registry,
+    lookup,
+    provider: { lookup, all: () => registry.activeConfigs(), subjects: (clientId) => registry.subjects(clientId) },
+    model: { metadata: (clientId) => registry.active(clientId)?.metadata },
+    stop: () => registry.stop(),
+  };
+}
