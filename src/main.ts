@@ -192,7 +192,15 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       issuer,
       publicJwks: () => jwks,
       isRevoked,
-      routes: createAdminRoutes({ db, hasher, provider: () => provider, logger }),
+      routes: [
+        ...createAdminRoutes({ db, hasher, provider: () => provider, logger }),
+        ...clients.adminRoutes({
+          hashSecret: (secret) => hasher.hash(secret),
+          provider: () => provider,
+          resources: config.files.resource_servers.map((rs) => rs.identifier),
+          production: config.production,
+        }),
+      ],
       db,
     });
     cleanups.push(admin.close);

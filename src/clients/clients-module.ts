@@ -1,7 +1,12 @@
 import type { Kysely } from 'kysely';
+import type Provider from 'oidc-provider';
+import type { ClientMetadata } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { ClientConfig } from '../config/files.js';
 import type { Database } from '../db/database.js';
+import type { AdminRoute } from '../http/admin-router.js';
+import { createClientService } from './client.service.js';
+import { clientRoutes } from './clients.routes.js';
 import { createClientRegistry, type ClientRegistry } from './client-registry.js';
 import { applyClientSeed } from './config-seed.js';
 
@@ -27,7 +32,17 @@ export interface ClientsModule {
   };
   /** What the oidc adapter's `Client` model reads (no database on the token path). */
   model: { metadata(clientId: string): object | undefined };
+  /** The `/admin/clients` routes. */
+  adminRoutes(deps: AdminRouteDeps): AdminRoute[];
   stop(): Promise<void>;
+}
+
+export interface AdminRouteDeps {
+  hashSecret: (secret: string) => Promise<string>;
+  provider: () => Provider;
+  /** Resource server identifiers of the configuration. */
+  resources: readonly string[];
+  production: boolean;
 }
 
 /**
@@ -50,6 +65,23 @@ export async function startClients(deps: ClientsModuleDeps): Promise<ClientsModu
     lookup,
     provider: { lookup, all: () => registry.activeConfigs(), subjects: (clientId) => registry.subjects(clientId) },
     model: { metadata: (clientId) => registry.active(clientId)?.metadata },
+    adminRoutes(routeDeps) {
+      const resources = new Set(routeDeps.resources);
+      const service = createClientService({
+        db: deps.db,
+        hashSecret: routeDeps.hashSecret,
+        refresh: (clientId) => registry.refresh(clientId),
+        seedSource: deps.source,
+        validation: () => ({
+          resources,
+          production: routeDeps.production,
+          providerValidate: async (metadata: ClientMetadata) => {
+            await (routeDeps.provider().Client as unknown as { validate(m: ClientMetadata): Promise<void> }).validate(metadata);
+          },
+        }),
+      });
+      return clientRoutes(service);
+    },
     stop: () => registry.stop(),
   };
 }
