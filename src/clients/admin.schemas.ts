@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import 'zod-openapi';
 import { clientFields } from '../config/files.js';
+import { text } from '../iam/admin.schemas.js';
 
 /**
  * The zod schemas of `/admin/clients` (RFC 7591 metadata names): requests are validated with them
@@ -45,7 +46,7 @@ export const certificateBody = z
   .meta({ id: 'CertificateBinding' });
 
 export const reasonBody = z
-  .strictObject({ reason: z.string().max(256).regex(/^[^\u0000-\u001f\u007f]*$/, 'no control characters').optional() })
+  .strictObject({ reason: text().max(256).regex(/^[^\u0000-\u001f\u007f]*$/, 'no control characters').optional() })
   .meta({ id: 'ClientStatusChange' });
 
 const binding = z.record(z.string(), z.unknown());

@@ -16,6 +16,26 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 const USER_GRANTS = new Set(['authorization_code', 'refresh_token', 'implicit']);
 
+/** The first string in `value` (keys included) that jsonb cannot hold: U+0000 or a lone UTF-16 surrogate. */
+export function unstorableField(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') || !value.isWellFormed() ? path || 'metadata' : undefined;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = unstorableField(item, `${path}.${index}`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const field = path ? `${path}.${key}` : key;
+      const found = unstorableField(key, field) ?? unstorableField(item, field);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
 function invalidMetadata(message: string): ClientError {
   return new ClientError('invalid_client_metadata', message);
 }
@@ -47,6 +67,8 @@ function checkRedirectUri(value: string, field: string, production: boolean): vo
  * checks. Returns the client as parsed (defaults filled in).
  */
 export async function validateClient(input: Record<string, unknown>, context: ValidationContext): Promise<ClientConfig> {
+  const unstorable = unstorableField(input);
+  if (unstorable) throw invalidMetadata(`${unstorable}: no U+0000 and no lone UTF-16 surrogates`);
   const parsed = clientSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

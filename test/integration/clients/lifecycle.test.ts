@@ -320,3 +320,15 @@ describe('the admin API on clients', () => {
     expect(Object.keys(openapi.body.paths)).toEqual(expect.arrayContaining(['/admin/clients', '/admin/clients/{id}', '/admin/clients/{id}/secret', '/admin/clients/{id}/certificates/{certificateId}']));
   });
 });
+
+describe('input jsonb cannot hold', () => {
+  it('is refused with invalid_client_metadata, never a 5xx', async () => {
+    for (const name of ['nul\u0000inside', 'lone \ud800 surrogate']) {
+      const refused = await admin.call('POST', '/admin/clients', { body: { client_id: 'odd-one', client_name: name, grant_types: ['client_credentials'] } });
+      expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+      expect(refused.body.error).toBe('invalid_client_metadata');
+    }
+    const reason = await admin.call('POST', '/admin/clients/loopback-app/disable', { body: { reason: 'lone \udc00' } });
+    expect(reason.status).toBe(400);
+  });
+});
