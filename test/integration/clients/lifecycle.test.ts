@@ -11,6 +11,7 @@ import { startCustos, type RunningCustos } from '../../../src/main.js';
 import { eventPayloadHash } from '../../../src/verify/index.js';
 import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { DEMO, formBody, startTestApp, type TestApp } from '../../helpers/app.js';
+import { loginForCode, newJar, REDIRECT_URI, VERIFIER } from '../../helpers/code-flow.js';
 import { mintUserAccessToken } from '../../helpers/tokens.js';
 
 // Clients as managed data, end to end: an mTLS client registered through the admin API gets a
@@ -330,5 +331,39 @@ describe('input jsonb cannot hold', () => {
     }
     const reason = await admin.call('POST', '/admin/clients/loopback-app/disable', { body: { reason: 'lone \udc00' } });
     expect(reason.status).toBe(400);
+  });
+});
+
+describe('a code-flow client registered through the admin API', () => {
+  it('disabled: its refresh tokens fail at once, and stay dead when it is enabled again', async () => {
+    expect((await admin.call('POST', '/admin/users', { body: { username: 'carol', password: 'a long enough password 42' } })).status).toBe(201);
+    const created = await admin.call('POST', '/admin/clients', {
+      body: {
+        client_id: 'api-bff',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [REDIRECT_URI],
+        first_party: true,
+        scope: 'openid offline_access orders orders:read',
+        resources: [DEMO.ordersResource],
+        default_resource: DEMO.ordersResource,
+      },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const basic: [string, string] = ['api-bff', created.body.client_secret];
+    const code = await loginForCode(app, newJar(), 'carol', 'a long enough password 42', 'openid orders orders:read', 'api-bff');
+    const redeemed = await app.token({ grant_type: 'authorization_code', code, code_verifier: VERIFIER, redirect_uri: REDIRECT_URI }, { basic });
+    expect(redeemed.status, JSON.stringify(redeemed.body)).toBe(200);
+    const refreshed = await app.token({ grant_type: 'refresh_token', refresh_token: redeemed.body.refresh_token }, { basic });
+    expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
+    expect(await introspect(refreshed.body.access_token, 'orders-api')).toMatchObject({ active: true });
+
+    expect((await admin.call('POST', '/admin/clients/api-bff/disable')).status).toBe(200);
+    const refused = await app.token({ grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token }, { basic });
+    expect(refused).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    expect(await introspect(refreshed.body.access_token, 'orders-api')).toEqual({ active: false });
+    expect((await admin.call('POST', '/admin/clients/api-bff/enable')).status).toBe(200);
+    const dead = await app.token({ grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token }, { basic });
+    expect(dead).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
   });
 });
