@@ -163,6 +163,15 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const ssf = createSsfModule({ db, logger, issuer, publicJwks: () => jwks, isRevoked, currentKey: () => keys.current, sign: options.signSecurityEvent, bodyLimitBytes: env.BODY_LIMIT_BYTES });
     // Registered after the listener's close: runs before it, so waiting polls do not hold the drain.
     cleanups.push(ssf.stop);
+    const clientRoutes = clients.routes({
+      issuer,
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      registration: config.files.client_registration,
+      hashSecret: (secret) => hasher.hash(secret),
+      provider: () => provider,
+      resources: config.files.resource_servers.map((rs) => rs.identifier),
+      production: config.production,
+    });
     const app = createPublicApp({
       issuer,
       logger,
@@ -178,6 +187,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         clientSecrets.middleware as never,
         structuredTokenEndpoints(structuredTokens) as never,
         ssf.routes,
+        ...(clientRoutes.public as never[]),
       ],
     });
     handler = app.callback();
@@ -194,12 +204,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       isRevoked,
       routes: [
         ...createAdminRoutes({ db, hasher, provider: () => provider, logger }),
-        ...clients.adminRoutes({
-          hashSecret: (secret) => hasher.hash(secret),
-          provider: () => provider,
-          resources: config.files.resource_servers.map((rs) => rs.identifier),
-          production: config.production,
-        }),
+        ...clientRoutes.admin,
       ],
       db,
     });

@@ -66,3 +66,14 @@ export const clientSchema = z
 
 /** A client with its new secret, shown this once (RFC 7591 §3.2.1 `client_secret`). */
 export const clientWithSecretSchema = clientSchema.extend({ client_secret: z.string().optional().meta({ description: 'shown once; stored as an argon2id hash' }) }).meta({ id: 'ClientWithSecret' });
+
+export const initialAccessTokenBody = z
+  .strictObject({
+    uses: z.number().int().min(1).max(1000).default(1).meta({ description: 'registrations it allows (default 1)' }),
+    expires_in: z.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600).meta({ description: 'lifetime in seconds (default one day)' }),
+  })
+  .meta({ id: 'IssueInitialAccessToken' });
+
+export const initialAccessTokenSchema = z
+  .object({ id: z.string(), initial_access_token: z.string().meta({ description: 'shown once; stored as a SHA-256 hash' }), uses: z.number(), expires_at: z.string() })
+  .meta({ id: 'InitialAccessToken' });

@@ -47,8 +47,9 @@ function register(stored: StoredClient): RegisteredClient {
 export function createClientRegistry(deps: ClientRegistryDeps) {
   const log = deps.logger.child({ component: 'client-registry' });
   let clients = new Map<string, RegisteredClient>();
-  // Reloads of one client may overlap; only the latest one requested is applied.
-  const generation = new Map<string, number>();
+  // Reloads of one client run one after another (a later one starts after the earlier ends), so
+  // the last applied is the last started, and a caller's reload starts after its commit.
+  const reloading = new Map<string, Promise<void>>();
   let connection: pg.Client | undefined;
   let running = false;
   let reconnectTimer: NodeJS.Timeout | undefined;
@@ -58,14 +59,21 @@ export function createClientRegistry(deps: ClientRegistryDeps) {
     clients = new Map(all.map((stored) => [stored.clientId, register(stored)]));
   }
 
-  async function refresh(clientId: string): Promise<void> {
-    const mine = (generation.get(clientId) ?? 0) + 1;
-    generation.set(clientId, mine);
+  async function reload(clientId: string): Promise<void> {
     const [stored] = await loadClients(deps.db, [clientId]);
-    if (generation.get(clientId) !== mine) return;
-    generation.delete(clientId);
     if (stored) clients.set(clientId, register(stored));
     else clients.delete(clientId);
+  }
+
+  function refresh(clientId: string): Promise<void> {
+    const previous = reloading.get(clientId) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(() => reload(clientId));
+    reloading.set(clientId, next);
+    const forget = () => {
+      if (reloading.get(clientId) === next) reloading.delete(clientId);
+    };
+    next.then(forget, forget);
+    return next;
   }
 
   async function connect(): Promise<void> {

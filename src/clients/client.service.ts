@@ -151,7 +151,12 @@ export function createClientService(deps: ClientServiceDeps) {
      * Registers a client (RFC 7591 metadata; `client_id` generated when absent). A client of a
      * secret method gets a generated secret, returned here once and stored as an argon2id hash.
      */
-    async create(input: ClientInput, by: Actor): Promise<{ client: ClientView; client_secret?: string }> {
+    async create(
+      input: ClientInput,
+      by: Actor,
+      /** More writes of the same transaction (dynamic registration: its tokens), after the client's. */
+      within?: (trx: Transaction<Database>, clientId: string) => Promise<void>,
+    ): Promise<{ client: ClientView; client_secret?: string }> {
       const clientId = typeof input.client_id === 'string' ? input.client_id : randomUUID();
       const method = typeof input.token_endpoint_auth_method === 'string' ? input.token_endpoint_auth_method : 'client_secret_basic';
       const secret = SECRET_METHODS.has(method) ? generateSecret() : undefined;
@@ -162,6 +167,7 @@ export function createClientService(deps: ClientServiceDeps) {
         if (!(await insertClient(trx, { clientId, metadata, managedBy: 'api' }))) throw new ClientError('client_exists', `client ${clientId} exists`);
         if (secretHash) await insertSecret(trx, clientId, secretHash);
         if (binding) await insertCertificate(trx, clientId, binding);
+        await within?.(trx, clientId);
         await notifyClientChanged(trx, clientId);
         const stored = (await loadClients(trx, [clientId]))[0]!;
         return { result: toClientView(stored), action: 'client.create', target: `client:${clientId}`, event: { type: 'client-created' as const, ...event(clientId, by) } };

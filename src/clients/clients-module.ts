@@ -2,11 +2,14 @@ import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { ClientMetadata } from 'oidc-provider';
 import type { Logger } from 'pino';
-import type { ClientConfig } from '../config/files.js';
+import type { Middleware } from 'koa';
+import type { ClientConfig, ClientRegistrationPolicy } from '../config/files.js';
 import type { Database } from '../db/database.js';
 import type { AdminRoute } from '../http/admin-router.js';
 import { createClientService } from './client.service.js';
-import { clientRoutes } from './clients.routes.js';
+import { clientRoutes, initialAccessTokenRoutes } from './clients.routes.js';
+import { registrationRoutes } from './registration.routes.js';
+import { createRegistrationService } from './registration.service.js';
 import { createClientRegistry, type ClientRegistry } from './client-registry.js';
 import { applyClientSeed } from './config-seed.js';
 
@@ -32,12 +35,16 @@ export interface ClientsModule {
   };
   /** What the oidc adapter's `Client` model reads (no database on the token path). */
   model: { metadata(clientId: string): object | undefined };
-  /** The `/admin/clients` routes. */
-  adminRoutes(deps: AdminRouteDeps): AdminRoute[];
+  /** The `/admin/clients` routes, and (when enabled) dynamic registration's admin and public routes. */
+  routes(deps: RouteDeps): { admin: AdminRoute[]; public: Middleware[] };
   stop(): Promise<void>;
 }
 
-export interface AdminRouteDeps {
+export interface RouteDeps {
+  issuer: string;
+  bodyLimitBytes: number;
+  /** Dynamic registration (RFC 7591/7592): off unless `enabled`. */
+  registration: ClientRegistrationPolicy;
   hashSecret: (secret: string) => Promise<string>;
   provider: () => Provider;
   /** Resource server identifiers of the configuration. */
@@ -65,7 +72,7 @@ export async function startClients(deps: ClientsModuleDeps): Promise<ClientsModu
     lookup,
     provider: { lookup, all: () => registry.activeConfigs(), subjects: (clientId) => registry.subjects(clientId) },
     model: { metadata: (clientId) => registry.active(clientId)?.metadata },
-    adminRoutes(routeDeps) {
+    routes(routeDeps) {
       const resources = new Set(routeDeps.resources);
       const service = createClientService({
         db: deps.db,
@@ -80,7 +87,12 @@ export async function startClients(deps: ClientsModuleDeps): Promise<ClientsModu
           },
         }),
       });
-      return clientRoutes(service);
+      if (!routeDeps.registration.enabled) return { admin: clientRoutes(service), public: [] };
+      const registration = createRegistrationService({ db: deps.db, clients: service, policy: routeDeps.registration, issuer: routeDeps.issuer });
+      return {
+        admin: [...clientRoutes(service), ...initialAccessTokenRoutes(registration)],
+        public: [registrationRoutes(registration, routeDeps.bodyLimitBytes) as unknown as Middleware],
+      };
     },
     stop: () => registry.stop(),
   };

@@ -3,6 +3,26 @@ import { adminActor } from '../iam/admin-mutation.js';
 import { pageOf, pageQuery } from '../iam/admin.schemas.js';
 import { certificateBody, certificatePath, clientPath, clientSchema, clientWithSecretSchema, createClientBody, reasonBody, rotateSecretBody, updateClientBody } from './admin.schemas.js';
 import type { ClientService } from './client.service.js';
+import { initialAccessTokenBody, initialAccessTokenSchema } from './admin.schemas.js';
+import type { RegistrationService } from './registration.service.js';
+
+/** `POST /admin/initial-access-tokens` (dynamic registration enabled only). */
+export function initialAccessTokenRoutes(registration: RegistrationService): AdminRoute[] {
+  return [
+    defineRoute({
+      method: 'post',
+      path: '/admin/initial-access-tokens',
+      operationId: 'issueInitialAccessToken',
+      summary: 'Issue an initial access token for dynamic client registration (RFC 7591 §3): shown once, for `uses` registrations until it expires',
+      body: initialAccessTokenBody,
+      bodyOptional: true,
+      status: 201,
+      response: initialAccessTokenSchema,
+      errors: { 400: ['invalid_request', 'invalid_json'], ...BODY_ERRORS },
+      handle: ({ body, request }) => registration.issueInitialAccessToken({ uses: body.uses, expiresInSeconds: body.expires_in }, adminActor(request)),
+    }),
+  ];
+}
 
 const BODY_ERRORS = { 413: ['body_too_large'], 415: ['unsupported_media_type'] };
 const METADATA_ERRORS = ['invalid_request', 'invalid_json', 'invalid_client_metadata', 'invalid_redirect_uri'];

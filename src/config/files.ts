@@ -106,6 +106,22 @@ export const exchangePolicySchema = z.strictObject({
   accept_dpop_bound_subject_tokens: z.boolean().optional(),
 });
 
+/**
+ * Dynamic client registration (RFC 7591, RFC 7592): off unless enabled; every registration needs
+ * an initial access token an administrator issued; what a registered client may ask for.
+ */
+export const clientRegistrationSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  grant_types: z.array(z.string().min(1)).default(['client_credentials']),
+  token_endpoint_auth_methods: z.array(clientAuthMethod).default(['client_secret_basic', 'tls_client_auth', 'self_signed_tls_client_auth']),
+  /** Scopes a registered client may be given (its `scope` must be a subset). */
+  scopes: z.array(scopeToken).default([]),
+  /** Resource servers a registered client may ask tokens for. */
+  resources: z.array(absoluteUri).default([]),
+  /** Redirect URIs must be https, loopback included (on top of the rules for every client). */
+  https_redirect_uris_only: z.boolean().default(true),
+});
+
 export const configFilesSchema = z
   .strictObject({
     demo: z.boolean().default(false),
@@ -117,6 +133,14 @@ export const configFilesSchema = z
         policies: z.array(exchangePolicySchema).default([]),
       })
       .default({ max_lifetime: 30 * 24 * 3600, policies: [] }),
+    client_registration: clientRegistrationSchema.default({
+      enabled: false,
+      grant_types: ['client_credentials'],
+      token_endpoint_auth_methods: ['client_secret_basic', 'tls_client_auth', 'self_signed_tls_client_auth'],
+      scopes: [],
+      resources: [],
+      https_redirect_uris_only: true,
+    }),
   })
   .superRefine((config, ctx) => {
     const resources = new Set(config.resource_servers.map((rs) => rs.identifier));
@@ -151,3 +175,4 @@ export type ConfigFiles = z.infer<typeof configFilesSchema>;
 export type ResourceServerConfig = z.infer<typeof resourceServerSchema>;
 export type ClientConfig = z.infer<typeof clientSchema>;
 export type ExchangePolicy = z.infer<typeof exchangePolicySchema>;
+export type ClientRegistrationPolicy = z.infer<typeof clientRegistrationSchema>;

@@ -205,6 +205,23 @@ export interface ClientRevocationTable {
   revoked_before: Timestamp;
 }
 
+/** An initial access token for dynamic registration (RFC 7591 §3): its hash, uses left, end. */
+export interface ClientInitialAccessTokenTable {
+  id: Generated<string>;
+  token_hash: string;
+  uses_left: number;
+  expires_at: Timestamp;
+  created_by: string;
+  created_at: DefaultedTimestamp;
+}
+
+/** The registration access token (RFC 7592 §1) of a dynamically registered client: its hash. */
+export interface ClientRegistrationTokenTable {
+  client_id: string;
+  token_hash: string;
+  created_at: DefaultedTimestamp;
+}
+
 /** The kysely schema of the Custos database. */
 export interface Database {
   oidc_model: OidcModelTable;
@@ -226,6 +243,8 @@ export interface Database {
   client_secret: ClientSecretTable;
   client_certificate: ClientCertificateTable;
   client_revocation: ClientRevocationTable;
+  client_initial_access_token: ClientInitialAccessTokenTable;
+  client_registration_token: ClientRegistrationTokenTable;
 }
 
 /** What repositories take first: the database, or the caller's transaction. */

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ConfigFiles } from '../config/files.js';
 import type { Database } from '../db/database.js';
+import { purgeInitialAccessTokens } from '../clients/registration.repository.js';
 import { purgeExpiredModels } from '../db/oidc-model.repository.js';
 import { purgeExpiredExchanges } from '../grants/token-exchange/exchange-record.repository.js';
 import { purgeAuditBefore } from '../iam/audit.repository.js';
@@ -34,6 +35,7 @@ export async function purgeExpiredRows(db: Kysely<Database>, options: PurgeOptio
     subject_revocation: await purgeSubjectRevocations(db, options.longestTokenLifetimeSeconds + PURGE_MARGIN_SECONDS),
     session_revocation: await purgeSessionRevocations(db, options.longestTokenLifetimeSeconds + PURGE_MARGIN_SECONDS),
     client_revocation: await purgeClientRevocations(db, options.longestTokenLifetimeSeconds + PURGE_MARGIN_SECONDS),
+    client_initial_access_token: await purgeInitialAccessTokens(db),
     audit_log: await purgeAuditBefore(db, options.auditRetentionDays),
   };
 }

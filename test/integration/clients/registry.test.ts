@@ -83,6 +83,16 @@ describe('the client file as a seed', () => {
   });
 });
 
+describe('dynamic registration', () => {
+  it('is off by default: no registration endpoint, no initial access tokens', async () => {
+    const { request } = await import('undici');
+    const response = await request(`${app.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', dispatcher: app.agent() });
+    await response.body.dump();
+    expect(response.statusCode).toBe(404);
+    expect(app.custos.config.files.client_registration.enabled).toBe(false);
+  });
+});
+
 describe('the token path', () => {
   it('reads no client from the database for a known client', async () => {
     // Warm: the first request builds oidc-provider's Client instance.
