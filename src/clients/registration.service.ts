@@ -15,8 +15,12 @@ export class RegistrationTokenError extends AppError {
   }
 }
 
-/** Fields only an administrator may set: privileges, not metadata a client may ask for itself. */
-const PRIVILEGED = ['first_party', 'introspection', 'serves', 'client_id', 'client_secret', 'client_secret_hash'] as const;
+/**
+ * Fields only an administrator may set: privileges, not metadata a client may ask for itself
+ * (`backchannel_logout_uri`: logout tokens to it are sent without the SSRF guard, see
+ * src/oidc/logout.ts `outboundFetch`).
+ */
+const PRIVILEGED = ['first_party', 'introspection', 'serves', 'backchannel_logout_uri', 'client_id', 'client_secret', 'client_secret_hash'] as const;
 const newToken = () => randomBytes(32).toString('base64url');
 
 export interface RegistrationDeps {

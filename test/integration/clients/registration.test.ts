@@ -108,6 +108,7 @@ describe('dynamic registration (RFC 7591)', () => {
       ['an auth method outside the policy', { ...metadata, token_endpoint_auth_method: 'client_secret_post' }, 'invalid_client_metadata'],
       ['a scope outside the policy', { ...metadata, scope: 'orders' }, 'invalid_client_metadata'],
       ['a privilege', { ...metadata, first_party: true }, 'invalid_client_metadata'],
+      ['a back-channel logout URI (sent past the SSRF guard)', { ...metadata, backchannel_logout_uri: 'https://10.0.0.1/logout' }, 'invalid_client_metadata'],
       ['its own client_id', { ...metadata, client_id: 'mine' }, 'invalid_client_metadata'],
       ['a loopback http redirect URI (https only here)', { grant_types: ['authorization_code'], response_types: ['code'], scope: 'openid', redirect_uris: ['http://127.0.0.1/cb'] }, 'invalid_redirect_uri'],
       ['a wildcard redirect URI', { grant_types: ['authorization_code'], response_types: ['code'], scope: 'openid', redirect_uris: ['https://app.example/*'] }, 'invalid_redirect_uri'],
