@@ -33,7 +33,8 @@ export interface SeedOutcome {
  * line with it (metadata, secret hashes, certificate binding; re-enables one the file names
  * again), and disables config-managed clients it no longer names (never deleting anything).
  * Clients made through the API are never touched; a file naming one stops start-up. Every
- * change is audited (actor `config`) and announced as an event.
+ * change is audited (actor `config`); a changed secret or certificate and a disabled client are
+ * also announced as events.
  */
 export async function applyClientSeed(db: Kysely<Database>, clients: readonly ClientConfig[], source: string): Promise<SeedOutcome> {
   return db.transaction().execute(async (trx) => {
@@ -59,8 +60,8 @@ export async function applyClientSeed(db: Kysely<Database>, clients: readonly Cl
         await insertClient(trx, { clientId: client.client_id, metadata, managedBy: 'config' });
         for (const hash of wantedSecrets) await insertSecret(trx, client.client_id, hash);
         for (const wanted of wantedBindings) await insertCertificate(trx, client.client_id, wanted);
+        // Audited, not announced: the file's clients are the deployment's, not news for consumers.
         await audit('client.create', client.client_id);
-        await recordEvent(trx, { type: 'client-created', userId: client.client_id, clientId: client.client_id, initiatingEntity: 'system', actor: 'config' });
         await notifyClientChanged(trx, client.client_id);
         outcome.created.push(client.client_id);
         continue;
@@ -86,7 +87,7 @@ export async function applyClientSeed(db: Kysely<Database>, clients: readonly Cl
       }
       if (changes.length === 0) continue;
       await audit('client.update', client.client_id, { changed: changes });
-      await recordEvent(trx, { type: 'client-updated', userId: client.client_id, clientId: client.client_id, initiatingEntity: 'system', actor: 'config' });
+      // A changed credential is announced (consumers may act on it); other changes are audited only.
       if (changes.includes('secret') || changes.includes('certificate')) {
         await recordEvent(trx, {
           type: 'credential-changed',
