@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { DestinationStream, Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { startClients } from './clients/clients-module.js';
 import { ConfigError } from './config/config-error.js';
 import { demoSecretProblems } from './config/demo-secrets.js';
 import { loadConfig, type AppConfig } from './config/load-config.js';
@@ -136,6 +137,10 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       if (applied.length > 0) logger.info({ applied }, 'migrations applied');
     }
 
+    // The client file is a seed: applied to the database, then clients are read from memory.
+    const clients = await startClients({ db, databaseUrl, logger, seed: config.files.clients, source: config.sources.clients ?? config.configDir });
+    cleanups.push(clients.stop);
+
     const { tls, devPki } = await loadTls(config, cwd);
     let keys = await loadSigningKeys(config.keysDir, { generate: !config.production });
     let setKeys = await loadSetSigningKeys(config.keysDir, { generate: !config.production });
@@ -154,13 +159,16 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const proxies = env.TRUST_PROXY ? toBlockList(env.TRUST_PROXY) : undefined;
     const hasher = createPasswordHasher({ cost: argon2CostOf(env), threads: argon2 });
     // Built once; they read the signing keys of the moment, which reload() swaps.
-    const policy = createResourcePolicy(config.files.resource_servers, config.files.clients, () => keys.current.kid);
-    const access = accessPolicies(config.files.clients, policy);
+    const policy = createResourcePolicy(config.files.resource_servers, clients.lookup, () => keys.current.kid);
+    const access = accessPolicies(clients.lookup, policy);
     let publicKeys = verificationKeys(keys);
     let jwks = publicJwks(keys);
     const structuredTokens = createStructuredTokens({ db, issuer, verificationKeys: () => publicKeys, allowedToIntrospect: access.introspection });
     const isRevoked = structuredTokens.isRevoked;
-    const clientSecrets = clientSecretAuthentication(createSecretVerifier({ threads: argon2, onVerification: (outcome) => metrics.secretVerifications.inc({ outcome }) }));
+    const clientSecrets = clientSecretAuthentication(
+      createSecretVerifier({ threads: argon2, onVerification: (outcome) => metrics.secretVerifications.inc({ outcome }) }),
+      (clientId) => clients.registry.secretHashes(clientId),
+    );
     // Every grant oidc-provider ends (logout, refresh-token reuse, code replay, RFC 7009) goes through one revocation.
     const revocation = createRevocation({ db, logger });
     const revocationHooks = grantRevocationHooks({ revocation, logger, clientAddress: clientAddressOf(proxies) });
@@ -168,7 +176,8 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
     const recordOnce = createReplayRecorder(db);
     const build = createProviderBuilder({
       issuer,
-      adapter: createKyselyAdapter(db, revocationHooks),
+      adapter: createKyselyAdapter(db, revocationHooks, clients.model),
+      clients: clients.provider,
       files: config.files,
       cookieKeys,
       requireDpopNonce: env.DPOP_REQUIRE_NONCE,
@@ -217,6 +226,15 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
     });
     cleanups.push(ssfReceiver.stop);
+    const clientRoutes = clients.routes({
+      issuer,
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      registration: config.files.client_registration,
+      hashSecret: (secret) => hasher.hash(secret),
+      provider: () => provider,
+      resources: config.files.resource_servers.map((rs) => rs.identifier),
+      production: config.production,
+    });
     const app = createPublicApp({
       issuer,
       logger,
@@ -233,6 +251,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         structuredTokenEndpoints(structuredTokens) as never,
         ssf.routes,
         ssfReceiver.routes,
+        ...(clientRoutes.public as never[]),
       ],
     });
     handler = app.callback();
@@ -247,7 +266,10 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       issuer,
       publicJwks: () => jwks,
       isRevoked,
-      routes: createAdminRoutes({ db, hasher, provider: () => provider, logger }),
+      routes: [
+        ...createAdminRoutes({ db, hasher, provider: () => provider, logger }),
+        ...clientRoutes.admin,
+      ],
       db,
     });
     cleanups.push(admin.close);

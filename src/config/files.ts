@@ -32,9 +32,8 @@ export const CLIENT_AUTH_METHODS = [
 ] as const;
 const clientAuthMethod = z.enum(CLIENT_AUTH_METHODS);
 
-/** A registered client (RFC 7591 metadata names), with the secret only as an argon2id hash. */
-export const clientSchema = z
-  .strictObject({
+/** The fields of a registered client (RFC 7591 metadata names), before the cross-field rules of {@link clientSchema}. */
+export const clientFields = z.strictObject({
     client_id: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'an identifier of letters, digits, ".", "_", "~", "-"'),
     client_name: z.string().optional(),
     client_secret_hash: z.string().startsWith('$argon2id$', 'an argon2id hash ($argon2id$...)').optional(),
@@ -69,8 +68,10 @@ export const clientSchema = z
     require_pushed_authorization_requests: z.boolean().optional(),
     /** `fapi2`: the FAPI 2.0 Security Profile is enforced for this client (docs/api-developers.md). */
     profile: z.enum(['fapi2']).optional(),
-  })
-  .superRefine((client, ctx) => {
+  });
+
+/** A registered client (RFC 7591 metadata names), with the secret only as an argon2id hash. */
+export const clientSchema = clientFields.superRefine((client, ctx) => {
     const secretMethods = ['client_secret_basic', 'client_secret_post'];
     if (secretMethods.includes(client.token_endpoint_auth_method) && !client.client_secret_hash) {
       ctx.addIssue({ code: 'custom', path: ['client_secret_hash'], message: `required for ${client.token_endpoint_auth_method}` });
@@ -145,6 +146,22 @@ export const exchangePolicySchema = z.strictObject({
   accept_dpop_bound_subject_tokens: z.boolean().optional(),
 });
 
+/**
+ * Dynamic client registration (RFC 7591, RFC 7592): off unless enabled; every registration needs
+ * an initial access token an administrator issued; what a registered client may ask for.
+ */
+export const clientRegistrationSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  grant_types: z.array(z.string().min(1)).default(['client_credentials']),
+  token_endpoint_auth_methods: z.array(clientAuthMethod).default(['client_secret_basic', 'tls_client_auth', 'self_signed_tls_client_auth']),
+  /** Scopes a registered client may be given (its `scope` must be a subset). */
+  scopes: z.array(scopeToken).default([]),
+  /** Resource servers a registered client may ask tokens for. */
+  resources: z.array(absoluteUri).default([]),
+  /** Redirect URIs must be https, loopback included (on top of the rules for every client). */
+  https_redirect_uris_only: z.boolean().default(true),
+});
+
 export const configFilesSchema = z
   .strictObject({
     demo: z.boolean().default(false),
@@ -158,6 +175,14 @@ export const configFilesSchema = z
       .default({ max_lifetime: 30 * 24 * 3600, policies: [] }),
     /** Trusted SSF transmitters whose SETs Custos receives (src/config/ssf-receiver.ts); absent: the receiver is off. */
     ssf_receiver: ssfReceiverSchema.optional(),
+    client_registration: clientRegistrationSchema.default({
+      enabled: false,
+      grant_types: ['client_credentials'],
+      token_endpoint_auth_methods: ['client_secret_basic', 'tls_client_auth', 'self_signed_tls_client_auth'],
+      scopes: [],
+      resources: [],
+      https_redirect_uris_only: true,
+    }),
   })
   .superRefine((config, ctx) => {
     const resources = new Set(config.resource_servers.map((rs) => rs.identifier));
@@ -176,9 +201,7 @@ export const configFilesSchema = z
       }
     });
     config.token_exchange.policies.forEach((policy, index) => {
-      if (!clientIds.has(policy.client_id)) {
-        ctx.addIssue({ code: 'custom', path: ['token_exchange', 'policies', index, 'client_id'], message: `unknown client ${policy.client_id}` });
-      }
+      // A policy may name a client registered through the admin API (src/clients/), not in this file.
       if (policy.default_audience && !policy.audiences.includes(policy.default_audience)) {
         ctx.addIssue({ code: 'custom', path: ['token_exchange', 'policies', index, 'default_audience'], message: 'must be one of audiences' });
       }
@@ -194,3 +217,4 @@ export type ConfigFiles = z.infer<typeof configFilesSchema>;
 export type ResourceServerConfig = z.infer<typeof resourceServerSchema>;
 export type ClientConfig = z.infer<typeof clientSchema>;
 export type ExchangePolicy = z.infer<typeof exchangePolicySchema>;
+export type ClientRegistrationPolicy = z.infer<typeof clientRegistrationSchema>;

@@ -239,6 +239,58 @@ export interface SsfReceivedSetTable {
   received_at: DefaultedTimestamp;
 }
 
+/** A registered client (migration 20261205120000; src/clients/). */
+export interface ClientTable {
+  client_id: string;
+  /** RFC 7591 metadata (and Custos' own fields: resources, serves, first_party, ...), without secrets or certificate bindings. */
+  metadata: Json;
+  status: ColumnType<'active' | 'disabled', 'active' | 'disabled' | undefined, 'active' | 'disabled'>;
+  managed_by: 'config' | 'api';
+  created_at: DefaultedTimestamp;
+  updated_at: DefaultedTimestamp;
+}
+
+/** An argon2id hash of a client secret; `expires_at` ends it (the overlap of a rotation). */
+export interface ClientSecretTable {
+  id: Generated<string>;
+  client_id: string;
+  hash: string;
+  created_at: DefaultedTimestamp;
+  expires_at: Timestamp | null;
+}
+
+/** A certificate binding of an mTLS client (`tls_client_auth_*` subject, or a JWK set), retirable. */
+export interface ClientCertificateTable {
+  id: Generated<string>;
+  client_id: string;
+  binding: Json;
+  created_at: DefaultedTimestamp;
+  retired_at: Timestamp | null;
+}
+
+/** Per-client cut-off: every token issued to the client at or before it is refused. */
+export interface ClientRevocationTable {
+  client_id: string;
+  revoked_before: Timestamp;
+}
+
+/** An initial access token for dynamic registration (RFC 7591 §3): its hash, uses left, end. */
+export interface ClientInitialAccessTokenTable {
+  id: Generated<string>;
+  token_hash: string;
+  uses_left: number;
+  expires_at: Timestamp;
+  created_by: string;
+  created_at: DefaultedTimestamp;
+}
+
+/** The registration access token (RFC 7592 §1) of a dynamically registered client: its hash. */
+export interface ClientRegistrationTokenTable {
+  client_id: string;
+  token_hash: string;
+  created_at: DefaultedTimestamp;
+}
+
 /** The kysely schema of the Custos database. */
 export interface Database {
   oidc_model: OidcModelTable;
@@ -261,6 +313,12 @@ export interface Database {
   signin_recovery_code: SigninRecoveryCodeTable;
   signin_passkey: SigninPasskeyTable;
   signin_enrollment_required: SigninEnrollmentRequiredTable;
+  client: ClientTable;
+  client_secret: ClientSecretTable;
+  client_certificate: ClientCertificateTable;
+  client_revocation: ClientRevocationTable;
+  client_initial_access_token: ClientInitialAccessTokenTable;
+  client_registration_token: ClientRegistrationTokenTable;
 }
 
 /** What repositories take first: the database, or the caller's transaction. */

@@ -242,3 +242,21 @@ export async function destroyAccountModels(db: DbExecutor, accountId: string): P
   }
   return { sessions: sessions.map((row) => row.payload), grantIds: ids, tokens };
 }
+
+/**
+ * Destroys every grant of a client and every token and code issued under them (a retired
+ * client's refresh tokens, opaque access tokens, codes), in the caller's transaction. Returns the
+ * `sid`s the removed rows carried and how many rows went.
+ */
+export async function destroyClientModels(db: DbExecutor, clientId: string): Promise<{ rows: number; sids: string[] }> {
+  if (!storable(clientId)) return { rows: 0, sids: [] };
+  const { rows } = await sql<{ sid: string | null }>`
+    with grants as (
+      select id from oidc_model where model = 'Grant' and payload->>'clientId' = ${clientId} for update
+    )
+    delete from oidc_model
+    where grant_id in (select id from grants) or (model = 'Grant' and id in (select id from grants))
+       or (payload->>'clientId' = ${clientId} and model in ('AuthorizationCode', 'RefreshToken', 'AccessToken', 'ClientCredentials', 'DeviceCode', 'BackchannelAuthenticationRequest'))
+    returning payload->>'sid' as sid`.execute(db);
+  return { rows: rows.length, sids: [...new Set(rows.flatMap((row) => (row.sid ? [row.sid] : [])))] };
+}

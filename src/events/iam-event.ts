@@ -7,8 +7,13 @@
 export type InitiatingEntity = 'admin' | 'user' | 'policy' | 'system';
 
 interface EventBase {
-  /** The user the event is about (RFC 9493 subject; the Pulsar message key). */
+  /**
+   * The user the event is about (RFC 9493 subject; the Pulsar message key). For a client's event
+   * (`clientId` set), the client id: the `sub` of its client-credentials tokens (RFC 9068 §2.2).
+   */
   userId: string;
+  /** Set when the event is about a client (issue 20); the SET carries it as `client_id`. */
+  clientId?: string;
   initiatingEntity: InitiatingEntity;
   /** Free text for administrators (CAEP `reason_admin`); never secrets. */
   reasonAdmin?: string;
@@ -38,8 +43,8 @@ export interface RolesChangedEvent extends EventBase {
 /** CAEP `credential-change`. */
 export interface CredentialChangedEvent extends EventBase {
   type: 'credential-changed';
-  /** CAEP credential types: `app` is a TOTP authenticator app, `fido2-*` a passkey. */
-  credentialType: 'password' | 'x509' | 'app' | 'fido2-platform' | 'fido2-roaming';
+  /** CAEP credential types: `app` is a TOTP authenticator app, `fido2-*` a passkey; `client_secret` is Custos' own value (a client's secret; CAEP has none for it). */
+  credentialType: 'password' | 'x509' | 'app' | 'fido2-platform' | 'fido2-roaming' | 'client_secret';
   changeType: 'create' | 'update' | 'revoke' | 'delete';
 }
 
@@ -60,7 +65,16 @@ export interface AccountCreatedEvent extends EventBase {
   roles: string[];
 }
 
-export type IamEvent = SessionRevokedEvent | RolesChangedEvent | CredentialChangedEvent | AccountStatusEvent | AccountCreatedEvent;
+/**
+ * Custos events about a client (issue 20, no CAEP equivalent): registered, changed, disabled,
+ * enabled, deleted. Disabling or deleting also cut off every token issued to it, in the same transaction.
+ */
+export interface ClientLifecycleEvent extends EventBase {
+  type: 'client-created' | 'client-updated' | 'client-disabled' | 'client-enabled' | 'client-deleted';
+  clientId: string;
+}
+
+export type IamEvent = SessionRevokedEvent | RolesChangedEvent | CredentialChangedEvent | AccountStatusEvent | AccountCreatedEvent | ClientLifecycleEvent;
 export type IamEventType = IamEvent['type'];
 
 export const IAM_EVENT_TYPES: readonly IamEventType[] = [
@@ -70,4 +84,9 @@ export const IAM_EVENT_TYPES: readonly IamEventType[] = [
   'account-disabled',
   'account-enabled',
   'account-created',
+  'client-created',
+  'client-updated',
+  'client-disabled',
+  'client-enabled',
+  'client-deleted',
 ];

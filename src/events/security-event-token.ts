@@ -12,6 +12,11 @@ export const SET_EVENT_TYPES = {
   'account-disabled': 'urn:custos:secevent:event-type:account-disabled',
   'account-enabled': 'urn:custos:secevent:event-type:account-enabled',
   'account-created': 'urn:custos:secevent:event-type:account-created',
+  'client-created': 'urn:custos:secevent:event-type:client-created',
+  'client-updated': 'urn:custos:secevent:event-type:client-updated',
+  'client-disabled': 'urn:custos:secevent:event-type:client-disabled',
+  'client-enabled': 'urn:custos:secevent:event-type:client-enabled',
+  'client-deleted': 'urn:custos:secevent:event-type:client-deleted',
 } as const satisfies Record<IamEvent['type'], string>;
 
 /** RFC 9493 subject identifier: the user (`iss_sub`), or user + one session (`complex`). */
@@ -53,6 +58,7 @@ export function buildSecurityEventClaims(
     initiating_entity: event.initiatingEntity,
   };
   if (event.reasonAdmin) body['reason_admin'] = { en: event.reasonAdmin };
+  if (event.clientId) body['client_id'] = event.clientId;
   let subId: SubjectIdentifier = user;
   switch (event.type) {
     case 'session-revoked':

@@ -38,7 +38,11 @@ export function presentedSecret(ctx: KoaContextWithOIDC): { method: SecretMethod
  *   `Retry-After` (RFC 6749 §5.2 error JSON), for known and unknown clients alike, never a 401
  *   that would tell a client its correct secret is wrong.
  */
-export function clientSecretAuthentication(verifier: SecretVerifier) {
+export function clientSecretAuthentication(
+  verifier: SecretVerifier,
+  /** The hashes a client's secret may match now (several during a rotation's overlap); default: its `client_secret`. */
+  secretHashes?: (clientId: string) => readonly string[] | undefined,
+) {
   const compared = new WeakSet<object>();
   async function evenOutFailure(ctx: KoaContextWithOIDC, next: () => Promise<unknown>): Promise<void> {
     await next();
@@ -57,9 +61,16 @@ export function clientSecretAuthentication(verifier: SecretVerifier) {
     }
   }
   return {
-    async compare(client: { clientSecret: string; clientAuthMethod: string }, secret: string, ctx: KoaContextWithOIDC | undefined): Promise<boolean> {
+    async compare(client: { clientId: string; clientSecret: string; clientAuthMethod: string }, secret: string, ctx: KoaContextWithOIDC | undefined): Promise<boolean> {
       if (ctx) compared.add(ctx);
-      const matches = await verifier.verify(client.clientSecret, secret).catch((error: unknown) => {
+      const hashes = secretHashes?.(client.clientId) ?? [client.clientSecret];
+      const matchesAny = async () => {
+        // Every secret of a client ended: spend the work a wrong secret costs.
+        if (hashes.length === 0) return verifier.verifyUnknown(secret);
+        for (const hash of hashes) if (await verifier.verify(hash, secret)) return true;
+        return false;
+      };
+      const matches = await matchesAny().catch((error: unknown) => {
         if (!(error instanceof SecretVerifierBusy)) throw error;
         ctx?.set('Retry-After', String(RETRY_AFTER_SECONDS));
         const unavailable = new errors.TemporarilyUnavailable(BUSY_DESCRIPTION);

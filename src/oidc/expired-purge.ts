@@ -2,11 +2,12 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ConfigFiles } from '../config/files.js';
 import type { Database } from '../db/database.js';
+import { purgeInitialAccessTokens } from '../clients/registration.repository.js';
 import { purgeExpiredModels } from '../db/oidc-model.repository.js';
 import { purgeExpiredExchanges } from '../grants/token-exchange/exchange-record.repository.js';
 import { purgeAuditBefore } from '../iam/audit.repository.js';
 import { purgeExpiredThrottle } from '../iam/login-throttle.repository.js';
-import { purgeRevokedTokenMarks, purgeSessionRevocations, purgeSubjectRevocations, REVOKED_ACCESS_TOKEN_MODEL } from '../revocation/token-revocation.repository.js';
+import { purgeClientRevocations, purgeRevokedTokenMarks, purgeSessionRevocations, purgeSubjectRevocations, REVOKED_ACCESS_TOKEN_MODEL } from '../revocation/token-revocation.repository.js';
 
 /** Exchange records (and cut-offs) stay this long past the last token that needs them (clock skew, late audit reads). */
 export const PURGE_MARGIN_SECONDS = 3600;
@@ -33,6 +34,8 @@ export async function purgeExpiredRows(db: Kysely<Database>, options: PurgeOptio
     token_exchange: await purgeExpiredExchanges(db, { marginSeconds: PURGE_MARGIN_SECONDS }),
     subject_revocation: await purgeSubjectRevocations(db, options.longestTokenLifetimeSeconds + PURGE_MARGIN_SECONDS),
     session_revocation: await purgeSessionRevocations(db, options.longestTokenLifetimeSeconds + PURGE_MARGIN_SECONDS),
+    client_revocation: await purgeClientRevocations(db, options.longestTokenLifetimeSeconds + PURGE_MARGIN_SECONDS),
+    client_initial_access_token: await purgeInitialAccessTokens(db),
     audit_log: await purgeAuditBefore(db, options.auditRetentionDays),
   };
 }

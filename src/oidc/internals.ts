@@ -11,7 +11,7 @@ import validateDpop, { checkDpopReplay } from 'oidc-provider/lib/helpers/validat
 // @ts-expect-error -- untyped internal module: the `dpop_bound_access_tokens` requirement.
 import { checkDpopRequired } from 'oidc-provider/lib/helpers/sender_constraints.js';
 
-type SecretClient = { clientSecret: string; clientAuthMethod: string };
+type SecretClient = { clientId: string; clientSecret: string; clientAuthMethod: string };
 
 /**
  * oidc-provider's replay detection (a DPoP proof's `jti`, a client assertion's `jti`) looks the

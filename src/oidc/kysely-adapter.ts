@@ -12,6 +12,11 @@ import {
   upsertModel,
 } from '../db/oidc-model.repository.js';
 
+/** Where the `Client` model's metadata comes from (src/clients/client-registry.ts). */
+export interface ClientModelSource {
+  metadata(clientId: string): object | undefined;
+}
+
 /** Models consumed at most once, with oidc-provider's own `invalid_grant` details. */
 const ONCE: Record<string, { replay: string; missing: string }> = {
   AuthorizationCode: { replay: 'authorization code already consumed', missing: 'authorization code not found' },
@@ -25,7 +30,7 @@ const ONCE: Record<string, { replay: string; missing: string }> = {
  * that end the grant (`hooks.replayed`); every grant oidc-provider ends goes through
  * `hooks.revokeByGrantId`.
  */
-export function createKyselyAdapter(db: Kysely<Database>, hooks?: GrantRevocationHooks): AdapterConstructor {
+export function createKyselyAdapter(db: Kysely<Database>, hooks?: GrantRevocationHooks, clients?: ClientModelSource): AdapterConstructor {
   return class KyselyAdapter implements Adapter {
     constructor(private readonly model: string) {}
 
@@ -40,6 +45,9 @@ export function createKyselyAdapter(db: Kysely<Database>, hooks?: GrantRevocatio
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      // oidc-provider's `Client` model (lib/models/client.js) asks on every lookup; the client
+      // registry answers from memory, so the token path reads no client from the database.
+      if (clients && this.model === 'Client') return clients.metadata(id) as AdapterPayload | undefined;
       return (await findModel(db, this.model, { id })) as AdapterPayload | undefined;
     }
 

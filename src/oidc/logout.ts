@@ -36,9 +36,15 @@ export function rpInitiatedLogoutFeature() {
  * so requests to exactly those URIs are sent without the guard (a BFF on the same host or
  * network is normal); every other request keeps it.
  */
-export function outboundFetch(clients: readonly ClientConfig[]) {
-  const trusted = new Set(clients.flatMap((client) => (client.backchannel_logout_uri ? [new URL(client.backchannel_logout_uri).href] : [])));
+function trustedUris(clients: readonly ClientConfig[]): Set<string> {
+  return new Set(clients.flatMap((client) => (client.backchannel_logout_uri ? [new URL(client.backchannel_logout_uri).href] : [])));
+}
+
+export function outboundFetch(clients: readonly ClientConfig[] | (() => readonly ClientConfig[])) {
+  const fixed = typeof clients === 'function' ? undefined : trustedUris(clients);
   return (url: URL | string, options: RequestInit & { dispatcher?: unknown }) => {
+    // Clients registered by an administrator (src/clients/) are trusted as the config file's are.
+    const trusted = fixed ?? trustedUris((clients as () => readonly ClientConfig[])());
     if (trusted.has(String(url))) {
       const { dispatcher: _guard, ...rest } = options;
       return fetch(url, rest);

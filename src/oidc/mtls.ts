@@ -18,7 +18,14 @@ function stateOf(ctx: KoaContextWithOIDC): ClientCertificateState {
  * What is derived from a certificate (SANs, subject, thumbprint) is computed once per certificate
  * (per connection, and by DER across connections); registered subject DNs are parsed once.
  */
-export function mtlsFeature(chain: ChainValidator) {
+export function mtlsFeature(
+  chain: ChainValidator,
+  /**
+   * Every active `tls_client_auth_*` subject of a client (src/clients/: during a certificate
+   * rotation the old and the new binding both authenticate); default: the one registered.
+   */
+  subjectsOf?: (clientId: string) => ReadonlyArray<{ property: string; value: string }>,
+) {
   const factsOf = createCertificateFactsCache();
   // Registered values come from the client configuration: a bounded set of strings.
   const subjects = new Map<string, string | undefined>();
@@ -46,7 +53,12 @@ export function mtlsFeature(chain: ChainValidator) {
     },
     certificateSubjectMatches: (ctx: KoaContextWithOIDC, property: string, expected: string): boolean => {
       const cert = stateOf(ctx).clientCertificate;
-      return cert !== undefined && subjectMatches(factsOf(cert), property, expected, subjectOf);
+      if (cert === undefined) return false;
+      const clientId = ctx.oidc?.client?.clientId;
+      const registered = clientId && subjectsOf ? subjectsOf(clientId) : [];
+      if (registered.length === 0) return subjectMatches(factsOf(cert), property, expected, subjectOf);
+      const facts = factsOf(cert);
+      return registered.some((subject) => subjectMatches(facts, subject.property, subject.value, subjectOf));
     },
   };
 }

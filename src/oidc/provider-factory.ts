@@ -1,6 +1,6 @@
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AdapterConstructor } from 'oidc-provider';
-import { CLIENT_AUTH_METHODS, type ConfigFiles } from '../config/files.js';
+import { CLIENT_AUTH_METHODS, type ClientConfig, type ConfigFiles } from '../config/files.js';
 import { providerSigningKeys, type SigningKeySet } from '../keys/signing-keys.js';
 import type { ChainValidator } from '../pki/chain.js';
 import { SCOPE_CLAIMS } from './accounts.js';
@@ -38,6 +38,16 @@ export interface ProviderDeps {
   findAccount: NonNullable<Configuration['findAccount']>;
   /** Records a replay-detection id once, atomically (DPoP proofs, client assertions); true for the first caller only. */
   recordOnce: (id: string, iss: string, expiresIn: number) => Promise<boolean>;
+  /**
+   * Clients from the database (src/clients/): oidc-provider finds them through the adapter's
+   * `Client` model instead of the static list of the config file.
+   */
+  clients?: {
+    lookup(clientId: string): ClientConfig | undefined;
+    all(): readonly ClientConfig[];
+    /** Every active certificate subject of a client (old and new during a rotation). */
+    subjects(clientId: string): ReadonlyArray<{ property: string; value: string }>;
+  };
   /** Called with the built provider before it serves (register grants, listeners). */
   extend?: (provider: Provider) => void;
 }
@@ -64,11 +74,13 @@ const ASYMMETRIC_ONLY = ['ES256', 'PS256', 'EdDSA'] as const;
 export function createProvider(deps: ProviderDeps): Provider {
   const { policy, access } = deps;
   const scopes = [...new Set(['openid', 'offline_access', 'email', 'profile', ...deps.files.resource_servers.flatMap((rs) => rs.scopes)])];
+  const registry = deps.clients;
   const firstParty = new Set(deps.files.clients.filter((client) => client.first_party).map((client) => client.client_id));
+  const isFirstParty = registry ? (clientId: string) => registry.lookup(clientId)?.first_party === true : (clientId: string) => firstParty.has(clientId);
 
   const configuration: Configuration = {
     adapter: deps.adapter,
-    clients: deps.files.clients.map(toClientMetadata),
+    ...(registry ? {} : { clients: deps.files.clients.map(toClientMetadata) }),
     jwks: providerSigningKeys(deps.keys),
     cookies: { keys: deps.cookieKeys },
     scopes,
@@ -135,7 +147,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       return typeof sid === 'string' ? { ...claims, sid } : claims;
     },
     findAccount: deps.findAccount,
-    loadExistingGrant: loadExistingGrant((clientId) => firstParty.has(clientId)),
+    loadExistingGrant: loadExistingGrant(isFirstParty),
     // Confidential clients allowed the refresh_token grant get a refresh token (bound to the
     // session unless offline_access was granted); every use rotates it, and presenting a
     // rotated one again revokes the whole grant (oidc-provider's reuse detection). A public
@@ -147,7 +159,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     // FAPI 2.0 (§5.3.2.1) asks not to rotate the refresh tokens of its (confidential, sender-
     // constrained) clients: a lost response would otherwise lock the client out.
     rotateRefreshToken: (ctx) => !isFapi2(ctx.oidc.client),
-    fetch: outboundFetch(deps.files.clients) as Configuration['fetch'],
+    fetch: outboundFetch(registry ? () => registry.all() : deps.files.clients) as Configuration['fetch'],
     // CORS at the token endpoint only for a browser app: a public client, from the origin of one
     // of its registered redirect URIs (a SPA such as examples/spa). Confidential clients never.
     clientBasedCORS: (_ctx, origin, client) =>
@@ -161,7 +173,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       introspection: { enabled: true, allowedPolicy: access.introspection },
       revocation: { enabled: true, allowedPolicy: access.revocation },
       resourceIndicators: resourceIndicatorsFeature(policy),
-      mTLS: mtlsFeature(deps.chain),
+      mTLS: mtlsFeature(deps.chain, registry?.subjects),
       dPoP: dpopFeature(deps.cookieKeys, deps.requireDpopNonce),
       fapi: fapi2Feature(),
       rpInitiatedLogout: rpInitiatedLogoutFeature(),

@@ -10,21 +10,31 @@ export interface ResourcePolicy {
   serves(clientId: string): readonly string[];
 }
 
+/** The clients a policy knows: a fixed list, or a lookup of the client registry (src/clients/). */
+export type ClientSource = readonly ClientConfig[] | ((clientId: string) => ClientConfig | undefined);
+
+/** A lookup by client id over a {@link ClientSource}. */
+export function clientLookup(clients: ClientSource): (clientId: string) => ClientConfig | undefined {
+  if (typeof clients === 'function') return clients;
+  const byClient = new Map(clients.map((client) => [client.client_id, client]));
+  return (clientId) => byClient.get(clientId);
+}
+
 /** Builds the resource policy from config; tokens are always ES256 RFC 9068 JWTs signed with `kid`. */
 export function createResourcePolicy(
   resourceServers: readonly ResourceServerConfig[],
-  clients: readonly ClientConfig[],
+  clients: ClientSource,
   signingKid: () => string,
 ): ResourcePolicy {
   const servers = new Map(resourceServers.map((rs) => [rs.identifier, rs]));
-  const byClient = new Map(clients.map((client) => [client.client_id, client]));
+  const find = clientLookup(clients);
   return {
-    defaultResource: (clientId) => (clientId ? byClient.get(clientId)?.default_resource : undefined),
+    defaultResource: (clientId) => (clientId ? find(clientId)?.default_resource : undefined),
     resourceServer: (resource) => servers.get(resource),
-    serves: (clientId) => byClient.get(clientId)?.serves ?? [],
+    serves: (clientId) => find(clientId)?.serves ?? [],
     resourceServerInfo(resource, clientId) {
       const server = servers.get(resource);
-      const client = byClient.get(clientId);
+      const client = find(clientId);
       if (!server || !client?.resources.includes(resource)) {
         throw new errors.InvalidTarget('the requested resource is unknown or not allowed for this client');
       }

@@ -1,6 +1,5 @@
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import type { ClientConfig } from '../config/files.js';
-import type { ResourcePolicy } from './resource-servers.js';
+import { clientLookup, type ClientSource, type ResourcePolicy } from './resource-servers.js';
 
 interface TokenLike {
   clientId?: string;
@@ -18,11 +17,11 @@ interface ClientLike {
  *   with `introspection: true`;
  * - revocation (RFC 7009 §2.1): only the client the token was issued to.
  */
-export function accessPolicies(clients: readonly ClientConfig[], policy: ResourcePolicy) {
-  const introspectors = new Set(clients.filter((client) => client.introspection).map((client) => client.client_id));
+export function accessPolicies(clients: ClientSource, policy: ResourcePolicy) {
+  const find = clientLookup(clients);
   return {
     introspection: async (_ctx: KoaContextWithOIDC, client: ClientLike, token: TokenLike) => {
-      if (token.clientId === client.clientId || introspectors.has(client.clientId)) return true;
+      if (token.clientId === client.clientId || find(client.clientId)?.introspection) return true;
       const audiences = Array.isArray(token.aud) ? token.aud : token.aud ? [token.aud] : [];
       return policy.serves(client.clientId).some((resource) => audiences.includes(resource));
     },

@@ -1,10 +1,10 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
-import { destroyAccountModels, destroyGrantModels, type ModelPayload } from '../db/oidc-model.repository.js';
+import { destroyAccountModels, destroyClientModels, destroyGrantModels, type ModelPayload } from '../db/oidc-model.repository.js';
 import type { InitiatingEntity } from '../events/iam-event.js';
 import { DEFAULT_WRITERS, type MutationWriters } from '../iam/admin-mutation.js';
-import { revokeSessionIds, revokeSubjectTokens } from './token-revocation.repository.js';
+import { revokeClientTokens, revokeSessionIds, revokeSubjectTokens } from './token-revocation.repository.js';
 
 /** The paths that end a grant, as events and audit records name them. */
 export type RevocationReason = 'logout' | 'refresh_token_reuse' | 'code_replay' | 'token_revocation' | 'grant_revoked';
@@ -54,6 +54,27 @@ export async function revokeSubjectInTransaction(trx: Transaction<Database>, use
   const destroyed = await destroyAccountModels(trx, userId);
   const cutOff = await revokeSubjectTokens(trx, userId);
   return { sessions: destroyed.sessions, grantIds: destroyed.grantIds, tokens: destroyed.tokens, cutOff };
+}
+
+/** What retiring a client reached, inside the caller's transaction. */
+export interface ClientRevoked {
+  /** Grant, token and code rows of the client removed. */
+  rows: number;
+  /** The client's cut-off: every token issued to it up to then is refused. */
+  cutOff: Date;
+}
+
+/**
+ * The database part of retiring a client (disabled or deleted), in the caller's transaction: every
+ * grant of the client with its refresh tokens, opaque access tokens and codes, and the client's
+ * cut-off (every JWT access token issued to it up to now, every resume token it obtained, and every
+ * resume token exchanged from one of those is refused). The caller writes the audit record and
+ * the event with its own change.
+ */
+export async function revokeClientInTransaction(trx: Transaction<Database>, clientId: string): Promise<ClientRevoked> {
+  const destroyed = await destroyClientModels(trx, clientId);
+  const cutOff = await revokeClientTokens(trx, clientId);
+  return { rows: destroyed.rows, cutOff };
 }
 
 export interface RevocationDeps {
@@ -120,6 +141,7 @@ export function createRevocation(deps: RevocationDeps) {
     },
 
     revokeSubjectInTransaction,
+    revokeClientInTransaction,
   };
 }
 

@@ -14,6 +14,8 @@ export interface TokenIdentity {
   iat?: number;
   /** The session (one client's authorization, one grant) the token was issued under, if any. */
   sid?: string;
+  /** The client the token was issued to (RFC 9068 `client_id`). */
+  client_id?: string;
 }
 
 /** Longest token-exchange chain followed; chains are a handful of hops in practice. */
@@ -31,6 +33,21 @@ export async function revokeSubjectTokens(db: DbExecutor, subject: string): Prom
     .insertInto('subject_revocation')
     .values({ subject, revoked_before: sql<Date>`clock_timestamp()` })
     .onConflict((oc) => oc.column('subject').doUpdateSet({ revoked_before: sql<Date>`greatest(subject_revocation.revoked_before, excluded.revoked_before)` }))
+    .returning('revoked_before')
+    .executeTakeFirstOrThrow();
+  return new Date(row.revoked_before);
+}
+
+/**
+ * Cuts off every token issued to `clientId` up to this moment (a disabled or deleted client):
+ * its JWT access tokens, and resume tokens it obtained or that were exchanged from them, are
+ * refused. `clock_timestamp()` and same-second semantics as {@link revokeSubjectTokens}.
+ */
+export async function revokeClientTokens(db: DbExecutor, clientId: string): Promise<Date> {
+  const row = await db
+    .insertInto('client_revocation')
+    .values({ client_id: clientId, revoked_before: sql<Date>`clock_timestamp()` })
+    .onConflict((oc) => oc.column('client_id').doUpdateSet({ revoked_before: sql<Date>`greatest(client_revocation.revoked_before, excluded.revoked_before)` }))
     .returning('revoked_before')
     .executeTakeFirstOrThrow();
   return new Date(row.revoked_before);
@@ -67,6 +84,8 @@ export interface TokenIdentityExpressions {
   sub: RawBuilder<string | null>;
   iat: RawBuilder<number | null>;
   sid: RawBuilder<string | null>;
+  /** The token's `client_id`; a statement that does not know it passes null (no client cut-off then). */
+  clientId: RawBuilder<string | null>;
 }
 
 /**
@@ -74,7 +93,8 @@ export interface TokenIdentityExpressions {
  * any token it was exchanged from (RFC 8693, recorded in `token_exchange`) was revoked (RFC 7009),
  * or it (or the root of its exchange chain) was issued at or before its subject's cut-off, or it
  * carries a revoked session (`sid`: logout, refresh-token reuse, code replay, RFC 7009 revocation of
- * the grant's refresh token; resume tokens carry the `sid` of the token they were exchanged from).
+ * the grant's refresh token; resume tokens carry the `sid` of the token they were exchanged from),
+ * or it was issued to a client at or before the client's cut-off, or a token of its exchange chain was.
  * A token without a known issue time counts as issued before the cut-off. Compose it into a statement
  * that must act on the verdict atomically (e.g. recording token exchanges only for live subject
  * tokens); its text does not depend on the token, so the statement can be prepared.
@@ -103,6 +123,17 @@ export function revokedCondition(token: TokenIdentityExpressions): RawBuilder<bo
         select 1 from session_revocation revocation_g where revocation_g.sid = ${token.sid}
       )
       or exists (
+        select 1 from client_revocation revocation_k
+        where revocation_k.client_id = ${token.clientId}
+          and coalesce(${token.iat} <= floor(extract(epoch from revocation_k.revoked_before)), true)
+      )
+      or exists (
+        select 1 from revocation_chain revocation_c
+        join token_exchange revocation_p on revocation_p.jti = revocation_c.parent
+        join client_revocation revocation_k on revocation_k.client_id = revocation_p.client_id
+        where revocation_p.created_at <= revocation_k.revoked_before
+      )
+      or exists (
         select 1 from subject_revocation revocation_s
         where revocation_s.subject = ${token.sub}
           and coalesce(
@@ -115,8 +146,9 @@ export function revokedCondition(token: TokenIdentityExpressions): RawBuilder<bo
 }
 
 /** The identity of a token as it may be stored and compared: no U+0000, finite `iat`, else null. */
-export function storableIdentity(token: TokenIdentity): { jti: string | null; sub: string | null; iat: number | null; sid: string | null } {
+export function storableIdentity(token: TokenIdentity): { jti: string | null; sub: string | null; iat: number | null; sid: string | null; clientId: string | null } {
   return {
+    clientId: typeof token.client_id === 'string' && storable(token.client_id) ? token.client_id : null,
     sid: typeof token.sid === 'string' && storable(token.sid) ? token.sid : null,
     jti: token.jti !== undefined && storable(token.jti) ? token.jti : null,
     sub: token.sub !== undefined && storable(token.sub) ? token.sub : null,
@@ -126,8 +158,8 @@ export function storableIdentity(token: TokenIdentity): { jti: string | null; su
 
 /** Whether a JWT access token is revoked ({@link revokedCondition}). One prepared statement. */
 export async function isTokenRevoked(db: DbExecutor, token: TokenIdentity): Promise<boolean> {
-  const { jti, sub, iat, sid } = storableIdentity(token);
-  const condition = revokedCondition({ jti: sql`${jti}::text`, sub: sql`${sub}::text`, iat: sql`${iat}::float8`, sid: sql`${sid}::text` });
+  const { jti, sub, iat, sid, clientId } = storableIdentity(token);
+  const condition = revokedCondition({ jti: sql`${jti}::text`, sub: sql`${sub}::text`, iat: sql`${iat}::float8`, sid: sql`${sid}::text`, clientId: sql`${clientId}::text` });
   const { rows } = await sql<{ revoked: boolean }>`${prepared('token-revocation.is-revoked')} select ${condition} as revoked`.execute(db);
   return rows[0]!.revoked;
 }
@@ -197,6 +229,15 @@ export async function purgeSessionRevocations(db: DbExecutor, olderThanSeconds: 
   const result = await db
     .deleteFrom('session_revocation')
     .where('revoked_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanSeconds})`)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/** Deletes client cut-offs older than `olderThanSeconds` (the longest token lifetime); returns how many were removed. */
+export async function purgeClientRevocations(db: DbExecutor, olderThanSeconds: number): Promise<number> {
+  const result = await db
+    .deleteFrom('client_revocation')
+    .where('revoked_before', '<', sql<Date>`now() - make_interval(secs => ${olderThanSeconds})`)
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }

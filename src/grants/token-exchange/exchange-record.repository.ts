@@ -14,6 +14,8 @@ export interface ExchangeRecord {
   subjectIssuedAt?: number;
   /** `sid` of the subject token (the session it was issued under; a revoked one refuses the exchange). */
   subjectSid?: string;
+  /** `client_id` of the subject token (a cut-off client's tokens are not exchanged). */
+  subjectClientId?: string;
   /** `cnf.jkt` of a DPoP-bound subject token (RFC 9449 §6.1), kept for audit. */
   subjectJkt?: string;
   actor: ActClaim;
@@ -35,7 +37,7 @@ export interface ExchangeRecord {
 export async function recordExchangesUnlessRevoked(db: DbExecutor, records: readonly ExchangeRecord[]): Promise<boolean[]> {
   if (records.length === 0) return [];
   const rows = records.map((record) => {
-    const parent = storableIdentity({ jti: record.subjectTokenJti, iat: record.subjectIssuedAt, sid: record.subjectSid });
+    const parent = storableIdentity({ jti: record.subjectTokenJti, iat: record.subjectIssuedAt, sid: record.subjectSid, client_id: record.subjectClientId });
     return {
       jti: record.jti,
       client_id: record.clientId,
@@ -43,6 +45,7 @@ export async function recordExchangesUnlessRevoked(db: DbExecutor, records: read
       subject_token_jti: parent.jti,
       subject_iat: parent.iat,
       subject_sid: parent.sid,
+      subject_client_id: parent.clientId,
       subject_jkt: record.subjectJkt ?? null,
       actor_chain: record.actor,
       scopes: record.scopes,
@@ -56,6 +59,7 @@ export async function recordExchangesUnlessRevoked(db: DbExecutor, records: read
     sub: sql<string>`new_record.subject`,
     iat: sql<number>`new_record.subject_iat`,
     sid: sql<string>`new_record.subject_sid`,
+    clientId: sql<string>`new_record.subject_client_id`,
   };
   const { rows: recorded } = await sql<{ jti: string }>`${prepared('token-exchange.record')}
     insert into token_exchange
@@ -68,7 +72,7 @@ export async function recordExchangesUnlessRevoked(db: DbExecutor, records: read
         to_timestamp(new_record.subject_iat)
       )
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as new_record (
-      jti text, client_id text, subject text, subject_token_jti text, subject_iat float8, subject_sid text, subject_jkt text,
+      jti text, client_id text, subject text, subject_token_jti text, subject_iat float8, subject_sid text, subject_client_id text, subject_jkt text,
       actor_chain jsonb, scopes text[], audiences text[], event_payload_hash text, expires_at timestamptz
     )
     where not ${revokedCondition(subjectToken)}

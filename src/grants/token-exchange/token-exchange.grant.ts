@@ -151,6 +151,7 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
       subjectTokenJti: subject.jti,
       subjectIssuedAt: subject.iat,
       subjectSid: subject.sid,
+      subjectClientId: subject.clientId,
       subjectJkt: subject.jkt,
       actor: act,
       scopes: decision.scopes,

@@ -3,7 +3,9 @@ import { createLocalJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, j
 import { request as undiciRequest } from 'undici';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClientService } from '../../../src/clients/client.service.js';
 import { createDb } from '../../../src/db/create-db.js';
+import { hashSecret } from '../../../src/iam/secret-hash.js';
 import type { Database } from '../../../src/db/database.js';
 import { createPasswordHasher } from '../../../src/iam/password-hasher.js';
 import { createUserService } from '../../../src/iam/user.service.js';
@@ -241,5 +243,34 @@ describe('two instances: DPoP', () => {
     expect([first.status, first.body.token_type]).toEqual([200, 'DPoP']);
     const replayed = await tokenAt(b);
     expect([replayed.status, replayed.body.error]).toEqual([400, 'invalid_grant']);
+  });
+});
+
+describe('clients as data across instances', () => {
+  it('a client registered, rotated and disabled while both run is seen by both, without a restart', async () => {
+    // As `custos clients` does: the change commits with a NOTIFY; no instance is told directly.
+    const clients = createClientService({ db, hashSecret, seedSource: 'test', validation: () => ({ resources: new Set([DEMO.ordersResource]), production: false }) });
+    const by = { actor: 'test', initiatingEntity: 'admin' as const };
+    const form = { grant_type: 'client_credentials', scope: 'orders:read', resource: DEMO.ordersResource };
+    const eventually = async (instance: Instance, basic: [string, string], status: number) => {
+      let answer = await instance.post('/token', form, { basic });
+      for (let i = 0; i < 50 && answer.status !== status; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        answer = await instance.post('/token', form, { basic });
+      }
+      return answer.status;
+    };
+    const created = await clients.create({ client_id: 'cluster-job', grant_types: ['client_credentials'], scope: 'orders:read', resources: [DEMO.ordersResource] }, by);
+    const first: [string, string] = ['cluster-job', created.client_secret!];
+    expect(await eventually(a, first, 200)).toBe(200);
+    expect(await eventually(b, first, 200)).toBe(200);
+    const rotated = await clients.rotateSecret('cluster-job', by);
+    const second: [string, string] = ['cluster-job', rotated.client_secret];
+    for (const instance of [a, b]) {
+      expect(await eventually(instance, second, 200)).toBe(200);
+      expect(await eventually(instance, first, 401)).toBe(401);
+    }
+    await clients.disable('cluster-job', by);
+    for (const instance of [a, b]) expect(await eventually(instance, second, 401)).toBe(401);
   });
 });
