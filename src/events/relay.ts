@@ -14,6 +14,7 @@ import { createOutboxLock } from './outbox-lock.js';
 import { RELAY_LOCK_KEY } from './relay-lock.repository.js';
 import { buildSecurityEventClaims, type SetSigner } from './security-event-token.js';
 import type { EventSink, OutboundEvent } from './sinks/event-sink.js';
+import { createWakeableSleep } from './wakeable-sleep.js';
 
 /** Options of {@link createRelay}. */
 export interface RelayOptions {
@@ -65,26 +66,11 @@ export function createRelay(options: RelayOptions): Relay {
   const retryMaxMs = options.retryMaxMs ?? 30_000;
   const retentionMs = options.retentionMs ?? 7 * 24 * 3600 * 1000;
   let running = true;
-  let wakeUp: (() => void) | undefined;
-  let woken = false;
   let failures = 0;
   let lastPrune = 0;
 
-  const wake = () => {
-    woken = true;
-    wakeUp?.();
-  };
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      if (woken || !running) return resolve();
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wakeUp = undefined;
-        resolve();
-      }
-      wakeUp = done;
-    });
+  const waits = createWakeableSleep();
+  const { wake, sleep } = waits;
 
   const lock = createOutboxLock({
     databaseUrl: options.databaseUrl,
@@ -155,10 +141,10 @@ export function createRelay(options: RelayOptions): Relay {
     while (running) {
       if (!lock.held && !(await takeLock())) {
         await sleep(pollIntervalMs);
-        woken = false;
+        waits.clear();
         continue;
       }
-      woken = false;
+      waits.clear();
       let outcome: 'sent' | 'idle' | 'failed';
       try {
         outcome = await round();
@@ -175,25 +161,13 @@ export function createRelay(options: RelayOptions): Relay {
         failures += 1;
         const backoff = Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(failures - 1, 20));
         // Full jitter keeps several Custos deployments from retrying in lockstep.
-        await sleepIgnoringWake(Math.round(backoff / 2 + (Math.random() * backoff) / 2));
+        await waits.sleepIgnoringWake(Math.round(backoff / 2 + (Math.random() * backoff) / 2));
         continue;
       }
       failures = 0;
       await sleep(pollIntervalMs);
     }
   })();
-
-  function sleepIgnoringWake(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wakeUp = () => {
-        if (!running) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-    });
-  }
 
   return {
     get active() {
@@ -202,7 +176,7 @@ export function createRelay(options: RelayOptions): Relay {
     wake,
     async stop() {
       running = false;
-      wakeUp?.();
+      waits.stop();
       await loop;
       await lock.release();
       await options.sink.close().catch((error) => log.warn({ err: error }, 'closing the event sink failed'));

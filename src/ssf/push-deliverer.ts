@@ -24,6 +24,7 @@ import {
 } from './ssf-stream.repository.js';
 import { createPushHostAllowList } from './push-hosts.js';
 import { PUSH_DELIVERY, type SsfService } from './ssf.service.js';
+import { createWakeableSleep } from '../events/wakeable-sleep.js';
 
 /** Session advisory lock held by the one active SSF push deliverer ("custosp" in ASCII; the relay holds "custos"). */
 export const SSF_PUSH_LOCK_KEY = 0x637573746f7370n;
@@ -167,26 +168,11 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
   let running = true;
   // Aborted at stop: a push in flight ends at once instead of holding the shutdown for its timeout.
   const stopping = new AbortController();
-  let wakeUp: (() => void) | undefined;
-  let woken = false;
   let lastHousekeeping = 0;
   const streamsWithMetrics = new Set<string>();
 
-  const wake = () => {
-    woken = true;
-    wakeUp?.();
-  };
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      if (woken || !running) return resolve();
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wakeUp = undefined;
-        resolve();
-      }
-      wakeUp = done;
-    });
+  const waits = createWakeableSleep();
+  const { wake, sleep } = waits;
 
   const lock = createOutboxLock({
     databaseUrl: options.databaseUrl,
@@ -346,10 +332,10 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
     while (running) {
       if (!lock.held && !(await takeLock())) {
         await sleep(pollIntervalMs);
-        woken = false;
+        waits.clear();
         continue;
       }
-      woken = false;
+      waits.clear();
       let more = false;
       try {
         more = await round();
@@ -371,7 +357,7 @@ export function createPushDeliverer(options: PushDelivererOptions): PushDelivere
     async stop() {
       running = false;
       stopping.abort();
-      wakeUp?.();
+      waits.stop();
       await loop;
       await lock.release();
       await agent.close().catch(() => {});
