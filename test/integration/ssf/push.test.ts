@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
-import { request, type Agent } from 'undici';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SET_EVENT_TYPES } from '../../../src/events/security-event-token.js';
 import { createCertificateAuthority } from '../../../src/pki/ca.js';
@@ -27,6 +27,7 @@ import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { loginForCode, logout, newJar, redeemCode } from '../../helpers/code-flow.js';
 import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
+import { Receiver } from '../../helpers/ssf-receiver.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const PUSH = 'urn:ietf:rfc:8935';
@@ -36,11 +37,6 @@ const ALL_EVENTS = [...Object.values(SET_EVENT_TYPES), VERIFICATION, STREAM_UPDA
 const MAX_FAILURES = 30;
 const PAUSED_MAX_EVENTS = 8;
 
-interface Response {
-  status: number;
-  headers: Record<string, unknown>;
-  body: any;
-}
 
 /** A pushed SET as the receiver got it: verified claims, the request's headers. */
 interface Received {
@@ -130,42 +126,13 @@ class PushReceiver {
   }
 }
 
-class ManagementClient {
-  token = '';
-  constructor(
-    private readonly app: TestApp,
-    readonly clientId: string,
-    readonly agent: Agent,
-  ) {}
-
-  async login(scope = 'ssf.manage'): Promise<void> {
-    const response = await request(`${this.app.issuer}/token`, {
-      method: 'POST',
-      dispatcher: this.agent,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.clientId, scope, resource: 'urn:custos:ssf' }).toString(),
-    });
-    const body = (await response.body.json()) as { access_token: string };
-    expect(response.statusCode).toBe(200);
-    this.token = body.access_token;
-  }
-
-  async call(method: string, url: string, body?: unknown): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await request(url, { method: method as 'GET', headers, body: body === undefined ? undefined : JSON.stringify(body), dispatcher: this.agent });
-    const text = await response.body.text();
-    return { status: response.statusCode, headers: response.headers, body: text ? JSON.parse(text) : undefined };
-  }
-}
-
 describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
   let app: TestApp;
   let config: TempConfigDir;
   let tmp: string;
   let admin: AdminClient;
-  let mgmt: ManagementClient;
-  let other: ManagementClient;
+  let mgmt: Receiver;
+  let other: Receiver;
   let receiver: PushReceiver;
   let metadata: Record<string, any>;
 
@@ -198,8 +165,8 @@ describe('SSF 1.0 transmitter: RFC 8935 push delivery', () => {
       },
     });
     admin = await adminClient(app);
-    mgmt = new ManagementClient(app, 'ssf-receiver', app.clientAgent('ssf-receiver'));
-    other = new ManagementClient(app, 'ssf-receiver-2', app.clientAgent('ssf-receiver-2'));
+    mgmt = new Receiver(app, 'ssf-receiver', app.clientAgent('ssf-receiver'));
+    other = new Receiver(app, 'ssf-receiver-2', app.clientAgent('ssf-receiver-2'));
     await mgmt.login();
     await other.login('ssf:manage');
     metadata = (await request(`${app.issuer}/.well-known/ssf-configuration`, { dispatcher: mgmt.agent }).then((r) => r.body.json())) as Record<string, any>;
@@ -579,7 +546,7 @@ describe('SSF push: at most SSF_PUSH_CONCURRENCY streams pushed to at once', () 
   };
 
   it('five streams due at once: never more than two pushes in flight, every SET delivered', async () => {
-    const mgmt = new ManagementClient(app, 'ssf-receiver', app.clientAgent('ssf-receiver'));
+    const mgmt = new Receiver(app, 'ssf-receiver', app.clientAgent('ssf-receiver'));
     await mgmt.login();
     const streams: string[] = [];
     for (let i = 0; i < 6; i++) {

@@ -11,66 +11,20 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { sql } from 'kysely';
-import { request, type Agent } from 'undici';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prunePublished, recordEvent } from '../../../src/events/outbox.repository.js';
 import { SET_EVENT_TYPES } from '../../../src/events/security-event-token.js';
 import { adminClient, type AdminClient } from '../../helpers/admin.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { configDirWithClients, type TempConfigDir } from '../../helpers/config-dir.js';
+import { Receiver, type Response } from '../../helpers/ssf-receiver.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
 const DISABLED = SET_EVENT_TYPES['account-disabled'];
 const CREATED = SET_EVENT_TYPES['account-created'];
 const SESSION_REVOKED = SET_EVENT_TYPES['session-revoked'];
-
-interface Response {
-  status: number;
-  headers: Record<string, unknown>;
-  body: any;
-}
-
-/** A receiver: its certificate, a certificate-bound token (ssf.manage unless told), JSON calls. */
-class Receiver {
-  token = '';
-  constructor(
-    private readonly app: TestApp,
-    readonly clientId: string,
-    readonly agent: Agent,
-  ) {}
-
-  async login(scope = 'ssf.manage'): Promise<string> {
-    const response = await request(`${this.app.issuer}/token`, {
-      method: 'POST',
-      dispatcher: this.agent,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.clientId, scope, resource: 'urn:custos:ssf' }).toString(),
-    });
-    const body = (await response.body.json()) as { access_token: string; scope: string };
-    expect(response.statusCode).toBe(200);
-    expect(body.scope).toBe(scope);
-    this.token = body.access_token;
-    return body.access_token;
-  }
-
-  async call(method: string, url: string, body?: unknown, options: { raw?: string; token?: string | null } = {}): Promise<Response> {
-    const headers: Record<string, string> = {};
-    const token = options.token === undefined ? this.token : options.token;
-    if (token !== null) headers.authorization = `Bearer ${token}`;
-    const payload = options.raw ?? (body === undefined ? undefined : JSON.stringify(body));
-    if (payload !== undefined) headers['content-type'] = 'application/json';
-    const response = await request(url, { method: method as 'GET', headers, body: payload, dispatcher: this.agent });
-    const text = await response.body.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      // keep the text
-    }
-    return { status: response.statusCode, headers: response.headers, body: parsed };
-  }
-}
 
 describe('SSF 1.0 transmitter: streams and RFC 8936 poll delivery', () => {
   let app: TestApp;
