@@ -84,10 +84,55 @@ export async function findUnacknowledged(db: DbExecutor, limit: number): Promise
 }
 
 /**
+ * The outbox horizon, as an SQL scalar: every transaction *of this database* with an id below it
+ * has ended before the statement's snapshot, so its rows are visible (or it rolled back) and no
+ * row can still appear below it. It is the lowest of the snapshot's `xmax` and of the snapshot's
+ * running transactions, leaving out those known to run in another database of the same cluster
+ * (their `ExclusiveLock` on their own transaction id is held by a backend of another database;
+ * they cannot write this outbox). Plain `pg_snapshot_xmin` would let any long write transaction
+ * anywhere in the cluster (another application's database, an idle-in-transaction session) hold
+ * every event back for as long as it runs. A transaction whose database is unknown (it ended
+ * after the snapshot, a prepared transaction) still holds the horizon, so the rule only ever
+ * errs on the side of waiting a round. `pg_locks` is read only when the snapshot has running
+ * transactions.
+ */
+export const outboxHorizon = sql<string>`(
+  select least(
+           pg_snapshot_xmax(s.snap),
+           (select min(x)
+              from pg_snapshot_xip(s.snap) x
+             where x::xid not in (
+                   select l.transactionid
+                     from pg_locks l
+                     join pg_stat_activity a on a.pid = l.pid
+                    where l.locktype = 'transactionid'
+                      and l.mode = 'ExclusiveLock'
+                      and l.granted
+                      and a.datid <> (select oid from pg_database where datname = current_database()))))
+    from (select pg_current_snapshot() as snap) s)`;
+
+/**
+ * The oldest open transaction of this database that holds a transaction id (so it holds the
+ * {@link outboxHorizon} back), for the relay's "events held back" warning; never its query text.
+ */
+export async function oldestWriteTransaction(db: DbExecutor): Promise<{ pid: number; applicationName: string; ageSeconds: number } | undefined> {
+  const result = await sql<{ pid: number; application_name: string; age: string }>`
+    select pid, application_name, extract(epoch from now() - xact_start)::text as age
+      from pg_stat_activity
+     where datname = current_database()
+       and backend_xid is not null
+       and pid <> pg_backend_pid()
+     order by xact_start
+     limit 1`.execute(db);
+  const row = result.rows[0];
+  return row ? { pid: row.pid, applicationName: row.application_name, ageSeconds: Math.round(Number(row.age)) } : undefined;
+}
+
+/**
  * Gives the next publishable rows consecutive sequence ids (persisted before anything is sent)
  * and returns them in that order. Publishable:
- * - its transaction id is below the snapshot's xmin, so every transaction that could still add
- *   a row earlier in (txid, id) order has ended: a row that commits late is never skipped;
+ * - its transaction id is below the {@link outboxHorizon}, so every transaction that could still
+ *   add a row earlier in (txid, id) order has ended: a row that commits late is never skipped;
  * - among the unpublished rows of its subject up to its own `subject_version`, (txid, id) order
  *   is version order (no lower version comes after a higher one), so those rows are all
  *   publishable and numbered before it: one subject's events leave in commit order. (Checking
@@ -101,7 +146,7 @@ export async function assignSequenceIds(db: DbExecutor, limit: number): Promise<
         from event_outbox o
        where o.published_at is null
          and o.sequence_id is null
-         and o.txid < pg_snapshot_xmin(pg_current_snapshot())
+         and o.txid < ${outboxHorizon}
          and not exists (
                select 1 from event_outbox e
                  join event_outbox f

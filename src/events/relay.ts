@@ -6,6 +6,7 @@ import {
   assignSequenceIds,
   findUnacknowledged,
   markPublished,
+  oldestWriteTransaction,
   outboxBacklog,
   prunePublished,
   type OutboxRow,
@@ -34,6 +35,8 @@ export interface RelayOptions {
   retryMaxMs?: number;
   /** Published rows older than this are deleted (checked about once a minute). */
   retentionMs?: number;
+  /** How old the oldest unpublished event must be before the relay names the open transaction holding it back (checked about once a minute; default 60). */
+  heldBackWarningSeconds?: number;
 }
 
 /** A running relay: see {@link createRelay}. */
@@ -65,6 +68,7 @@ export function createRelay(options: RelayOptions): Relay {
   const retryInitialMs = options.retryInitialMs ?? 200;
   const retryMaxMs = options.retryMaxMs ?? 30_000;
   const retentionMs = options.retentionMs ?? 7 * 24 * 3600 * 1000;
+  const heldBackWarningSeconds = options.heldBackWarningSeconds ?? 60;
   let running = true;
   let failures = 0;
   let lastPrune = 0;
@@ -134,6 +138,20 @@ export function createRelay(options: RelayOptions): Relay {
       lastPrune = Date.now();
       const pruned = await prunePublished(options.db, retentionMs);
       if (pruned > 0) log.debug({ pruned }, 'pruned published events');
+      await warnIfHeldBack();
+    }
+  }
+
+  /** Events wait behind any older open write transaction of this database: name it for the operator. */
+  async function warnIfHeldBack(): Promise<void> {
+    const backlog = await outboxBacklog(options.db);
+    if (backlog.oldestAgeSeconds < heldBackWarningSeconds) return;
+    const holder = await oldestWriteTransaction(options.db);
+    if (holder && holder.ageSeconds >= heldBackWarningSeconds) {
+      log.warn(
+        { pending: backlog.count, oldestEventAgeSeconds: Math.round(backlog.oldestAgeSeconds), holder },
+        'events are held back by an open transaction of this database; they go out once it ends',
+      );
     }
   }
 

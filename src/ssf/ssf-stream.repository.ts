@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { DbExecutor } from '../db/database.js';
 import type { IamEvent } from '../events/iam-event.js';
-import { OUTBOX_CHANNEL } from '../events/outbox.repository.js';
+import { OUTBOX_CHANNEL, outboxHorizon } from '../events/outbox.repository.js';
 
 /** A stored SSF stream (SSF 1.0 §8.1.1), as the service reads it. */
 export interface StoredStream {
@@ -80,7 +80,7 @@ export async function insertStream(db: DbExecutor, stream: NewStream): Promise<S
       default_subjects: stream.defaultSubjects,
       endpoint_url: stream.endpointUrl,
       authorization_header: stream.authorizationHeader,
-      after_txid: sql<string>`((pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1)::text)::xid8`,
+      after_txid: sql<string>`((${outboxHorizon}::text::bigint - 1)::text)::xid8`,
       after_id: '0',
     })
     .returning(STREAM_COLUMNS)
@@ -260,7 +260,7 @@ export interface StreamOutboxRow {
 /**
  * The next outbox rows after the stream's position, in (txid, id) order, that are safe to take:
  * the same rule as the relay's {@link assignSequenceIds} — the writing transaction is older than
- * every running one (`txid < pg_snapshot_xmin(pg_current_snapshot())`), so no row can still
+ * every running one of this database (`txid <` {@link outboxHorizon}), so no row can still
  * commit before the position once it moved past. Within a subject, (txid, id) order may differ
  * from commit order (`subject_version`): the caller puts a subject's rows back in version order.
  */
@@ -270,7 +270,7 @@ export async function takeOutboxRows(db: DbExecutor, streamId: string, limit: nu
       from event_outbox o
       join ssf_stream s on s.stream_id = ${streamId}
      where (o.txid, o.id) > (s.after_txid, s.after_id)
-       and o.txid < pg_snapshot_xmin(pg_current_snapshot())
+       and o.txid < ${outboxHorizon}
      order by o.txid, o.id
      limit ${limit}`.execute(db);
   return result.rows.map((row) => ({
