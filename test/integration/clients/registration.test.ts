@@ -58,6 +58,14 @@ const metadata = { client_name: 'Registered job', grant_types: ['client_credenti
 const clientCredentials = { grant_type: 'client_credentials', scope: 'orders:read', resource: DEMO.ordersResource };
 
 describe('dynamic registration (RFC 7591)', () => {
+  it('is announced in discovery as registration_endpoint, a URL of the configured issuer', async () => {
+    const discovery = await call('GET', '/.well-known/openid-configuration');
+    expect(discovery.status).toBe(200);
+    expect(discovery.body.registration_endpoint).toBe(`${app.issuer}/register`);
+    // Defaults oidc-provider fills in survive the extra field (its configuration is deep-merged).
+    expect(discovery.body.claim_types_supported).toEqual(['normal']);
+  });
+
   it('needs an initial access token', async () => {
     const refused = await call('POST', '/register', undefined, metadata);
     expect(refused.status).toBe(401);
