@@ -23,6 +23,26 @@ export class RegistrationTokenError extends AppError {
 const PRIVILEGED = ['first_party', 'introspection', 'serves', 'backchannel_logout_uri', 'client_id', 'client_secret', 'client_secret_hash'] as const;
 const newToken = () => randomBytes(32).toString('base64url');
 
+export interface InitialAccessTokenInput {
+  uses: number;
+  expiresInSeconds: number;
+}
+
+/**
+ * Issues an initial access token for dynamic registration, audited in the same transaction; the
+ * token is in the answer only (stored as its SHA-256 hash). The admin API and `custos clients
+ * issue-initial-access-token` both come here.
+ */
+export async function issueInitialAccessToken(db: Kysely<Database>, input: InitialAccessTokenInput, by: Actor) {
+  const token = newToken();
+  const expiresAt = new Date(Date.now() + input.expiresInSeconds * 1000);
+  const id = await mutate(db, DEFAULT_WRITERS, by, async (trx) => {
+    const created = await insertInitialAccessToken(trx, { hash: tokenHash(token), uses: input.uses, expiresAt, createdBy: by.actor });
+    return { result: created, action: 'client.initial_access_token.issue', target: `initial_access_token:${created}`, details: { uses: input.uses, expires_at: expiresAt.toISOString() } };
+  });
+  return { id, initial_access_token: token, uses: input.uses, expires_at: expiresAt.toISOString() };
+}
+
 export interface RegistrationDeps {
   db: Kysely<Database>;
   clients: ClientService;
@@ -87,15 +107,7 @@ export function createRegistrationService(deps: RegistrationDeps) {
 
   return {
     /** Issues an initial access token (shown once): `uses` registrations until `expiresAt`. */
-    async issueInitialAccessToken(input: { uses: number; expiresInSeconds: number }, by: Actor) {
-      const token = newToken();
-      const expiresAt = new Date(Date.now() + input.expiresInSeconds * 1000);
-      const id = await mutate(deps.db, DEFAULT_WRITERS, by, async (trx) => {
-        const created = await insertInitialAccessToken(trx, { hash: tokenHash(token), uses: input.uses, expiresAt, createdBy: by.actor });
-        return { result: created, action: 'client.initial_access_token.issue', target: `initial_access_token:${created}`, details: { uses: input.uses, expires_at: expiresAt.toISOString() } };
-      });
-      return { id, initial_access_token: token, uses: input.uses, expires_at: expiresAt.toISOString() };
-    },
+    issueInitialAccessToken: (input: InitialAccessTokenInput, by: Actor) => issueInitialAccessToken(deps.db, input, by),
 
     /** RFC 7591 §3.1: registers a client; one use of the initial access token is taken in the same transaction. */
     async register(initialAccessToken: string | undefined, input: ClientInput) {
