@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { certificateBody, createClientBody, initialAccessTokenBody, updateClientBody } from '../clients/admin.schemas.js';
 import { ClientError } from '../clients/client-errors.js';
 import { createClientService, type ClientService } from '../clients/client.service.js';
-import { issueInitialAccessToken } from '../clients/registration.service.js';
+import { issueInitialAccessToken, listInitialAccessTokenPage, revokeInitialAccessToken } from '../clients/registration.service.js';
 import { loadConfig, type AppConfig } from '../config/load-config.js';
 import type { Database } from '../db/database.js';
 import { migrateToLatest } from '../db/migrator.js';
@@ -92,7 +92,7 @@ const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 
 /**
  * `custos clients create|list|show|update|disable|enable|delete|rotate-secret|add-certificate|
- * retire-certificate|issue-initial-access-token` (clients as data, without the admin API; each change audited with actor
+ * retire-certificate|issue-initial-access-token|list-initial-access-tokens|revoke-initial-access-token` (clients as data, without the admin API; each change audited with actor
  * `cli` and announced as an event in one transaction, running servers see it within a second)
  * and `custos clients hash-secret` (for the client file).
  */
@@ -222,6 +222,39 @@ export function registerClientsCommands(program: Command): void {
       if (options.json) print(issued);
       else console.log(issued.initial_access_token);
       console.error(`custos: initial access token ${issued.id} for ${issued.uses} registration(s) until ${issued.expires_at}; shown this once, stored only as a SHA-256 hash`);
+    });
+  clients
+    .command('list-initial-access-tokens')
+    .description('list initial access tokens (never the tokens): uses left, expiry, who issued them')
+    .option('--json', 'print a JSON array instead of a table')
+    .action(async (options: { json?: boolean }) => {
+      const items = await withClients(async (_clients, db) => {
+        const all = [];
+        let cursor: string | undefined;
+        do {
+          const page = await listInitialAccessTokenPage(db, { limit: 200, cursor });
+          all.push(...page.items);
+          cursor = page.next_cursor ?? undefined;
+        } while (cursor);
+        return all;
+      });
+      if (options.json) return print(items);
+      console.log(
+        items.length === 0
+          ? 'no initial access tokens'
+          : formatTable(
+              ['ID', 'USES LEFT', 'EXPIRES', 'ISSUED BY', 'USABLE'],
+              items.map((token) => [token.id, String(token.uses_left), token.expires_at, token.created_by, token.usable ? 'yes' : 'no']),
+            ),
+      );
+    });
+  clients
+    .command('revoke-initial-access-token')
+    .description('revoke an initial access token: no registration can use it from now on')
+    .argument('<id>', 'the token id (custos clients list-initial-access-tokens)')
+    .action(async (id: string) => {
+      await withClients((_clients, db) => revokeInitialAccessToken(db, id, CLI));
+      console.log(`initial access token ${id} revoked`);
     });
   clients
     .command('retire-certificate')

@@ -108,6 +108,35 @@ describe('custos clients issue-initial-access-token', () => {
     expect(Date.parse(body.expires_at) - Date.now()).toBeLessThanOrEqual(600_000);
   }, 60_000);
 
+  it('list-initial-access-tokens shows them without the tokens; revoke-initial-access-token ends one', async () => {
+    const issued = JSON.parse((await custos(['clients', 'issue-initial-access-token', '--uses', '4', '--json'])).stdout);
+    const revoked = await custos(['clients', 'revoke-initial-access-token', issued.id]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(revoked.stdout.trim()).toBe(`initial access token ${issued.id} revoked`);
+    const listed = await custos(['clients', 'list-initial-access-tokens', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const items = JSON.parse(listed.stdout) as Array<Record<string, unknown>>;
+    expect(items.map((item) => item.id)).not.toContain(issued.id);
+    expect(items.length).toBe((await tokenRows()).length);
+    expect(items.every((item) => Object.keys(item).sort().join() === 'created_at,created_by,expires_at,id,usable,uses_left')).toBe(true);
+    expect(listed.stdout).not.toContain(issued.initial_access_token);
+    // The revoked token registers nothing.
+    const { request } = await import('undici');
+    const refused = await request(`${app.issuer}/register`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${issued.initial_access_token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_types: ['client_credentials'], scope: 'orders:read', resources: [DEMO.ordersResource] }),
+      dispatcher: app.agent(),
+    });
+    expect(refused.statusCode).toBe(401);
+    await refused.body.dump();
+
+    const again = await custos(['clients', 'revoke-initial-access-token', issued.id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim().split('\n').at(-1)).toBe(`custos: no initial access token ${issued.id}`);
+    expect(again.stderr).not.toMatch(/\n\s+at /);
+  }, 60_000);
+
   it('fails with one line naming the cause: a bad option, registration off; nothing is issued', async () => {
     const before = await tokenRows();
     const zero = await custos(['clients', 'issue-initial-access-token', '--uses', '0']);
