@@ -137,7 +137,8 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       if (applied.length > 0) logger.info({ applied }, 'migrations applied');
     }
 
-    // The client file is a seed: applied to the database, then clients are read from memory.
+    // Clients are read from memory (the registry); the client file, a seed, is applied to the
+    // database only once start-up validated everything (below), so a refused file writes nothing.
     const clients = await startClients({ db, databaseUrl, logger, seed: config.files.clients, source: config.sources.clients ?? config.configDir });
     cleanups.push(clients.stop);
 
@@ -195,7 +196,7 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
       recordOnce,
     });
     let provider = build(keys);
-    await assertClientsValid(provider, config.files.clients, config.sources.clients ?? config.configDir);
+    await assertClientsValid(provider, clients.seedMetadata(), config.sources.clients ?? config.configDir);
 
     const ssf = createSsfModule({
       db,
@@ -254,6 +255,8 @@ export async function startCustos(options: CustosOptions = {}): Promise<RunningC
         ...(clientRoutes.public as never[]),
       ],
     });
+    // Everything is validated: the client file is written (one transaction) and read back.
+    await clients.applySeed();
     handler = app.callback();
 
     const admin = await startAdminListener({

@@ -1,11 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
+import type { Kysely } from 'kysely';
 import type { z } from 'zod';
-import { certificateBody, createClientBody, updateClientBody } from '../clients/admin.schemas.js';
+import { certificateBody, createClientBody, initialAccessTokenBody, updateClientBody } from '../clients/admin.schemas.js';
 import { ClientError } from '../clients/client-errors.js';
 import { createClientService, type ClientService } from '../clients/client.service.js';
-import { loadConfig } from '../config/load-config.js';
+import { issueInitialAccessToken, listInitialAccessTokenPage, revokeInitialAccessToken } from '../clients/registration.service.js';
+import { loadConfig, type AppConfig } from '../config/load-config.js';
+import type { Database } from '../db/database.js';
 import { migrateToLatest } from '../db/migrator.js';
 import type { Actor } from '../iam/admin-mutation.js';
 import { hashSecret } from '../iam/secret-hash.js';
@@ -49,8 +52,7 @@ async function readJson<S extends z.ZodType>(file: string, schema: S, what: stri
 }
 
 /** Opens the configured database (as `custos users` does), applies migrations, runs `work` with the client service. */
-async function withClients<T>(work: (clients: ClientService) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+async function withClients<T>(work: (clients: ClientService, db: Kysely<Database>) => Promise<T>, config: AppConfig = loadConfig()): Promise<T> {
   const { db, close } = await openCliDatabase(config);
   try {
     await migrateToLatest(db);
@@ -62,17 +64,35 @@ async function withClients<T>(work: (clients: ClientService) => Promise<T>): Pro
       // Running servers learn of the change by NOTIFY; oidc-provider's own checks run in the admin API only.
       validation: () => ({ resources, production: config.production }),
     });
-    return await work(service);
+    return await work(service, db);
   } finally {
     await close();
   }
+}
+
+/** A whole number option (`--uses 3`), checked by the admin API's schema for the field. */
+function wholeNumber(option: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(value)) throw new Error(`${option}: not a whole number: ${value}`);
+  return Number(value);
+}
+
+/** `--uses` and `--expires-in` as the admin API takes them (same bounds and defaults); a bad one names the option. */
+function initialAccessTokenOptions(options: { uses?: string; expiresIn?: string }): { uses: number; expires_in: number } {
+  const body = { uses: wholeNumber('--uses', options.uses), expires_in: wholeNumber('--expires-in', options.expiresIn) };
+  const parsed = initialAccessTokenBody.safeParse(Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined)));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`${issue.path[0] === 'uses' ? '--uses' : '--expires-in'}: ${issue.message}`);
+  }
+  return parsed.data;
 }
 
 const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 
 /**
  * `custos clients create|list|show|update|disable|enable|delete|rotate-secret|add-certificate|
- * retire-certificate` (clients as data, without the admin API; each change audited with actor
+ * retire-certificate|issue-initial-access-token|list-initial-access-tokens|revoke-initial-access-token` (clients as data, without the admin API; each change audited with actor
  * `cli` and announced as an event in one transaction, running servers see it within a second)
  * and `custos clients hash-secret` (for the client file).
  */
@@ -184,6 +204,57 @@ export function registerClientsCommands(program: Command): void {
           };
       const view = await withClients((service) => service.addCertificate(clientId, binding, CLI));
       print(view.certificates);
+    });
+  clients
+    .command('issue-initial-access-token')
+    .description('issue an initial access token for dynamic client registration (POST /register); printed once, stored as a SHA-256 hash')
+    .option('--uses <n>', 'registrations it allows (1 to 1000; default 1)')
+    .option('--expires-in <seconds>', 'lifetime in seconds (60 to 2592000; default 86400)')
+    .option('--json', 'print {id, initial_access_token, uses, expires_at} instead of the token alone')
+    .action(async (options: { uses?: string; expiresIn?: string; json?: boolean }) => {
+      const input = initialAccessTokenOptions(options);
+      const config = loadConfig();
+      // The registration endpoint exists only while enabled: a token issued otherwise would be useless.
+      if (!config.files.client_registration.enabled) {
+        throw new Error(`dynamic client registration is off: set client_registration.enabled in a file of ${config.configDir} (docs/operators.md) and restart`);
+      }
+      const issued = await withClients((_clients, db) => issueInitialAccessToken(db, { uses: input.uses, expiresInSeconds: input.expires_in }, CLI), config);
+      if (options.json) print(issued);
+      else console.log(issued.initial_access_token);
+      console.error(`custos: initial access token ${issued.id} for ${issued.uses} registration(s) until ${issued.expires_at}; shown this once, stored only as a SHA-256 hash`);
+    });
+  clients
+    .command('list-initial-access-tokens')
+    .description('list initial access tokens (never the tokens): uses left, expiry, who issued them')
+    .option('--json', 'print a JSON array instead of a table')
+    .action(async (options: { json?: boolean }) => {
+      const items = await withClients(async (_clients, db) => {
+        const all = [];
+        let cursor: string | undefined;
+        do {
+          const page = await listInitialAccessTokenPage(db, { limit: 200, cursor });
+          all.push(...page.items);
+          cursor = page.next_cursor ?? undefined;
+        } while (cursor);
+        return all;
+      });
+      if (options.json) return print(items);
+      console.log(
+        items.length === 0
+          ? 'no initial access tokens'
+          : formatTable(
+              ['ID', 'USES LEFT', 'EXPIRES', 'ISSUED BY', 'USABLE'],
+              items.map((token) => [token.id, String(token.uses_left), token.expires_at, token.created_by, token.usable ? 'yes' : 'no']),
+            ),
+      );
+    });
+  clients
+    .command('revoke-initial-access-token')
+    .description('revoke an initial access token: no registration can use it from now on')
+    .argument('<id>', 'the token id (custos clients list-initial-access-tokens)')
+    .action(async (id: string) => {
+      await withClients((_clients, db) => revokeInitialAccessToken(db, id, CLI));
+      console.log(`initial access token ${id} revoked`);
     });
   clients
     .command('retire-certificate')

@@ -77,3 +77,17 @@ export const initialAccessTokenBody = z
 export const initialAccessTokenSchema = z
   .object({ id: z.string(), initial_access_token: z.string().meta({ description: 'shown once; stored as a SHA-256 hash' }), uses: z.number(), expires_at: z.string() })
   .meta({ id: 'InitialAccessToken' });
+
+export const initialAccessTokenPath = z.strictObject({ id: z.string().regex(/^\d{1,18}$/, 'an initial access token id').meta({ description: 'initial access token id' }) });
+
+/** An initial access token as listed: never the token (it was shown once) nor its hash. */
+export const initialAccessTokenInfoSchema = z
+  .object({
+    id: z.string(),
+    uses_left: z.number(),
+    expires_at: z.string(),
+    created_by: z.string().meta({ description: 'actor that issued it (client:<admin client> or cli)' }),
+    created_at: z.string(),
+    usable: z.boolean().meta({ description: 'uses left and not expired' }),
+  })
+  .meta({ id: 'InitialAccessTokenInfo' });

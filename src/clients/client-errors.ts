@@ -6,6 +6,7 @@ export type ClientErrorCode =
   | 'client_exists'
   | 'managed_by_config'
   | 'certificate_not_found'
+  | 'initial_access_token_not_found'
   | 'last_certificate'
   | 'not_applicable'
   /** RFC 7591 §3.2.2 */
@@ -16,6 +17,7 @@ export type ClientErrorCode =
 const STATUS: Record<ClientErrorCode, number> = {
   client_not_found: 404,
   certificate_not_found: 404,
+  initial_access_token_not_found: 404,
   client_exists: 409,
   managed_by_config: 409,
   last_certificate: 409,

@@ -6,7 +6,7 @@ import type { ClientConfig } from '../config/files.js';
 import type { Database } from '../db/database.js';
 import { toClientMetadata } from '../oidc/clients.js';
 import { CLIENTS_CHANNEL, loadClients } from './client.repository.js';
-import { secretLive, SUBJECT_PROPERTIES, toClientConfig, type StoredClient, type SubjectProperty } from './client-model.js';
+import { secretLive, splitClientConfig, SUBJECT_PROPERTIES, toClientConfig, type StoredClient, type SubjectProperty } from './client-model.js';
 
 /** An active client as the token path needs it, derived once per change. */
 export interface RegisteredClient {
@@ -35,6 +35,25 @@ function register(stored: StoredClient): RegisteredClient {
       SUBJECT_PROPERTIES.flatMap((property) => (certificate.binding[property] !== undefined ? [{ property, value: certificate.binding[property]! }] : [])),
     );
   return { stored, config, metadata: toClientMetadata(config), subjects };
+}
+
+/**
+ * The metadata oidc-provider gets for a client of the file once the seed stored it: the same
+ * split into metadata, secret and certificate binding, read back as {@link register} reads it.
+ */
+export function seedClientMetadata(client: ClientConfig): ClientMetadata {
+  const { metadata, secretHash, binding } = splitClientConfig(client);
+  const epoch = new Date(0);
+  return register({
+    clientId: client.client_id,
+    metadata,
+    status: 'active',
+    managedBy: 'config',
+    secrets: secretHash ? [{ id: '0', hash: secretHash, createdAt: epoch, expiresAt: null }] : [],
+    certificates: binding ? [{ id: '0', binding, createdAt: epoch, retiredAt: null }] : [],
+    createdAt: epoch,
+    updatedAt: epoch,
+  }).metadata;
 }
 
 /**

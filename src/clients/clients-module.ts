@@ -11,7 +11,8 @@ import { clientRoutes, initialAccessTokenRoutes } from './clients.routes.js';
 import { registrationRoutes } from './registration.routes.js';
 import { createRegistrationService } from './registration.service.js';
 import { createClientRegistry, type ClientRegistry } from './client-registry.js';
-import { applyClientSeed } from './config-seed.js';
+import { applyClientSeed, type SeedOutcome } from './config-seed.js';
+import { seedClientMetadata } from './client-registry.js';
 
 export interface ClientsModuleDeps {
   db: Kysely<Database>;
@@ -35,6 +36,16 @@ export interface ClientsModule {
   };
   /** What the oidc adapter's `Client` model reads (no database on the token path). */
   model: { metadata(clientId: string): object | undefined };
+  /**
+   * What oidc-provider will be handed for each client of the file, derived as the registry derives
+   * it from the database, without writing anything (start-up validates these before the seed).
+   */
+  seedMetadata(): ClientMetadata[];
+  /**
+   * Applies the client file to the database (one transaction; nothing of it when it fails) and
+   * reloads the registry. Start-up calls it once everything is validated.
+   */
+  applySeed(): Promise<SeedOutcome>;
   /** The `/admin/clients` routes, and (when enabled) dynamic registration's admin and public routes. */
   routes(deps: RouteDeps): { admin: AdminRoute[]; public: Middleware[] };
   stop(): Promise<void>;
@@ -53,17 +64,10 @@ export interface RouteDeps {
 }
 
 /**
- * Applies the client file as a seed, then starts the registry (LISTEN first, then the load), so
- * the provider finds every client from memory.
+ * Starts the registry (LISTEN first, then the load): the provider finds every client from memory.
+ * The client file is not applied here: start-up validates it first, then calls `applySeed`.
  */
 export async function startClients(deps: ClientsModuleDeps): Promise<ClientsModule> {
-  const outcome = await applyClientSeed(deps.db, deps.seed, deps.source);
-  if (outcome.created.length + outcome.updated.length + outcome.disabled.length > 0) {
-    deps.logger.info({ ...outcome }, 'client file applied');
-  }
-  if (outcome.disabled.length > 0) {
-    deps.logger.warn({ disabled: outcome.disabled }, 'config-managed clients no longer in the client file were disabled');
-  }
   const registry = createClientRegistry({ db: deps.db, databaseUrl: deps.databaseUrl, logger: deps.logger });
   await registry.start();
   const lookup = (clientId: string) => registry.active(clientId)?.config;
@@ -72,6 +76,19 @@ export async function startClients(deps: ClientsModuleDeps): Promise<ClientsModu
     lookup,
     provider: { lookup, all: () => registry.activeConfigs(), subjects: (clientId) => registry.subjects(clientId) },
     model: { metadata: (clientId) => registry.active(clientId)?.metadata },
+    seedMetadata: () => deps.seed.map(seedClientMetadata),
+    async applySeed() {
+      const outcome = await applyClientSeed(deps.db, deps.seed, deps.source);
+      // Read back now (not only by NOTIFY): the first request after start-up finds the file's clients.
+      await registry.reloadAll();
+      if (outcome.created.length + outcome.updated.length + outcome.disabled.length > 0) {
+        deps.logger.info({ ...outcome }, 'client file applied');
+      }
+      if (outcome.disabled.length > 0) {
+        deps.logger.warn({ disabled: outcome.disabled }, 'config-managed clients no longer in the client file were disabled');
+      }
+      return outcome;
+    },
     routes(routeDeps) {
       const resources = new Set(routeDeps.resources);
       const service = createClientService({

@@ -3,10 +3,10 @@ import { adminActor } from '../iam/admin-mutation.js';
 import { pageOf, pageQuery } from '../iam/admin.schemas.js';
 import { certificateBody, certificatePath, clientPath, clientSchema, clientWithSecretSchema, createClientBody, reasonBody, rotateSecretBody, updateClientBody } from './admin.schemas.js';
 import type { ClientService } from './client.service.js';
-import { initialAccessTokenBody, initialAccessTokenSchema } from './admin.schemas.js';
+import { initialAccessTokenBody, initialAccessTokenInfoSchema, initialAccessTokenPath, initialAccessTokenSchema } from './admin.schemas.js';
 import type { RegistrationService } from './registration.service.js';
 
-/** `POST /admin/initial-access-tokens` (dynamic registration enabled only). */
+/** `/admin/initial-access-tokens`: issue, list, revoke (dynamic registration enabled only). */
 export function initialAccessTokenRoutes(registration: RegistrationService): AdminRoute[] {
   return [
     defineRoute({
@@ -20,6 +20,27 @@ export function initialAccessTokenRoutes(registration: RegistrationService): Adm
       response: initialAccessTokenSchema,
       errors: { 400: ['invalid_request', 'invalid_json'], ...BODY_ERRORS },
       handle: ({ body, request }) => registration.issueInitialAccessToken({ uses: body.uses, expiresInSeconds: body.expires_in }, adminActor(request)),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/admin/initial-access-tokens',
+      operationId: 'listInitialAccessTokens',
+      summary: 'List initial access tokens (ordered by id; never the tokens): uses left, expiry, who issued them',
+      query: pageQuery,
+      status: 200,
+      response: pageOf(initialAccessTokenInfoSchema, 'InitialAccessTokenPage'),
+      errors: { 400: ['invalid_request', 'invalid_cursor'] },
+      handle: ({ query }) => registration.listInitialAccessTokens(query),
+    }),
+    defineRoute({
+      method: 'delete',
+      path: '/admin/initial-access-tokens/{id}',
+      operationId: 'revokeInitialAccessToken',
+      summary: 'Revoke an initial access token: no registration can use it from now on',
+      params: initialAccessTokenPath,
+      status: 204,
+      errors: { 400: ['invalid_request'], 404: ['initial_access_token_not_found'] },
+      handle: ({ params, request }) => registration.revokeInitialAccessToken(params.id, adminActor(request)),
     }),
   ];
 }

@@ -16,6 +16,29 @@ export async function insertInitialAccessToken(db: DbExecutor, token: { hash: st
   return String(row.id);
 }
 
+/** An initial access token as administrators see it (never the token or its hash). */
+export interface InitialAccessTokenRow {
+  id: string;
+  usesLeft: number;
+  expiresAt: Date;
+  createdBy: string;
+  createdAt: Date;
+}
+
+/** Initial access tokens by id, after `after` (keyset paging): `limit` of them. */
+export async function listInitialAccessTokens(db: DbExecutor, page: { limit: number; after?: string }): Promise<InitialAccessTokenRow[]> {
+  let query = db.selectFrom('client_initial_access_token').select(['id', 'uses_left', 'expires_at', 'created_by', 'created_at']).orderBy('id').limit(page.limit);
+  if (page.after !== undefined) query = query.where('id', '>', page.after);
+  const rows = await query.execute();
+  return rows.map((row) => ({ id: String(row.id), usesLeft: row.uses_left, expiresAt: new Date(row.expires_at), createdBy: row.created_by, createdAt: new Date(row.created_at) }));
+}
+
+/** Deletes an initial access token (no registration can use it after the commit); undefined when there is none of that id. */
+export async function deleteInitialAccessToken(db: DbExecutor, id: string): Promise<InitialAccessTokenRow | undefined> {
+  const row = await db.deleteFrom('client_initial_access_token').where('id', '=', id).returning(['id', 'uses_left', 'expires_at', 'created_by', 'created_at']).executeTakeFirst();
+  return row && { id: String(row.id), usesLeft: row.uses_left, expiresAt: new Date(row.expires_at), createdBy: row.created_by, createdAt: new Date(row.created_at) };
+}
+
 /**
  * Takes one use of an initial access token, atomically (one conditional UPDATE: of concurrent
  * registrations only as many as there are uses left succeed); false when it is unknown, used up

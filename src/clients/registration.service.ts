@@ -6,7 +6,17 @@ import { AppError } from '../http/app-error.js';
 import { DEFAULT_WRITERS, mutate, type Actor } from '../iam/admin-mutation.js';
 import type { ClientInput, ClientService, ClientView } from './client.service.js';
 import { ClientError } from './client-errors.js';
-import { clientOfRegistrationToken, insertInitialAccessToken, insertRegistrationToken, takeInitialAccessToken, tokenHash } from './registration.repository.js';
+import { decodeCursor, toPage, type Page } from '../iam/pagination.js';
+import {
+  clientOfRegistrationToken,
+  deleteInitialAccessToken,
+  insertInitialAccessToken,
+  insertRegistrationToken,
+  listInitialAccessTokens,
+  takeInitialAccessToken,
+  tokenHash,
+  type InitialAccessTokenRow,
+} from './registration.repository.js';
 
 /** A missing, unknown, used-up or expired bearer token (RFC 6750 §3.1), answered 401. */
 export class RegistrationTokenError extends AppError {
@@ -22,6 +32,68 @@ export class RegistrationTokenError extends AppError {
  */
 const PRIVILEGED = ['first_party', 'introspection', 'serves', 'backchannel_logout_uri', 'client_id', 'client_secret', 'client_secret_hash'] as const;
 const newToken = () => randomBytes(32).toString('base64url');
+
+export interface InitialAccessTokenInput {
+  uses: number;
+  expiresInSeconds: number;
+}
+
+/**
+ * Issues an initial access token for dynamic registration, audited in the same transaction; the
+ * token is in the answer only (stored as its SHA-256 hash). The admin API and `custos clients
+ * issue-initial-access-token` both come here.
+ */
+export async function issueInitialAccessToken(db: Kysely<Database>, input: InitialAccessTokenInput, by: Actor) {
+  const token = newToken();
+  const expiresAt = new Date(Date.now() + input.expiresInSeconds * 1000);
+  const id = await mutate(db, DEFAULT_WRITERS, by, async (trx) => {
+    const created = await insertInitialAccessToken(trx, { hash: tokenHash(token), uses: input.uses, expiresAt, createdBy: by.actor });
+    return { result: created, action: 'client.initial_access_token.issue', target: `initial_access_token:${created}`, details: { uses: input.uses, expires_at: expiresAt.toISOString() } };
+  });
+  return { id, initial_access_token: token, uses: input.uses, expires_at: expiresAt.toISOString() };
+}
+
+/** An initial access token as the admin API and the CLI list it (never the token). */
+export interface InitialAccessTokenView {
+  id: string;
+  uses_left: number;
+  expires_at: string;
+  created_by: string;
+  created_at: string;
+  /** Uses left and not expired: a registration may still use it. */
+  usable: boolean;
+}
+
+const INITIAL_ACCESS_TOKEN_ID = /^\d{1,18}$/;
+
+function toInitialAccessTokenView(row: InitialAccessTokenRow, now = Date.now()): InitialAccessTokenView {
+  return {
+    id: row.id,
+    uses_left: row.usesLeft,
+    expires_at: row.expiresAt.toISOString(),
+    created_by: row.createdBy,
+    created_at: row.createdAt.toISOString(),
+    usable: row.usesLeft > 0 && row.expiresAt.getTime() > now,
+  };
+}
+
+/** Initial access tokens by id, a page at a time (used-up and expired ones until the purge removes them). */
+export async function listInitialAccessTokenPage(db: Kysely<Database>, page: { limit: number; cursor?: string }): Promise<Page<InitialAccessTokenView>> {
+  const after = decodeCursor(page.cursor, (key) => INITIAL_ACCESS_TOKEN_ID.test(key));
+  const rows = await listInitialAccessTokens(db, { limit: page.limit + 1, after });
+  return toPage(rows, page.limit, (row) => row.id, (row) => toInitialAccessTokenView(row));
+}
+
+/** Revokes (deletes) an initial access token, audited in the same transaction: from the commit on no registration can use it. */
+export async function revokeInitialAccessToken(db: Kysely<Database>, id: string, by: Actor): Promise<void> {
+  const notFound = () => new ClientError('initial_access_token_not_found', `no initial access token ${id}`);
+  if (!INITIAL_ACCESS_TOKEN_ID.test(id)) throw notFound();
+  await mutate(db, DEFAULT_WRITERS, by, async (trx) => {
+    const deleted = await deleteInitialAccessToken(trx, id);
+    if (!deleted) throw notFound();
+    return { result: undefined, action: 'client.initial_access_token.revoke', target: `initial_access_token:${id}`, details: { uses_left: deleted.usesLeft } };
+  });
+}
 
 export interface RegistrationDeps {
   db: Kysely<Database>;
@@ -87,15 +159,9 @@ export function createRegistrationService(deps: RegistrationDeps) {
 
   return {
     /** Issues an initial access token (shown once): `uses` registrations until `expiresAt`. */
-    async issueInitialAccessToken(input: { uses: number; expiresInSeconds: number }, by: Actor) {
-      const token = newToken();
-      const expiresAt = new Date(Date.now() + input.expiresInSeconds * 1000);
-      const id = await mutate(deps.db, DEFAULT_WRITERS, by, async (trx) => {
-        const created = await insertInitialAccessToken(trx, { hash: tokenHash(token), uses: input.uses, expiresAt, createdBy: by.actor });
-        return { result: created, action: 'client.initial_access_token.issue', target: `initial_access_token:${created}`, details: { uses: input.uses, expires_at: expiresAt.toISOString() } };
-      });
-      return { id, initial_access_token: token, uses: input.uses, expires_at: expiresAt.toISOString() };
-    },
+    issueInitialAccessToken: (input: InitialAccessTokenInput, by: Actor) => issueInitialAccessToken(deps.db, input, by),
+    listInitialAccessTokens: (page: { limit: number; cursor?: string }) => listInitialAccessTokenPage(deps.db, page),
+    revokeInitialAccessToken: (id: string, by: Actor) => revokeInitialAccessToken(deps.db, id, by),
 
     /** RFC 7591 §3.1: registers a client; one use of the initial access token is taken in the same transaction. */
     async register(initialAccessToken: string | undefined, input: ClientInput) {

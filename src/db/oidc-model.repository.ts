@@ -250,13 +250,25 @@ export async function destroyAccountModels(db: DbExecutor, accountId: string): P
  */
 export async function destroyClientModels(db: DbExecutor, clientId: string): Promise<{ rows: number; sids: string[] }> {
   if (!storable(clientId)) return { rows: 0, sids: [] };
+  // Three deletes of disjoint rows, each found through an index (grant_id, the primary key,
+  // oidc_model_client_id_idx): one WHERE with an OR of the three would read the whole table.
   const { rows } = await sql<{ sid: string | null }>`
     with grants as (
       select id from oidc_model where model = 'Grant' and payload->>'clientId' = ${clientId} for update
+    ),
+    under_grants as (
+      delete from oidc_model where grant_id in (select id from grants) returning payload->>'sid' as sid
+    ),
+    the_grants as (
+      delete from oidc_model where model = 'Grant' and id in (select id from grants) returning payload->>'sid' as sid
+    ),
+    other_tokens as (
+      delete from oidc_model
+      where payload->>'clientId' = ${clientId}
+        and model in ('AuthorizationCode', 'RefreshToken', 'AccessToken', 'ClientCredentials', 'DeviceCode', 'BackchannelAuthenticationRequest')
+        and (grant_id is null or grant_id not in (select id from grants))
+      returning payload->>'sid' as sid
     )
-    delete from oidc_model
-    where grant_id in (select id from grants) or (model = 'Grant' and id in (select id from grants))
-       or (payload->>'clientId' = ${clientId} and model in ('AuthorizationCode', 'RefreshToken', 'AccessToken', 'ClientCredentials', 'DeviceCode', 'BackchannelAuthenticationRequest'))
-    returning payload->>'sid' as sid`.execute(db);
+    select sid from under_grants union all select sid from the_grants union all select sid from other_tokens`.execute(db);
   return { rows: rows.length, sids: [...new Set(rows.flatMap((row) => (row.sid ? [row.sid] : [])))] };
 }

@@ -1,3 +1,4 @@
+import type Provider from 'oidc-provider';
 import type { ClientMetadata } from 'oidc-provider';
 import { ConfigError } from '../config/config-error.js';
 import type { ClientConfig } from '../config/files.js';
@@ -40,18 +41,20 @@ export function toClientMetadata(client: ClientConfig): ClientMetadata {
 }
 
 /**
- * Loads every configured client through oidc-provider's own metadata validation, so invalid
- * client metadata stops start-up instead of failing each request with `invalid_client_metadata`.
+ * Puts every configured client through oidc-provider's own metadata validation (the metadata it
+ * will be handed, nothing stored), so invalid client metadata stops start-up, before the client
+ * file is written to the database, instead of failing each request with `invalid_client_metadata`.
  */
 export async function assertClientsValid(
-  provider: { Client: { find(id: string): Promise<unknown> } },
-  clients: readonly ClientConfig[],
+  provider: Provider,
+  clients: readonly ClientMetadata[],
   source: string,
 ): Promise<void> {
   const problems: string[] = [];
   for (const client of clients) {
     try {
-      await provider.Client.find(client.client_id);
+      // `Client.validate` is oidc-provider's (it builds the Client as `find` would); its types omit it.
+      await (provider.Client as unknown as { validate(metadata: ClientMetadata): Promise<void> }).validate(client);
     } catch (error) {
       const detail = (error as { error_description?: string }).error_description ?? (error as Error).message;
       problems.push(`${source}: client ${client.client_id}: ${detail}`);

@@ -16,6 +16,7 @@ import { resourceIndicatorsFeature, type ResourcePolicy } from './resource-serve
 import type { AccessPolicies } from './token-policies.js';
 import { authenticationClaims, CLIENT_POLICY_METADATA, signinInteractionPolicy, validateClientPolicy } from '../signin/authentication-context.js';
 import { ACR_VALUES } from '../verify/acr.js';
+import { REGISTRATION_PATH } from '../clients/registration.routes.js';
 
 /** Everything the provider needs, passed from the composition root. */
 export interface ProviderDeps {
@@ -120,6 +121,9 @@ export function createProvider(deps: ProviderDeps): Provider {
       dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS],
     },
     pkce: { required: () => true },
+    // Dynamic registration is Custos' own route (src/clients/registration.routes.ts), not
+    // oidc-provider's: its endpoint is announced only when enabled, from the configured issuer.
+    ...(deps.files.client_registration.enabled ? { discovery: { registration_endpoint: `${deps.issuer}${REGISTRATION_PATH}` } } : {}),
     // redirect_uri is always required (OIDC Core §3.1.2.1), also for single-redirect clients.
     allowOmittingSingleRegisteredRedirectUri: false,
     ttl: {

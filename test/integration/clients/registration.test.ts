@@ -58,6 +58,14 @@ const metadata = { client_name: 'Registered job', grant_types: ['client_credenti
 const clientCredentials = { grant_type: 'client_credentials', scope: 'orders:read', resource: DEMO.ordersResource };
 
 describe('dynamic registration (RFC 7591)', () => {
+  it('is announced in discovery as registration_endpoint, a URL of the configured issuer', async () => {
+    const discovery = await call('GET', '/.well-known/openid-configuration');
+    expect(discovery.status).toBe(200);
+    expect(discovery.body.registration_endpoint).toBe(`${app.issuer}/register`);
+    // Defaults oidc-provider fills in survive the extra field (its configuration is deep-merged).
+    expect(discovery.body.claim_types_supported).toEqual(['normal']);
+  });
+
   it('needs an initial access token', async () => {
     const refused = await call('POST', '/register', undefined, metadata);
     expect(refused.status).toBe(401);
@@ -119,6 +127,50 @@ describe('dynamic registration (RFC 7591)', () => {
       expect(refused.body.error, `${what}: ${JSON.stringify(refused.body)}`).toBe(error);
     }
     expect((await call('POST', '/register', iat, metadata)).status).toBe(201);
+  });
+});
+
+describe('initial access tokens in the admin API', () => {
+  it('lists them a page at a time without the tokens; a revoked one registers nothing', async () => {
+    const kept = await admin.call('POST', '/admin/initial-access-tokens', { body: { uses: 2, expires_in: 600 } });
+    const revoked = await admin.call('POST', '/admin/initial-access-tokens', { body: { uses: 5, expires_in: 600 } });
+    expect([kept.status, revoked.status]).toEqual([201, 201]);
+
+    const all = [];
+    let cursor: string | null = null;
+    do {
+      const page = await admin.call('GET', `/admin/initial-access-tokens?limit=1${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status, JSON.stringify(page.body)).toBe(200);
+      expect(page.body.items.length).toBeLessThanOrEqual(1);
+      all.push(...page.body.items);
+      cursor = page.body.next_cursor;
+    } while (cursor);
+    const ids = all.map((item) => item.id);
+    expect(ids).toEqual([...ids].sort((a, b) => Number(a) - Number(b)));
+    expect(all.find((item) => item.id === revoked.body.id)).toEqual({
+      id: revoked.body.id,
+      uses_left: 5,
+      expires_at: revoked.body.expires_at,
+      created_by: expect.stringMatching(/^client:/),
+      created_at: expect.any(String),
+      usable: true,
+    });
+    // Never the token, nor its hash.
+    const listed = JSON.stringify(all);
+    expect(listed).not.toContain(revoked.body.initial_access_token);
+    expect(listed).not.toContain(tokenHash(revoked.body.initial_access_token));
+    expect(listed).not.toContain('token_hash');
+
+    expect((await admin.call('DELETE', `/admin/initial-access-tokens/${revoked.body.id}`)).status).toBe(204);
+    expect(await call('POST', '/register', revoked.body.initial_access_token, metadata)).toMatchObject({ status: 401, body: { error: 'invalid_token' } });
+    expect((await call('POST', '/register', kept.body.initial_access_token, metadata)).status).toBe(201);
+    const again = await admin.call('DELETE', `/admin/initial-access-tokens/${revoked.body.id}`);
+    expect([again.status, again.body.error]).toEqual([404, 'initial_access_token_not_found']);
+    expect((await admin.call('DELETE', '/admin/initial-access-tokens/not-an-id')).status).toBe(400);
+    expect((await admin.call('GET', '/admin/initial-access-tokens?cursor=bm90LWFuLWlk')).body.error).toBe('invalid_cursor');
+
+    const audit = await app.custos.db.selectFrom('audit_log').select(['actor', 'details']).where('action', '=', 'client.initial_access_token.revoke').execute();
+    expect(audit).toEqual([{ actor: expect.stringMatching(/^client:/), details: { uses_left: 5 } }]);
   });
 });
 

@@ -90,6 +90,11 @@ describe('dynamic registration', () => {
     await response.body.dump();
     expect(response.statusCode).toBe(404);
     expect(app.custos.config.files.client_registration.enabled).toBe(false);
+    const discovery = await request(`${app.issuer}/.well-known/openid-configuration`, { dispatcher: app.agent() });
+    const body = (await discovery.body.json()) as Record<string, unknown>;
+    expect(discovery.statusCode).toBe(200);
+    expect(body.token_endpoint).toBe(`${app.issuer}/token`);
+    expect(body).not.toHaveProperty('registration_endpoint');
   });
 });
 

@@ -72,6 +72,7 @@ describe('migrations on an empty database', () => {
     expect(oidcIndexes.oidc_model_user_code_key).toMatch(/UNIQUE INDEX .* \(model, user_code\) WHERE \(user_code IS NOT NULL\)/);
     expect(oidcIndexes.oidc_model_grant_id_idx).toMatch(/\(grant_id\)/);
     expect(oidcIndexes.oidc_model_expires_at_idx).toMatch(/\(expires_at\)/);
+    expect(oidcIndexes.oidc_model_client_id_idx).toMatch(/\(\(\(payload ->> 'clientId'::text\)\), model\) WHERE/);
 
     const exchange = await columns('token_exchange');
     expect(Object.keys(exchange).sort()).toEqual(
