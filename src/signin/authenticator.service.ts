@@ -5,8 +5,8 @@ import { DEFAULT_WRITERS, type Actor, type MutationWriters } from '../iam/admin-
 import { IamError } from '../iam/iam-errors.js';
 import { findUserById } from '../iam/user.repository.js';
 import { AppError } from '../http/app-error.js';
-import { deleteTotp, describeTotp, requireEnrollment } from './factor.repository.js';
-import { deletePasskeys, listPasskeySummaries } from './passkey.repository.js';
+import { deleteTotp, describeTotp, findTotp, requireEnrollment } from './factor.repository.js';
+import { deletePasskeys, listPasskeySummaries, lockUserFactors, renamePasskey } from './passkey.repository.js';
 
 /** One authenticator of a user, as the admin API lists it. */
 export type AuthenticatorView =
@@ -122,7 +122,59 @@ export function createAuthenticatorService(deps: { db: Kysely<Database>; writers
     });
   }
 
-  return { list, remove, requireAtNextSignIn };
+  /**
+   * The user removes one of their own passkeys (self-service page). The last second factor (the
+   * only passkey of a user without an authenticator app) is kept: the user would be left with a
+   * password alone, which clients requiring mfa refuse; an administrator can still reset it.
+   * The user's row is locked first, so two parallel removals cannot both pass that check.
+   */
+  async function removeOwnPasskey(by: Actor, userId: string, passkeyId: string): Promise<'removed' | 'not_found' | 'last_factor'> {
+    return deps.db.transaction().execute(async (trx) => {
+      await lockUserFactors(trx, userId);
+      const [passkeys, totp] = await Promise.all([listPasskeySummaries(trx, userId), findTotp(trx, userId)]);
+      const passkey = passkeys.find((entry) => entry.id === passkeyId);
+      if (!passkey) return 'not_found';
+      if (passkeys.length === 1 && !totp) return 'last_factor';
+      await deletePasskeys(trx, userId, passkeyId);
+      await writers.writeAudit(trx, {
+        actor: by.actor,
+        action: 'user.passkey.remove',
+        target: `user:${userId}`,
+        outcome: 'success',
+        clientAddress: by.clientAddress,
+        requestId: by.requestId,
+        details: { removed: [`passkey-${passkeyId}`], name: passkey.name },
+      });
+      await writers.recordEvent(trx, {
+        type: 'credential-changed',
+        userId,
+        credentialType: credentialType(passkey.attachment),
+        changeType: 'delete',
+        initiatingEntity: by.initiatingEntity,
+        actor: by.actor,
+      });
+      return 'removed';
+    });
+  }
+
+  /** The user renames one of their passkeys; audited (no credential changed, no event). */
+  async function renameOwnPasskey(by: Actor, userId: string, passkeyId: string, name: string): Promise<boolean> {
+    return deps.db.transaction().execute(async (trx) => {
+      if (!(await renamePasskey(trx, userId, passkeyId, name))) return false;
+      await writers.writeAudit(trx, {
+        actor: by.actor,
+        action: 'user.passkey.rename',
+        target: `user:${userId}`,
+        outcome: 'success',
+        clientAddress: by.clientAddress,
+        requestId: by.requestId,
+        details: { id: `passkey-${passkeyId}`, name },
+      });
+      return true;
+    });
+  }
+
+  return { list, remove, requireAtNextSignIn, removeOwnPasskey, renameOwnPasskey };
 }
 
 export type AuthenticatorService = ReturnType<typeof createAuthenticatorService>;
