@@ -6,6 +6,8 @@ import { IamError } from '../iam/iam-errors.js';
 import { findUserById } from '../iam/user.repository.js';
 import { AppError } from '../http/app-error.js';
 import { deleteTotp, describeTotp, findTotp, requireEnrollment } from './factor.repository.js';
+import { insertEnrollmentLink } from './enrollment-link.repository.js';
+import { enrollmentTokenHash, enrollmentUrl, newEnrollmentToken } from './enrollment-link.js';
 import { deletePasskeys, listPasskeySummaries, lockUserFactors, renamePasskey } from './passkey.repository.js';
 
 /** One authenticator of a user, as the admin API lists it. */
@@ -26,7 +28,7 @@ function credentialType(attachment: string | null): CredentialChangedEvent['cred
  * record and a CAEP `credential-change` event per removed credential (`app`, `fido2-*`,
  * `delete`) commit in one transaction.
  */
-export function createAuthenticatorService(deps: { db: Kysely<Database>; writers?: MutationWriters }) {
+export function createAuthenticatorService(deps: { db: Kysely<Database>; writers?: MutationWriters; issuer?: () => string }) {
   const writers = deps.writers ?? DEFAULT_WRITERS;
 
   async function requireUser(userId: string): Promise<void> {
@@ -174,7 +176,33 @@ export function createAuthenticatorService(deps: { db: Kysely<Database>; writers
     });
   }
 
-  return { list, remove, requireAtNextSignIn, removeOwnPasskey, renameOwnPasskey };
+  /**
+   * A one-time link with which the user creates a passkey without a password: a random token
+   * (256 bits) whose SHA-256 alone is stored, good once until `expiresInSeconds` from now; the
+   * user's earlier links not yet used stop working. Audited (without the link); the URL is
+   * returned once, built from the configured issuer.
+   */
+  async function issueEnrollmentLink(by: Actor, userId: string, expiresInSeconds: number): Promise<{ url: string; expires_at: string }> {
+    if (!deps.issuer) throw new Error('issueEnrollmentLink needs the issuer');
+    const token = newEnrollmentToken();
+    const expiresAt = new Date(Date.now() + expiresInSeconds * 1000);
+    await deps.db.transaction().execute(async (trx) => {
+      if (!(await findUserById(trx, userId))) throw new IamError('user_not_found', 'no such user');
+      await insertEnrollmentLink(trx, { tokenHash: enrollmentTokenHash(token), userId, createdBy: by.actor, expiresAt });
+      await writers.writeAudit(trx, {
+        actor: by.actor,
+        action: 'user.enrollment_link.issue',
+        target: `user:${userId}`,
+        outcome: 'success',
+        clientAddress: by.clientAddress,
+        requestId: by.requestId,
+        details: { factor: 'passkey', expires_at: expiresAt.toISOString() },
+      });
+    });
+    return { url: enrollmentUrl(deps.issuer(), token), expires_at: expiresAt.toISOString() };
+  }
+
+  return { list, remove, requireAtNextSignIn, removeOwnPasskey, renameOwnPasskey, issueEnrollmentLink };
 }
 
 export type AuthenticatorService = ReturnType<typeof createAuthenticatorService>;

@@ -10,6 +10,7 @@ import type { Middleware } from 'koa';
 import type { AppState } from '../http/middleware.js';
 import { accountRoutes } from './account.routes.js';
 import { createAuthenticatorService } from './authenticator.service.js';
+import { enrollRoutes } from './enroll.routes.js';
 import { interactionRoutes } from './interactions.routes.js';
 import { challengeKeyOf, createPasskeyCeremonies } from './passkeys.js';
 
@@ -53,15 +54,17 @@ export function createLoginRoutes(deps: LoginDeps) {
     anonymousOutcome: (action) => deps.metrics?.anonymousOutcomes.inc({ action }),
     resourceServers: files.resource_servers,
   });
+  const passkeys = createPasskeyCeremonies({ issuer: () => deps.provider().issuer, challengeKey: challengeKeyOf(deps.cookieKeys) });
+  const enroll = enrollRoutes({ db: deps.db, passkeys, cookieKeys: deps.cookieKeys, maxBodyBytes: env.BODY_LIMIT_BYTES, clientAddress });
   const account = accountRoutes({
     provider: deps.provider,
     db: deps.db,
-    passkeys: createPasskeyCeremonies({ issuer: () => deps.provider().issuer, challengeKey: challengeKeyOf(deps.cookieKeys) }),
+    passkeys,
     authenticators: createAuthenticatorService({ db: deps.db }),
     cookieKeys: deps.cookieKeys,
     maxBodyBytes: env.BODY_LIMIT_BYTES,
     clientAddress,
   });
-  // The user's own passkeys (/account/passkeys), then the interactions and the pages' assets.
-  return ((ctx, next) => account(ctx, () => interactions(ctx, next))) satisfies Middleware<AppState>;
+  // The user's own passkeys (/account/passkeys), enrollment links (/enroll), then the interactions and the pages' assets.
+  return ((ctx, next) => account(ctx, () => enroll(ctx, () => interactions(ctx, next)))) satisfies Middleware<AppState>;
 }
