@@ -27,7 +27,7 @@ beforeAll(async () => {
   await mkdir(SCREENSHOTS, { recursive: true });
   login = await startLoginFixture();
   rui = await login.createUser({ username: 'rui', password: 'correct horse battery' });
-  eva = await login.createUser({ username: 'eva' });
+  eva = (await login.users.create({ username: 'eva' }, { actor: 'cli', initiatingEntity: 'admin' })).id;
 });
 afterAll(async () => {
   await browser?.close();
