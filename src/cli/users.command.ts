@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { pino } from 'pino';
-import { loadConfig } from '../config/load-config.js';
+import { loadConfig, type AppConfig } from '../config/load-config.js';
 import type { Database } from '../db/database.js';
 import { migrateToLatest } from '../db/migrator.js';
 import { argon2CostOf, createPasswordHasher } from '../iam/password-hasher.js';
@@ -12,6 +12,7 @@ import { createSessionService } from '../iam/session.service.js';
 import { findUserByUsername } from '../iam/user.repository.js';
 import { createUserService, type UserService } from '../iam/user.service.js';
 import { createAuthenticatorService } from '../signin/authenticator.service.js';
+import { ENROLLMENT_LINK_DEFAULT_SECONDS, ENROLLMENT_LINK_MAX_SECONDS } from '../signin/enrollment-link.js';
 import { openCliDatabase } from './database-notice.js';
 import { formatTable } from './table.js';
 
@@ -36,13 +37,13 @@ async function password(options: { passwordStdin?: boolean }, read: () => Promis
  * server, or starting it) and says which one on stderr, applies pending migrations, runs `work`,
  * closes.
  */
-async function withUsers<T>(work: (users: UserService, db: Kysely<Database>) => Promise<T>): Promise<T> {
+async function withUsers<T>(work: (users: UserService, db: Kysely<Database>, config: AppConfig) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const { db, close } = await openCliDatabase(config);
   try {
     await migrateToLatest(db);
     const hasher = createPasswordHasher({ cost: argon2CostOf(config.env) });
-    return await work(createUserService({ db, hasher }), db);
+    return await work(createUserService({ db, hasher }), db, config);
   } finally {
     await close();
   }
@@ -200,6 +201,26 @@ export function registerUsersCommands(program: Command, deps: { readPassword?: (
     .action(async (options: { username: string }) => {
       const { removed } = await withAuthenticators(options.username, (service, id) => service.remove(CLI, id));
       console.log(removed.length ? `removed ${removed.join(', ')} of ${options.username}` : `${options.username} had no authenticators`);
+    });
+
+  users
+    .command('enrollment-link')
+    .description('issue a one-time link with which a user creates a passkey without a password (printed once; earlier unused links stop working)')
+    .requiredOption('--username <name>', 'username')
+    .option('--expires-in <seconds>', `how long the link stays valid (60 to ${ENROLLMENT_LINK_MAX_SECONDS}, default ${ENROLLMENT_LINK_DEFAULT_SECONDS})`, (value: string) => {
+      const seconds = Number(value);
+      if (!Number.isInteger(seconds) || seconds < 60 || seconds > ENROLLMENT_LINK_MAX_SECONDS) throw new InvalidArgumentError(`a whole number of seconds from 60 to ${ENROLLMENT_LINK_MAX_SECONDS}`);
+      return seconds;
+    })
+    .action(async (options: { username: string; expiresIn?: number }) => {
+      const link = await withUsers(async (_users, db, config) => {
+        const user = await findUserByUsername(db, options.username);
+        if (!user) throw new IamError('user_not_found', `no user "${options.username}"`);
+        const issuer = config.env.ISSUER ?? `https://localhost:${config.env.PORT}`;
+        return createAuthenticatorService({ db, issuer: () => issuer }).issueEnrollmentLink(CLI, user.id, options.expiresIn ?? ENROLLMENT_LINK_DEFAULT_SECONDS);
+      });
+      console.log(link.url);
+      console.error(`one-time link for ${options.username}, valid until ${link.expires_at}; hand it over out of band`);
     });
 
   users

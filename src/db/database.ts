@@ -180,6 +180,18 @@ export interface SigninEnrollmentRequiredTable {
   requested_at: ColumnType<Date, never, never>;
 }
 
+/** A one-time enrollment link an administrator issued (migration 20261205170000): the token's SHA-256 only. */
+export interface SigninEnrollmentLinkTable {
+  token_hash: string;
+  user_id: string;
+  created_by: string;
+  created_at: ColumnType<Date, never, never>;
+  expires_at: ColumnType<Date, Date, never>;
+  taken_at: ColumnType<Date | null, never, Date>;
+  browser_hash: ColumnType<string | null, never, string>;
+  completed_at: ColumnType<Date | null, never, Date>;
+}
+
 /** An SSF 1.0 stream of a receiver (migration 20261204180000; src/ssf/). */
 export interface SsfStreamTable {
   stream_id: string;
@@ -313,6 +325,7 @@ export interface Database {
   signin_recovery_code: SigninRecoveryCodeTable;
   signin_passkey: SigninPasskeyTable;
   signin_enrollment_required: SigninEnrollmentRequiredTable;
+  signin_enrollment_link: SigninEnrollmentLinkTable;
   client: ClientTable;
   client_secret: ClientSecretTable;
   client_certificate: ClientCertificateTable;

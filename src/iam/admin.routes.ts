@@ -32,7 +32,7 @@ export function createAdminRoutes(deps: AdminRoutesDeps): AdminRoute[] {
     ...userRoutes(users),
     ...roleRoutes(users),
     ...sessionRoutes(sessions),
-    ...authenticatorRoutes(createAuthenticatorService(deps)),
+    ...authenticatorRoutes(createAuthenticatorService({ ...deps, issuer: () => deps.provider().issuer })),
     ...auditRoutes(createAuditService(deps)),
   ];
 }

@@ -5,8 +5,10 @@ import { DEFAULT_WRITERS, type Actor, type MutationWriters } from '../iam/admin-
 import { IamError } from '../iam/iam-errors.js';
 import { findUserById } from '../iam/user.repository.js';
 import { AppError } from '../http/app-error.js';
-import { deleteTotp, describeTotp, requireEnrollment } from './factor.repository.js';
-import { deletePasskeys, listPasskeySummaries } from './passkey.repository.js';
+import { deleteTotp, describeTotp, findTotp, requireEnrollment } from './factor.repository.js';
+import { insertEnrollmentLink } from './enrollment-link.repository.js';
+import { enrollmentTokenHash, enrollmentUrl, newEnrollmentToken } from './enrollment-link.js';
+import { deletePasskeys, listPasskeySummaries, lockUserFactors, renamePasskey } from './passkey.repository.js';
 
 /** One authenticator of a user, as the admin API lists it. */
 export type AuthenticatorView =
@@ -26,7 +28,7 @@ function credentialType(attachment: string | null): CredentialChangedEvent['cred
  * record and a CAEP `credential-change` event per removed credential (`app`, `fido2-*`,
  * `delete`) commit in one transaction.
  */
-export function createAuthenticatorService(deps: { db: Kysely<Database>; writers?: MutationWriters }) {
+export function createAuthenticatorService(deps: { db: Kysely<Database>; writers?: MutationWriters; issuer?: () => string }) {
   const writers = deps.writers ?? DEFAULT_WRITERS;
 
   async function requireUser(userId: string): Promise<void> {
@@ -122,7 +124,85 @@ export function createAuthenticatorService(deps: { db: Kysely<Database>; writers
     });
   }
 
-  return { list, remove, requireAtNextSignIn };
+  /**
+   * The user removes one of their own passkeys (self-service page). The last second factor (the
+   * only passkey of a user without an authenticator app) is kept: the user would be left with a
+   * password alone, which clients requiring mfa refuse; an administrator can still reset it.
+   * The user's row is locked first, so two parallel removals cannot both pass that check.
+   */
+  async function removeOwnPasskey(by: Actor, userId: string, passkeyId: string): Promise<'removed' | 'not_found' | 'last_factor'> {
+    return deps.db.transaction().execute(async (trx) => {
+      await lockUserFactors(trx, userId);
+      const [passkeys, totp] = await Promise.all([listPasskeySummaries(trx, userId), findTotp(trx, userId)]);
+      const passkey = passkeys.find((entry) => entry.id === passkeyId);
+      if (!passkey) return 'not_found';
+      if (passkeys.length === 1 && !totp) return 'last_factor';
+      await deletePasskeys(trx, userId, passkeyId);
+      await writers.writeAudit(trx, {
+        actor: by.actor,
+        action: 'user.passkey.remove',
+        target: `user:${userId}`,
+        outcome: 'success',
+        clientAddress: by.clientAddress,
+        requestId: by.requestId,
+        details: { removed: [`passkey-${passkeyId}`], name: passkey.name },
+      });
+      await writers.recordEvent(trx, {
+        type: 'credential-changed',
+        userId,
+        credentialType: credentialType(passkey.attachment),
+        changeType: 'delete',
+        initiatingEntity: by.initiatingEntity,
+        actor: by.actor,
+      });
+      return 'removed';
+    });
+  }
+
+  /** The user renames one of their passkeys; audited (no credential changed, no event). */
+  async function renameOwnPasskey(by: Actor, userId: string, passkeyId: string, name: string): Promise<boolean> {
+    return deps.db.transaction().execute(async (trx) => {
+      if (!(await renamePasskey(trx, userId, passkeyId, name))) return false;
+      await writers.writeAudit(trx, {
+        actor: by.actor,
+        action: 'user.passkey.rename',
+        target: `user:${userId}`,
+        outcome: 'success',
+        clientAddress: by.clientAddress,
+        requestId: by.requestId,
+        details: { id: `passkey-${passkeyId}`, name },
+      });
+      return true;
+    });
+  }
+
+  /**
+   * A one-time link with which the user creates a passkey without a password: a random token
+   * (256 bits) whose SHA-256 alone is stored, good once until `expiresInSeconds` from now; the
+   * user's earlier links not yet used stop working. Audited (without the link); the URL is
+   * returned once, built from the configured issuer.
+   */
+  async function issueEnrollmentLink(by: Actor, userId: string, expiresInSeconds: number): Promise<{ url: string; expires_at: string }> {
+    if (!deps.issuer) throw new Error('issueEnrollmentLink needs the issuer');
+    const token = newEnrollmentToken();
+    const expiresAt = new Date(Date.now() + expiresInSeconds * 1000);
+    await deps.db.transaction().execute(async (trx) => {
+      if (!(await findUserById(trx, userId))) throw new IamError('user_not_found', 'no such user');
+      await insertEnrollmentLink(trx, { tokenHash: enrollmentTokenHash(token), userId, createdBy: by.actor, expiresAt });
+      await writers.writeAudit(trx, {
+        actor: by.actor,
+        action: 'user.enrollment_link.issue',
+        target: `user:${userId}`,
+        outcome: 'success',
+        clientAddress: by.clientAddress,
+        requestId: by.requestId,
+        details: { factor: 'passkey', expires_at: expiresAt.toISOString() },
+      });
+    });
+    return { url: enrollmentUrl(deps.issuer(), token), expires_at: expiresAt.toISOString() };
+  }
+
+  return { list, remove, requireAtNextSignIn, removeOwnPasskey, renameOwnPasskey, issueEnrollmentLink };
 }
 
 export type AuthenticatorService = ReturnType<typeof createAuthenticatorService>;

@@ -3,6 +3,7 @@ import { defineRoute, type AdminRoute } from '../http/admin-router.js';
 import { adminActor } from '../iam/admin-mutation.js';
 import { userId, userPath } from '../iam/admin.schemas.js';
 import type { AuthenticatorService } from './authenticator.service.js';
+import { ENROLLMENT_LINK_DEFAULT_SECONDS, ENROLLMENT_LINK_MAX_SECONDS } from './enrollment-link.js';
 
 const timestamp = z.iso.datetime();
 
@@ -65,6 +66,34 @@ export function authenticatorRoutes(service: AuthenticatorService): AdminRoute[]
       response: z.object({ factor: z.enum(['otp', 'passkey']) }).meta({ id: 'EnrollmentRequired' }),
       errors: { 400: ['invalid_request', 'invalid_json'], 404: ['user_not_found'], 413: ['body_too_large'], 415: ['unsupported_media_type'] },
       handle: ({ params, body, request }) => service.requireAtNextSignIn(adminActor(request), params.id, body.factor),
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/admin/users/{id}/authenticators/enrollment-links',
+      operationId: 'issueEnrollmentLink',
+      summary:
+        "Issue a one-time link with which the user creates a passkey without a password (hand it over out of band); only its hash is stored, earlier unused links of the user stop working; audited (without the link)",
+      params: userPath,
+      body: z
+        .strictObject({
+          expires_in: z
+            .number()
+            .int()
+            .min(60)
+            .max(ENROLLMENT_LINK_MAX_SECONDS)
+            .optional()
+            .meta({ description: `seconds the link stays valid (default ${ENROLLMENT_LINK_DEFAULT_SECONDS})`, example: 86400 }),
+        })
+        .meta({ id: 'IssueEnrollmentLink' }),
+      status: 201,
+      response: z
+        .object({
+          url: z.url().meta({ description: 'the link, shown once: whoever opens it first can add a passkey to this user' }),
+          expires_at: timestamp,
+        })
+        .meta({ id: 'EnrollmentLink' }),
+      errors: { 400: ['invalid_request', 'invalid_json'], 404: ['user_not_found'], 413: ['body_too_large'], 415: ['unsupported_media_type'] },
+      handle: ({ params, body, request }) => service.issueEnrollmentLink(adminActor(request), params.id, body.expires_in ?? ENROLLMENT_LINK_DEFAULT_SECONDS),
     }),
     defineRoute({
       method: 'delete',

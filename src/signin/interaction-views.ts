@@ -50,7 +50,8 @@ button.secondary{background:#e5e7eb;color:#111827}.error{background:#fee2e2;colo
 .client{color:#4b5563}ul{padding-left:1.25rem}
 .qr svg{display:block;width:12rem;height:12rem;margin:0 auto}.secret{font-family:monospace;font-size:1.05rem;text-align:center;margin-top:0}
 ol.codes{font-family:monospace;font-size:1.05rem;white-space:nowrap;padding-left:2.5rem}.hint{color:#4b5563;font-size:.9rem}
-h2{font-size:1.1rem;margin:1.5rem 0 .25rem}[hidden]{display:none!important}:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
+h2{font-size:1.1rem;margin:1.5rem 0 .25rem}.notice{background:#dcfce7;color:#166534;padding:.5rem .75rem;border-radius:.25rem}
+ul.passkeys{list-style:none;padding:0}li.passkey{border-top:1px solid #e5e7eb;padding:.5rem 0}h3{font-size:1rem;margin:.5rem 0 0}[hidden]{display:none!important}:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 `;
 
 /** A whole page: the shared head (stylesheet, no script) around `body`. */

@@ -19,7 +19,7 @@ import { grantRequested } from '../oidc/first-party.js';
 import { consentPage, loginPage, messagePage, originsOf, pageHeaders, STYLESHEET, STYLESHEET_PATH } from './interaction-views.js';
 import { EXPIRED, type InteractionKit } from './interaction-kit.js';
 import { passkeyForm } from './passkey-views.js';
-import { createPasskeyCeremonies, PASSKEY_SCRIPT, PASSKEY_SCRIPT_PATH, WEBAUTHN_SCRIPT_PATH, webauthnBrowserBundle } from './passkeys.js';
+import { challengeKeyOf, createPasskeyCeremonies, PASSKEY_SCRIPT, PASSKEY_SCRIPT_PATH, WEBAUTHN_SCRIPT_PATH, webauthnBrowserBundle } from './passkeys.js';
 import { createSecondFactor } from './second-factor.js';
 
 /** What the interaction pages need, passed from the composition root. */
@@ -147,7 +147,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
   const kit: InteractionKit = { load, finish, send, audit: (ctx, record) => audit(ctx, record), csrfToken, clientName, address: addressOf, renderLogin };
   const passkeys = createPasskeyCeremonies({
     issuer: () => deps.provider().issuer,
-    challengeKey: createHmac('sha256', deps.cookieKeys[0]!).update('custos webauthn challenge v1').digest(),
+    challengeKey: challengeKeyOf(deps.cookieKeys),
   });
   const secondFactor = createSecondFactor({ db: deps.db, hasher: deps.hasher, throttle: deps.throttle, issuer: () => deps.provider().issuer, passkeys }, kit);
   const webauthnBundle = webauthnBrowserBundle();

@@ -112,3 +112,17 @@ export async function deletePasskeys(db: DbExecutor, userId: string, id?: string
   const rows = await query.returning(['id', 'attachment']).execute();
   return rows.map((row) => ({ id: String(row.id), attachment: row.attachment }));
 }
+
+/** Renames one of the user's passkeys; false when the user has no such passkey. */
+export async function renamePasskey(db: DbExecutor, userId: string, id: string, name: string): Promise<boolean> {
+  const row = await db.updateTable('signin_passkey').set({ name }).where('user_id', '=', userId).where('id', '=', id).returning('id').executeTakeFirst();
+  return row !== undefined;
+}
+
+/**
+ * Locks the user's row for the rest of the transaction, so two removals of the user's factors
+ * cannot both see the other's factor still there.
+ */
+export async function lockUserFactors(db: DbExecutor, userId: string): Promise<void> {
+  await db.selectFrom('iam_user').select('id').where('id', '=', userId).forUpdate().executeTakeFirst();
+}

@@ -57,6 +57,11 @@ export const PASSKEY_SCRIPT = `'use strict';
 })();
 `;
 
+/** Key of the WebAuthn challenges, derived from the first cookie key. */
+export function challengeKeyOf(cookieKeys: readonly string[]): Buffer {
+  return createHmac('sha256', cookieKeys[0]!).update('custos webauthn challenge v1').digest();
+}
+
 /** RFC 8176 `amr` of a passkey: a synced (backed-up) key is software-secured, a device-bound one hardware-secured. */
 export function passkeyAmr(backedUp: boolean): 'swk' | 'hwk' {
   return backedUp ? 'swk' : 'hwk';

@@ -24,7 +24,8 @@ import {
 } from './factor.repository.js';
 import { enrollOtpPage, otpPage, recoveryCodesPage } from './factor-views.js';
 import { EXPIRED, type Ctx, type Interaction, type InteractionKit } from './interaction-kit.js';
-import { findPasskey, insertPasskey, listPasskeys, recordPasskeyUse } from './passkey.repository.js';
+import { findPasskey, listPasskeys, recordPasskeyUse } from './passkey.repository.js';
+import { passkeyName, storeNewPasskey } from './passkey-enrollment.js';
 import { enrollPasskeyPage, passkeyForm, passkeyPage } from './passkey-views.js';
 import { passkeyAmr, type PasskeyCeremonies } from './passkeys.js';
 import { newRecoveryCodes, newTotpSecret, parseRecoveryCode, qrCodeSvg, totpStep, totpUri } from './one-time-codes.js';
@@ -65,7 +66,7 @@ export interface SecondFactorDeps {
 export const PASSKEY_FAILED = 'That passkey could not be used.';
 
 /** `amr` after a passkey with user verification: the key (`hwk`/`swk`), `user`, and `mfa` (the authenticator verified the user too). */
-function withPasskey(amr: readonly string[], backedUp: boolean): string[] {
+export function withPasskey(amr: readonly string[], backedUp: boolean): string[] {
   const next = addFactor(amr, passkeyAmr(backedUp), ['user']);
   return next.includes('mfa') ? next : [...next, 'mfa'];
 }
@@ -359,22 +360,18 @@ export function createSecondFactor(deps: SecondFactorDeps, kit: InteractionKit) 
         })
       : undefined;
     if (!registered) return passkeyFailed(ctx, interaction, pending, 'invalid_registration', pending.accountId);
-    const name = (form.get('name') ?? '').trim().slice(0, 64) || 'Passkey';
-    const credentialType = registered.attachment === 'cross-platform' ? 'fido2-roaming' : 'fido2-platform';
-    const stored = await deps.db.transaction().execute(async (trx) => {
-      if (!(await insertPasskey(trx, { ...registered, userId: pending.accountId, name }))) return false;
-      await writeAudit(trx, {
+    const name = passkeyName(form.get('name'));
+    const stored = await deps.db.transaction().execute((trx) =>
+      storeNewPasskey(trx, {
+        userId: pending.accountId,
+        registered,
+        name,
         actor: `user:${pending.accountId}`,
-        action: 'user.passkey.enroll',
-        target: `user:${pending.accountId}`,
-        outcome: 'success',
         clientAddress: kit.address(ctx),
         requestId: ctx.state.requestId,
-        details: { name, credential_type: credentialType, backed_up: registered.backedUp, client_id: String(interaction.params.client_id) },
-      });
-      await recordEvent(trx, { type: 'credential-changed', userId: pending.accountId, credentialType, changeType: 'create', initiatingEntity: 'user', actor: `user:${pending.accountId}` });
-      return true;
-    });
+        details: { client_id: String(interaction.params.client_id) },
+      }),
+    );
     if (!stored) return passkeyFailed(ctx, interaction, pending, 'already_registered', pending.accountId);
     return complete(ctx, interaction, pending, withPasskey(pending.amr, registered.backedUp));
   }

@@ -6,7 +6,13 @@ import { clientAddressOf } from '../http/client-address.js';
 import type { Metrics } from '../http/metrics.js';
 import { createLoginThrottle } from '../iam/login-throttle.repository.js';
 import type { PasswordHasher } from '../iam/password-hasher.js';
+import type { Middleware } from 'koa';
+import type { AppState } from '../http/middleware.js';
+import { accountRoutes } from './account.routes.js';
+import { createAuthenticatorService } from './authenticator.service.js';
+import { enrollRoutes } from './enroll.routes.js';
 import { interactionRoutes } from './interactions.routes.js';
+import { challengeKeyOf, createPasskeyCeremonies } from './passkeys.js';
 
 export interface LoginDeps {
   config: AppConfig;
@@ -22,7 +28,8 @@ export interface LoginDeps {
 
 /**
  * The login and consent pages (oidc-provider interactions) with the brute-force throttle
- * configured from `LOGIN_*`; first-party clients (`first_party: true`) skip consent.
+ * configured from `LOGIN_*`; first-party clients (`first_party: true`) skip consent; and the
+ * signed-in user's passkey page (`/account/passkeys`).
  */
 export function createLoginRoutes(deps: LoginDeps) {
   const { env, files } = deps.config;
@@ -34,7 +41,8 @@ export function createLoginRoutes(deps: LoginDeps) {
     delayMs: env.LOGIN_DELAY_MS,
   });
   const firstParty = new Set(files.clients.filter((client) => client.first_party).map((client) => client.client_id));
-  return interactionRoutes({
+  const clientAddress = clientAddressOf(deps.trustedProxies);
+  const interactions = interactionRoutes({
     provider: deps.provider,
     db: deps.db,
     hasher: deps.hasher,
@@ -42,8 +50,21 @@ export function createLoginRoutes(deps: LoginDeps) {
     cookieKeys: deps.cookieKeys,
     firstParty: (clientId) => firstParty.has(clientId),
     maxBodyBytes: env.BODY_LIMIT_BYTES,
-    clientAddress: clientAddressOf(deps.trustedProxies),
+    clientAddress,
     anonymousOutcome: (action) => deps.metrics?.anonymousOutcomes.inc({ action }),
     resourceServers: files.resource_servers,
   });
+  const passkeys = createPasskeyCeremonies({ issuer: () => deps.provider().issuer, challengeKey: challengeKeyOf(deps.cookieKeys) });
+  const enroll = enrollRoutes({ db: deps.db, passkeys, cookieKeys: deps.cookieKeys, maxBodyBytes: env.BODY_LIMIT_BYTES, clientAddress });
+  const account = accountRoutes({
+    provider: deps.provider,
+    db: deps.db,
+    passkeys,
+    authenticators: createAuthenticatorService({ db: deps.db }),
+    cookieKeys: deps.cookieKeys,
+    maxBodyBytes: env.BODY_LIMIT_BYTES,
+    clientAddress,
+  });
+  // The user's own passkeys (/account/passkeys), enrollment links (/enroll), then the interactions and the pages' assets.
+  return ((ctx, next) => account(ctx, () => enroll(ctx, () => interactions(ctx, next)))) satisfies Middleware<AppState>;
 }
