@@ -271,6 +271,7 @@ describe('openapi document', () => {
         'DELETE /admin/users/{id}/authenticators',
         'DELETE /admin/users/{id}/authenticators/{authenticator}',
         'PUT /admin/users/{id}/authenticators/enrollment',
+        'POST /admin/users/{id}/authenticators/enrollment-links',
         'POST /admin/clients',
         'GET /admin/clients',
         'GET /admin/clients/{id}',
