@@ -14,6 +14,10 @@ export const resourceServerSchema = z
     accessTokenTTL: ttl.default(300),
     /** What each scope lets a client do, in words for the consent page ("See your orders"); optional per scope. */
     scope_descriptions: z.record(scopeToken, z.string().trim().min(1).max(200)).default({}),
+    /** Tokens for this API need a two-factor sign-in (acr urn:custos:acr:mfa or stronger); not client_credentials tokens. */
+    require_mfa: z.boolean().optional(),
+    /** The weakest sign-in (acr) behind a token for this API: asked for at sign-in, enforced at the token endpoint and token exchange. */
+    minimum_acr: z.enum(ACR_VALUES).optional(),
   })
   .superRefine((rs, ctx) => {
     for (const scope of Object.keys(rs.scope_descriptions)) {

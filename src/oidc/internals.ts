@@ -10,6 +10,8 @@ import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 import validateDpop, { checkDpopReplay } from 'oidc-provider/lib/helpers/validate_dpop.js';
 // @ts-expect-error -- untyped internal module: the `dpop_bound_access_tokens` requirement.
 import { checkDpopRequired } from 'oidc-provider/lib/helpers/sender_constraints.js';
+// @ts-expect-error -- untyped internal module: how a token request's resource is resolved.
+import resolveResource from 'oidc-provider/lib/helpers/resolve_resource.js';
 
 type SecretClient = { clientId: string; clientSecret: string; clientAuthMethod: string };
 
@@ -169,4 +171,36 @@ export async function checkTokenRequestDpop(ctx: KoaContextWithOIDC): Promise<st
   if (!dPoP) return undefined;
   await checkDpopReplay(provider, ctx, dPoP, ctx.oidc.client!.clientId);
   return dPoP.thumbprint;
+}
+
+type GrantHandler = (ctx: KoaContextWithOIDC) => Promise<void>;
+
+/**
+ * Runs `check` before oidc-provider's own handler of `grantType` (lib/actions/grants/): it can
+ * refuse a token request before the handler consumes a code or rotates a refresh token.
+ */
+export function beforeGrant(provider: Provider, grantType: string, check: (ctx: KoaContextWithOIDC) => Promise<void>): void {
+  const { grantTypeHandlers } = instance(provider) as { grantTypeHandlers: Map<string, GrantHandler> };
+  const original = grantTypeHandlers.get(grantType);
+  if (!original) return;
+  grantTypeHandlers.set(grantType, async function checkedGrant(ctx) {
+    await check(ctx);
+    return original(ctx);
+  });
+}
+
+/** A code or refresh token as oidc-provider's resource resolution reads it. */
+export type ResourceSource = InstanceType<Provider['AuthorizationCode']> | InstanceType<Provider['RefreshToken']>;
+
+/**
+ * The resource the access token of this token request will be for, resolved exactly as the
+ * authorization_code and refresh_token grants resolve it (lib/helpers/resolve_resource.js): the
+ * `resource` parameter, else the granted resource (`useGrantedResource`, `defaultResource` among
+ * several); undefined for a token without a resource (userinfo). Throws `invalid_target` as they do.
+ */
+export async function resolveTokenResource(ctx: KoaContextWithOIDC, source: ResourceSource): Promise<string | undefined> {
+  const { features } = (instance(ctx.oidc.provider) as { configuration: { features: { userinfo: unknown; resourceIndicators: unknown } } }).configuration;
+  const scopes = ctx.oidc.params?.scope && ctx.oidc.params.grant_type === 'refresh_token' ? ctx.oidc.requestParamScopes : undefined;
+  const resolved = (await resolveResource(ctx, source, { userinfo: features.userinfo, resourceIndicators: features.resourceIndicators }, scopes)) as unknown;
+  return typeof resolved === 'string' ? resolved : undefined;
 }

@@ -63,6 +63,7 @@ export function createProviderBuilder(deps: ProviderBuilderDeps): (keys: Signing
           signingKid,
           policies: deps.files.token_exchange.policies,
           serves: deps.policy.serves,
+          minimumAcr: deps.policy.minimumAcr,
         });
       },
     });

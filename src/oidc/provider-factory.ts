@@ -15,6 +15,7 @@ import { mtlsFeature } from './mtls.js';
 import { resourceIndicatorsFeature, type ResourcePolicy } from './resource-servers.js';
 import type { AccessPolicies } from './token-policies.js';
 import { authenticationClaims, CLIENT_POLICY_METADATA, signinInteractionPolicy, validateClientPolicy } from '../signin/authentication-context.js';
+import { enforceResourceAcr } from '../signin/resource-acr.js';
 import { ACR_VALUES } from '../verify/acr.js';
 import { REGISTRATION_PATH } from '../clients/registration.routes.js';
 
@@ -139,7 +140,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       Session: (_ctx, session) => (session.accountId ? 14 * 24 * 3600 : ANONYMOUS_TTL),
       RefreshToken: 14 * 24 * 3600,
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signinInteractionPolicy() },
+    // The login prompt also asks for the minimum sign-in of the resource servers a request names.
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signinInteractionPolicy(policy.minimumAcr) },
     formats: { customizers: { jwt: multiAudienceCustomizer } } as Configuration['formats'],
     // Custom grants put their claims (act, event_payload_hash) in token.extra; keep them. Tokens
     // issued under a session carry its `sid` (one client's authorization in one browser session,
@@ -203,6 +205,8 @@ export function createProvider(deps: ProviderDeps): Provider {
   useHashedClientSecrets(provider, deps.compareSecret);
   useAtomicReplayDetection(provider, deps.recordOnce);
   rejectUnknownClientCredentialsScopes(provider, new Set(scopes));
+  // …and refuses at the token endpoint a code or refresh token whose sign-in is below it.
+  if (deps.files.resource_servers.some((rs) => policy.minimumAcr(rs.identifier) !== undefined)) enforceResourceAcr(provider, policy.minimumAcr);
   deps.extend?.(provider);
   return provider;
 }

@@ -1,11 +1,15 @@
 import { errors, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
 import type { ClientConfig, ResourceServerConfig } from '../config/files.js';
+import { minimumAcrOf } from '../signin/authentication-context.js';
+import type { Acr } from '../verify/acr.js';
 
 /** Resource indicator policy (RFC 8707): which client may get tokens for which API, and how. */
 export interface ResourcePolicy {
   defaultResource(clientId: string | undefined): string | undefined;
   resourceServerInfo(resource: string, clientId: string): ResourceServer;
   resourceServer(resource: string): ResourceServerConfig | undefined;
+  /** The weakest sign-in (`acr`) behind a user's token for `resource` (its `minimum_acr`, `require_mfa`); undefined: any. */
+  minimumAcr(resource: string): Acr | undefined;
   /** Resources whose tokens `clientId` receives as an API (the `serves` list). */
   serves(clientId: string): readonly string[];
 }
@@ -31,6 +35,7 @@ export function createResourcePolicy(
   return {
     defaultResource: (clientId) => (clientId ? find(clientId)?.default_resource : undefined),
     resourceServer: (resource) => servers.get(resource),
+    minimumAcr: (resource) => minimumAcrOf(servers.get(resource)),
     serves: (clientId) => find(clientId)?.serves ?? [],
     resourceServerInfo(resource, clientId) {
       const server = servers.get(resource);

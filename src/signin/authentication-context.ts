@@ -26,20 +26,40 @@ export function acrOf(amr: readonly string[]): Acr {
   return ACR_PWD;
 }
 
+/** The sign-in policy of a client or a resource server: `require_mfa`, `minimum_acr`. */
+export interface AcrPolicy {
+  require_mfa?: unknown;
+  minimum_acr?: unknown;
+}
+
+/** The weakest `acr` a policy accepts: its `minimum_acr`, raised to `urn:custos:acr:mfa` with `require_mfa`. */
+export function minimumAcrOf(policy: AcrPolicy | undefined): Acr | undefined {
+  const minimum = isAcr(policy?.minimum_acr) ? policy.minimum_acr : undefined;
+  return strongerAcr(minimum, policy?.require_mfa === true ? ACR_MFA : undefined);
+}
+
 /**
  * What a request needs: the weakest of the known `acr_values` it lists (any of them will do,
  * and a stronger one satisfies a weaker one; unknown values are ignored), raised to the client's
- * `minimum_acr` and, with `require_mfa`, to `urn:custos:acr:mfa`.
+ * `minimum_acr` and, with `require_mfa`, to `urn:custos:acr:mfa`, and to `resourceMinimum` (the
+ * strongest minimum of the resource servers the request names, RFC 8707).
  */
-export function requiredAcr(acrValues: unknown, client: { require_mfa?: unknown; minimum_acr?: unknown } | undefined): Acr | undefined {
+export function requiredAcr(acrValues: unknown, client: AcrPolicy | undefined, resourceMinimum?: Acr): Acr | undefined {
   let requested: Acr | undefined;
   if (typeof acrValues === 'string') {
     for (const value of acrValues.split(' ')) {
       if (isAcr(value) && (requested === undefined || acrSatisfies(requested, value))) requested = value;
     }
   }
-  const minimum = isAcr(client?.minimum_acr) ? client.minimum_acr : undefined;
-  return strongerAcr(strongerAcr(requested, minimum), client?.require_mfa === true ? ACR_MFA : undefined);
+  return strongerAcr(strongerAcr(requested, minimumAcrOf(client)), resourceMinimum);
+}
+
+/** The strongest minimum `acr` of `resources` (one or several RFC 8707 indicators); undefined when none has one. */
+export function resourcesMinimumAcr(resources: unknown, minimumAcr: (resource: string) => Acr | undefined): Acr | undefined {
+  const list = typeof resources === 'string' ? [resources] : Array.isArray(resources) ? resources : [];
+  let required: Acr | undefined;
+  for (const resource of list) if (typeof resource === 'string') required = strongerAcr(required, minimumAcr(resource));
+  return required;
 }
 
 /** Validates the policy metadata of a client (`extraClientMetadata.validator`). */
@@ -53,15 +73,18 @@ export function validateClientPolicy(_ctx: unknown, key: string, value: unknown)
 export const ACR_INSUFFICIENT = 'acr_insufficient';
 
 function clientPolicy(ctx: KoaContextWithOIDC) {
-  return ctx.oidc.client?.metadata() as { require_mfa?: unknown; minimum_acr?: unknown } | undefined;
+  return ctx.oidc.client?.metadata() as AcrPolicy | undefined;
 }
 
 /**
  * oidc-provider's default interaction policy plus one login check: a session whose `acr` is
- * below what the request needs (acr_values, the client's `require_mfa` / `minimum_acr`) is asked
- * to sign in again, with `acr_required` in the prompt details. `max_age` is oidc-provider's own check.
+ * below what the request needs (acr_values, the client's `require_mfa` / `minimum_acr`, the
+ * `require_mfa` / `minimum_acr` of the resource servers it names or defaults to) is asked to sign
+ * in again, with `acr_required` in the prompt details. `max_age` is oidc-provider's own check.
  */
-export function signinInteractionPolicy() {
+export function signinInteractionPolicy(resourceMinimumAcr: (resource: string) => Acr | undefined = () => undefined) {
+  const required = (ctx: KoaContextWithOIDC) =>
+    requiredAcr(ctx.oidc.params?.acr_values, clientPolicy(ctx), resourcesMinimumAcr(ctx.oidc.params?.resource, resourceMinimumAcr));
   const policy = interactionPolicy.base();
   policy.get('login')!.checks.add(
     new interactionPolicy.Check(
@@ -69,14 +92,14 @@ export function signinInteractionPolicy() {
       'a stronger sign-in is required',
       'login_required',
       (ctx: KoaContextWithOIDC) => {
-        const required = requiredAcr(ctx.oidc.params?.acr_values, clientPolicy(ctx));
+        const needed = required(ctx);
         // Without a session it triggers beside no_session, so the prompt details say what is needed.
-        if (required === undefined) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-        return acrSatisfies(ctx.oidc.session?.accountId ? ctx.oidc.session.acr : undefined, required)
+        if (needed === undefined) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        return acrSatisfies(ctx.oidc.session?.accountId ? ctx.oidc.session.acr : undefined, needed)
           ? interactionPolicy.Check.NO_NEED_TO_PROMPT
           : interactionPolicy.Check.REQUEST_PROMPT;
       },
-      (ctx: KoaContextWithOIDC) => ({ acr_required: requiredAcr(ctx.oidc.params?.acr_values, clientPolicy(ctx)) }),
+      (ctx: KoaContextWithOIDC) => ({ acr_required: required(ctx) }),
     ),
   );
   return policy;

@@ -100,7 +100,7 @@ ${view.error ? html`<p class="error" role="alert">${view.error}</p>` : ''}
 <form method="post" action="${view.action}" autocomplete="on">
 <input type="hidden" name="csrf" value="${view.csrfToken}">
 <label for="username">Username</label>
-<input id="username" type="text" name="username" value="${view.username ?? ''}" autocomplete="username" autocapitalize="none" spellcheck="false" maxlength="128" required${focusPassword ? '' : new SafeHtml(' autofocus')}>
+<input id="username" type="text" name="username" value="${view.username ?? ''}" autocomplete="username webauthn" autocapitalize="none" spellcheck="false" maxlength="128" required${focusPassword ? '' : new SafeHtml(' autofocus')}>
 <label for="password">Password</label>
 <input id="password" type="password" name="password" autocomplete="current-password" maxlength="256" required${focusPassword ? new SafeHtml(' autofocus') : ''}>
 <button type="submit">Sign in</button>

@@ -163,6 +163,8 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
       nonce,
       label: 'Sign in with a passkey',
       ceremony: 'authenticate',
+      // …and in the username field's autofill (conditional mediation), where the browser offers it.
+      autofill: true,
     });
     await send(
       ctx,

@@ -22,11 +22,16 @@ export interface PasskeyFormView {
   /** Fields before the button (e.g. the passkey's name). */
   fields?: SafeHtml;
   primary?: boolean;
+  /**
+   * Also offer the user's passkeys in the username field's autofill (WebAuthn conditional
+   * mediation), started on page load where the browser supports it; same options, same form.
+   */
+  autofill?: boolean;
 }
 
 /** A passkey form: hidden until the script finds WebAuthn; the button runs the ceremony and posts its result. */
 export function passkeyForm(view: PasskeyFormView): SafeHtml {
-  return html`<form method="post" action="${view.action}" data-passkey="webauthn-options" data-ceremony="${view.ceremony}">
+  return html`<form method="post" action="${view.action}" data-passkey="webauthn-options" data-ceremony="${view.ceremony}"${view.autofill ? new SafeHtml(' data-autofill') : ''}>
 <input type="hidden" name="csrf" value="${view.csrfToken}">
 <input type="hidden" name="response" value="">
 ${view.fields}

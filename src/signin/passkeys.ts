@@ -29,6 +29,13 @@ export function webauthnBrowserBundle(): string {
  * The passkey buttons: each `form[data-passkey]` holds the ceremony's options (a JSON data block)
  * and a hidden `response` field. The button, hidden until the browser is known to support
  * WebAuthn (password sign-in works without it), runs the ceremony and posts the form.
+ *
+ * A `form[data-autofill]` (the sign-in page's) also starts, on page load, a conditional-mediation
+ * request (`navigator.credentials.get({ mediation: 'conditional' })`, through
+ * `startAuthentication({ useBrowserAutofill: true })`) when `PublicKeyCredential.
+ * isConditionalMediationAvailable()` says yes: the browser lists the user's passkeys in the
+ * username field (`autocomplete="username webauthn"`); picking one posts the same form with the
+ * same options. The button's ceremony aborts that pending request (one at a time), silently.
  */
 export const PASSKEY_SCRIPT = `'use strict';
 (function () {
@@ -40,19 +47,28 @@ export const PASSKEY_SCRIPT = `'use strict';
     var status = form.querySelector('[data-passkey-status]');
     if (!button || !data) return;
     var options = JSON.parse(data.textContent);
+    var post = function (response) {
+      form.elements.response.value = JSON.stringify(response);
+      form.submit();
+    };
     button.hidden = false;
     button.addEventListener('click', function () {
       if (form.reportValidity && !form.reportValidity()) return;
       var ceremony = form.getAttribute('data-ceremony') === 'register'
         ? lib.startRegistration({ optionsJSON: options })
         : lib.startAuthentication({ optionsJSON: options });
-      ceremony.then(function (response) {
-        form.elements.response.value = JSON.stringify(response);
-        form.submit();
-      }, function () {
+      ceremony.then(post, function () {
         if (status) status.textContent = 'No passkey was used. Try again, or continue another way.';
       });
     });
+    if (form.hasAttribute('data-autofill') && form.getAttribute('data-ceremony') !== 'register') {
+      lib.browserSupportsWebAuthnAutofill().then(function (available) {
+        if (!available) return;
+        return lib.startAuthentication({ optionsJSON: options, useBrowserAutofill: true }).then(post);
+      }).catch(function () {
+        // Aborted by the button's ceremony, or dismissed: the page works as before.
+      });
+    }
   });
 })();
 `;

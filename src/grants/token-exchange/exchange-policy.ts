@@ -1,5 +1,7 @@
 import { errors } from 'oidc-provider';
 import type { ExchangePolicy } from '../../config/files.js';
+import { assertResourceAcr } from '../../signin/resource-acr.js';
+import type { Acr } from '../../verify/acr.js';
 import type { SubjectToken } from './subject-token.js';
 
 export const RESUME_PREFIX = 'resume_';
@@ -29,6 +31,8 @@ export interface ExchangeRequest {
   requestedAudiences: string[];
   subject: SubjectToken;
   now: number;
+  /** The minimum sign-in (`acr`) of a resource server (its `require_mfa` / `minimum_acr`); absent: none has one. */
+  minimumAcr?: (resource: string) => Acr | undefined;
 }
 
 /**
@@ -90,6 +94,7 @@ export function decideExchange(policy: ExchangePolicy | undefined, request: Exch
   if (audiences.length === 0) throw new errors.InvalidTarget('audience or resource is required: the policy names no default audience');
   for (const audience of audiences) {
     if (!policy.audiences.includes(audience)) throw new errors.InvalidTarget(`this client may not mint tokens for ${audience}`);
+    if (request.minimumAcr) assertResourceAcr(audience, subject.authentication?.acr, request.minimumAcr);
   }
 
   let lifetime = Math.min(...scopes.map((scope) => policy.scopes[scope]!.lifetime));

@@ -7,6 +7,7 @@ import type { Database } from '../../db/database.js';
 import { createStatementBatcher } from '../../db/statement-batcher.js';
 import { assignTokenId, checkTokenRequestDpop } from '../../oidc/internals.js';
 import { AUDIENCES_EXTRA } from '../../oidc/jwt-audiences.js';
+import type { Acr } from '../../verify/acr.js';
 import { isPayloadHash } from '../../verify/payload-hash.js';
 import { decideExchange } from './exchange-policy.js';
 import { recordExchangesUnlessRevoked, type ExchangeRecord } from './exchange-record.repository.js';
@@ -47,6 +48,8 @@ export interface TokenExchangeDeps {
   signingKid: () => string;
   policies: readonly ExchangePolicy[];
   serves: (clientId: string) => readonly string[];
+  /** The minimum sign-in (`acr`) of a resource server, which the subject token must meet for it as audience. */
+  minimumAcr?: (resource: string) => Acr | undefined;
 }
 
 type Params = Partial<Record<(typeof parameters)[number], string | string[]>> & { resource?: string | string[] };
@@ -117,6 +120,7 @@ export function createTokenExchangeHandler(deps: TokenExchangeDeps) {
       requestedAudiences: [...list(params, 'resource'), ...list(params, 'audience')],
       subject,
       now,
+      minimumAcr: deps.minimumAcr,
     });
 
     const act: ActClaim = subject.act ? { sub: client.clientId, act: subject.act } : { sub: client.clientId };

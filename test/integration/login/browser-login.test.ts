@@ -43,7 +43,7 @@ describe.skipIf(BROWSER_UNAVAILABLE)('log in through a BFF in a real browser', (
     const screenshot = await page.screenshot({ fullPage: true });
     expect(screenshot.subarray(1, 4).toString()).toBe('PNG');
     expect(screenshot.length).toBeGreaterThan(2000);
-    expect(await page.isVisible('form input[name=username][autocomplete=username]')).toBe(true);
+    expect(await page.isVisible('form input[name=username][autocomplete="username webauthn"]')).toBe(true);
     expect(await page.isVisible('form input[name=password][type=password][autocomplete=current-password]')).toBe(true);
     expect(await page.isVisible('button[type=submit]:has-text("Sign in")')).toBe(true);
     // The stylesheet loaded under the CSP (style-src 'self').

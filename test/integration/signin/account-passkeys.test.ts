@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT_PASSKEYS_PATH } from '../../../src/signin/account.routes.js';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { withoutPasskeyAutofill } from '../../helpers/passkey-autofill.js';
 
 /**
  * The signed-in user's passkey page (/account/passkeys) in real Chromium with a virtual
@@ -33,6 +34,8 @@ beforeAll(async () => {
   login = await startLoginFixture();
   userId = await login.createUser({ username: 'ana', password: PASSWORD });
   browser = await launchBrowser({ trust: login.app.custos.tls.certPem });
+  // The password form and the passkey button are what is tested here (autofill: passkey-autofill.test.ts).
+  await withoutPasskeyAutofill(browser.context);
   cdp = await browser.context.newCDPSession(browser.page);
   await cdp.send('WebAuthn.enable', { enableUI: false });
 });

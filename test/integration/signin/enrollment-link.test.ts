@@ -11,6 +11,7 @@ import { ACR_PHR } from '../../../src/verify/acr.js';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { adminClient } from '../../helpers/admin.js';
 import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { withoutPasskeyAutofill } from '../../helpers/passkey-autofill.js';
 
 /**
  * An administrator's one-time enrollment link (admin API and CLI): only its hash stored, never
@@ -122,6 +123,8 @@ describe('one-time enrollment links', () => {
     const url = await cli(['enrollment-link', '--username', 'eva', '--expires-in', '600']);
     expect(url).toMatch(new RegExp(`^${login.app.issuer}/enroll\\?token=`));
     browser = await launchBrowser({ trust: login.app.custos.tls.certPem });
+    // The passkey button is what is tested here (autofill: passkey-autofill.test.ts).
+    await withoutPasskeyAutofill(browser.context);
     const { page } = browser;
     const cdp = await browser.context.newCDPSession(page);
     await cdp.send('WebAuthn.enable', { enableUI: false });

@@ -8,6 +8,7 @@ import { ACR_PHR, ACR_PWD } from '../../../src/verify/acr.js';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { adminClient } from '../../helpers/admin.js';
 import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { withoutPasskeyAutofill } from '../../helpers/passkey-autofill.js';
 
 /**
  * Passkeys in real Chromium with a virtual authenticator (DevTools protocol WebAuthn domain:
@@ -27,6 +28,8 @@ beforeAll(async () => {
   login = await startLoginFixture();
   userId = await login.createUser({ username: 'pia', password: PASSWORD });
   browser = await launchBrowser({ trust: login.app.custos.tls.certPem });
+  // The password form and the passkey button are what is tested here (autofill: passkey-autofill.test.ts).
+  await withoutPasskeyAutofill(browser.context);
   cdp = await browser.context.newCDPSession(browser.page);
   await cdp.send('WebAuthn.enable', { enableUI: false });
   await cdp.send('WebAuthn.addVirtualAuthenticator', {

@@ -21,7 +21,7 @@ describe('interaction views', () => {
     expect(page).not.toContain('<img');
     expect(page).toContain('value="&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"');
     expect(page).toContain('name="username"');
-    expect(page).toContain('autocomplete="username"');
+    expect(page).toContain('autocomplete="username webauthn"');
     expect(page).toContain('autocomplete="current-password"');
     expect(page).toContain('value="tok&quot;en"');
   });
