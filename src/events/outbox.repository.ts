@@ -137,27 +137,29 @@ export async function oldestWriteTransaction(db: DbExecutor): Promise<{ pid: num
  *   is version order (no lower version comes after a higher one), so those rows are all
  *   publishable and numbered before it: one subject's events leave in commit order. (Checking
  *   only the row itself is not enough: with v2, v1, v3 in (txid, id) order, v2 waits behind v1
- *   while v3 would go out before it.)
+ *   while v3 would go out before it.) A subject's prefix is in order when each of its rows comes
+ *   after the one of the previous version, so one pass over the unpublished rows in version order
+ *   (window functions over the partial index on (subject, subject_version)) decides it for every row.
  */
 export async function assignSequenceIds(db: DbExecutor, limit: number): Promise<OutboxRow[]> {
   const result = await sql<RawRow>`
-    with candidate as (
-      select o.id
-        from event_outbox o
-       where o.published_at is null
-         and o.sequence_id is null
-         and o.txid < ${outboxHorizon}
-         and not exists (
-               select 1 from event_outbox e
-                 join event_outbox f
-                   on f.subject = e.subject
-                  and f.published_at is null
-                  and f.subject_version < e.subject_version
-                  and (f.txid, f.id) > (e.txid, e.id)
-                where e.subject = o.subject
-                  and e.published_at is null
-                  and e.subject_version <= o.subject_version)
-       order by o.txid, o.id
+    with unpublished as (
+      select u.id, u.txid, u.sequence_id,
+             -- Whether some pair of this subject's unpublished rows up to this one is out of (txid, id) order.
+             bool_or(u.out_of_order) over (partition by u.subject order by u.subject_version rows between unbounded preceding and current row) as waits
+        from (select id, txid, subject, subject_version, sequence_id,
+                     (txid, id) < (lag(txid) over by_version, lag(id) over by_version) as out_of_order
+                from event_outbox
+               where published_at is null
+              window by_version as (partition by subject order by subject_version)) u
+    ),
+    candidate as (
+      select id
+        from unpublished
+       where sequence_id is null
+         and txid < ${outboxHorizon}
+         and waits is not true
+       order by txid, id
        limit ${limit}
     ),
     numbered as (

@@ -77,3 +77,40 @@ describe('event outbox (PostgreSQL)', () => {
     expect(published).toEqual([v1, v2, v3]);
   });
 });
+
+describe('event outbox under stale planner statistics', () => {
+  it('numbers a 1,000-event backlog in per-user order, after statistics taken when every row was published', async () => {
+    // Statistics of a table whose rows are all published say "no unpublished rows". Then a
+    // backlog builds (a broker outage, a burst) before autovacuum looks again (switched off here
+    // so it cannot). The order rule used to be a self-join per candidate, which PostgreSQL then ran
+    // as nested loops over every unpublished row: cubic in the backlog, 4 minutes for these 1,000
+    // rows, and the relay stalled (CI saw it). Now it is one pass in version order.
+    const fresh = await createMigratedDatabase({ max: 12 });
+    try {
+      const add = (userId: string) => fresh.db.transaction().execute((trx) => recordEvent(trx, disabled(userId)));
+      await sql`alter table event_outbox set (autovacuum_enabled = false)`.execute(fresh.db);
+      for (let i = 0; i < 60; i += 1) await add(`stale-${i % 5}`);
+      for (let batch = await assignSequenceIds(fresh.db, 100); batch.length > 0; batch = await assignSequenceIds(fresh.db, 100)) {
+        await markPublished(fresh.db, batch.map((row) => row.id));
+      }
+      await sql`analyze event_outbox`.execute(fresh.db);
+      const users = Array.from({ length: 10 }, (_, i) => `bulk-${i}`);
+      await Promise.all(
+        Array.from({ length: 20 }, async (_, worker) => {
+          for (let i = 0; i < 50; i += 1) await add(users[(worker * 7 + i) % users.length]!);
+        }),
+      );
+      for (let batch = await assignSequenceIds(fresh.db, 100); batch.length > 0; batch = await assignSequenceIds(fresh.db, 100)) {
+        await markPublished(fresh.db, batch.map((row) => row.id));
+      }
+      const rows = await fresh.db.selectFrom('event_outbox').select(['subject', 'subject_version']).where('subject', 'like', 'bulk-%').orderBy('sequence_id').execute();
+      expect(rows).toHaveLength(1000);
+      for (const user of users) {
+        const versions = rows.filter((row) => row.subject === user).map((row) => Number(row.subject_version));
+        expect(versions).toEqual(Array.from({ length: versions.length }, (_, i) => i + 1));
+      }
+    } finally {
+      await fresh.close();
+    }
+  });
+});
