@@ -127,7 +127,12 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
         throw new VerifyError('resume_only_token', `token carries only resume scopes: ${scope.join(' ')}`);
       }
       await checkBinding(token, payload['cnf'], verifyOptions, requireBinding, thumbprintOf, checkDpopProof);
-      options.revocations?.check(payload.sub, payload.iat as number, typeof payload['sid'] === 'string' ? payload['sid'] : undefined);
+      options.revocations?.check(
+        payload.sub,
+        payload.iat as number,
+        typeof payload['sid'] === 'string' ? payload['sid'] : undefined,
+        typeof payload['client_id'] === 'string' ? payload['client_id'] : undefined,
+      );
       const missing = requiredScopes.filter((required) => !scope.includes(required));
       if (missing.length > 0) {
         throw new VerifyError('insufficient_scope', `missing scope(s): ${missing.join(' ')}`, { requiredScopes });

@@ -29,6 +29,8 @@ export const VERIFY_ERROR_CODES = [
   'dpop_replay',
   'use_dpop_nonce',
   'insufficient_user_authentication',
+  'client_disabled',
+  'client_revoked',
 ] as const;
 
 /** Codes of DPoP proof failures (RFC 9449 §7.1): answered with a `DPoP` challenge. */
@@ -66,6 +68,8 @@ const DESCRIPTIONS: Readonly<Record<VerifyErrorCode, string>> = {
   dpop_replay: 'The DPoP proof was already used',
   use_dpop_nonce: 'The DPoP proof must carry the nonce sent in the DPoP-Nonce header',
   insufficient_user_authentication: 'A stronger or more recent user authentication is required',
+  client_disabled: 'The client the access token was issued to is disabled',
+  client_revoked: 'The client the access token was issued to was disabled after the token was issued',
 };
 
 /** Options for {@link VerifyError}. */

@@ -78,7 +78,12 @@ export function createEventTokenVerifier(options: EventTokenVerifierOptions): Ev
       const claims = await verifyJwt(token, getKey, { issuer: options.issuer, audience, clockToleranceSec });
       const { scope } = checkCommonClaims(claims);
       if (typeof claims.sub !== 'string') throw new VerifyError('invalid_token', 'event token has no "sub" claim');
-      options.revocations?.check(claims.sub, claims.iat as number, typeof claims['sid'] === 'string' ? claims['sid'] : undefined);
+      options.revocations?.check(
+        claims.sub,
+        claims.iat as number,
+        typeof claims['sid'] === 'string' ? claims['sid'] : undefined,
+        typeof claims['client_id'] === 'string' ? claims['client_id'] : undefined,
+      );
       if (scope.length === 0 || !scope.every(isResumeScope)) {
         throw new VerifyError('insufficient_scope', 'event tokens must carry only resume_* scopes', {
           requiredScopes: requiredScope === undefined ? [] : [requiredScope],

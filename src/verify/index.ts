@@ -53,6 +53,9 @@ export {
   CAEP_TOKEN_CLAIMS_CHANGE,
   CUSTOS_ACCOUNT_DISABLED,
   CUSTOS_ACCOUNT_ENABLED,
+  CUSTOS_CLIENT_DELETED,
+  CUSTOS_CLIENT_DISABLED,
+  CUSTOS_CLIENT_ENABLED,
   createSecurityEventVerifier,
   verifySecurityEvent,
   type SecurityEvent,
@@ -62,6 +65,7 @@ export {
 export {
   createRevocationState,
   type ApplyResult,
+  type ClientState,
   type RevocationState,
   type RevocationStateOptions,
   type SubjectState,

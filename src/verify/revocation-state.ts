@@ -13,6 +13,15 @@ export interface SubjectState {
   lastEventTimestamp: number;
 }
 
+/** What a consumer knows about one client from the client events it applied. */
+export interface ClientState {
+  /** Tokens the client obtained at or before this time (seconds) are refused: it was disabled or deleted then. */
+  revokedAt?: number;
+  disabled: boolean;
+  /** `event_timestamp` of the newest client event applied for this client. */
+  lastEventTimestamp: number;
+}
+
 /** Outcome of {@link RevocationState.apply}. */
 export type ApplyResult = 'applied' | 'duplicate' | 'stale';
 
@@ -36,6 +45,8 @@ export interface RevocationState {
   apply(event: SecurityEvent): ApplyResult;
   /** What is known about `subject`, if anything. */
   get(subject: string): Readonly<SubjectState> | undefined;
+  /** What is known about the client `clientId` from client events, if anything. */
+  getClient(clientId: string): Readonly<ClientState> | undefined;
   /** Whether a `session-revoked` event named this session (`sid`). */
   isSessionRevoked(sid: string): boolean;
   /**
@@ -43,9 +54,11 @@ export interface RevocationState {
    * a token of `subject` issued at `iat` must no longer be accepted, and `session_revoked` when it
    * carries (`sid`) a session a `session-revoked` event named, whenever it was issued (a revoked
    * session issues nothing after it). Same-second ties count as "before": a token from the second
-   * of a revocation is refused.
+   * of a revocation is refused. With `clientId` (the token's `client_id`), also `client_disabled`
+   * while that client is disabled or deleted, and `client_revoked` for a token it obtained at or
+   * before it was last disabled (enabling a client again does not bring its old tokens back).
    */
-  check(subject: string | undefined, iat: number, sid?: string): void;
+  check(subject: string | undefined, iat: number, sid?: string, clientId?: string): void;
 }
 
 /** Creates an empty {@link RevocationState}. */
@@ -55,6 +68,21 @@ export function createRevocationState(options: RevocationStateOptions = {}): Rev
   const seen = new Set<string>();
   const revokedSessions = new Set<string>();
   const subjects = new Map<string, SubjectState>();
+  const clients = new Map<string, ClientState>();
+  /** `client-disabled` / `client-deleted` / `client-enabled`: the client's own state, in event-time order. */
+  const applyClient = (event: SecurityEvent, clientId: string): ApplyResult => {
+    const state = clients.get(clientId) ?? { disabled: false, lastEventTimestamp: -Infinity };
+    const at = event.eventTimestamp;
+    if (event.kind !== 'client-enabled') state.revokedAt = Math.max(state.revokedAt ?? -Infinity, at);
+    if (at < state.lastEventTimestamp) {
+      clients.set(clientId, state);
+      return 'stale';
+    }
+    state.disabled = event.kind !== 'client-enabled';
+    state.lastEventTimestamp = at;
+    clients.set(clientId, state);
+    return 'applied';
+  };
   const remember = (id: string) => {
     seen.add(id);
     if (seen.size > max) seen.delete(seen.values().next().value as string);
@@ -63,6 +91,9 @@ export function createRevocationState(options: RevocationStateOptions = {}): Rev
     apply(event) {
       if (seen.has(event.id)) return 'duplicate';
       remember(event.id);
+      if (event.kind === 'client-disabled' || event.kind === 'client-enabled' || event.kind === 'client-deleted') {
+        return applyClient(event, event.clientId ?? event.subject);
+      }
       const at = event.eventTimestamp;
       const state = subjects.get(event.subject) ?? { disabled: false, lastEventTimestamp: -Infinity };
       const stale = at < state.lastEventTimestamp;
@@ -110,11 +141,19 @@ export function createRevocationState(options: RevocationStateOptions = {}): Rev
     get(subject) {
       return subjects.get(subject);
     },
+    getClient(clientId) {
+      return clients.get(clientId);
+    },
     isSessionRevoked(sid) {
       return revokedSessions.has(sid);
     },
-    check(subject, iat, sid) {
+    check(subject, iat, sid, clientId) {
       if (sid !== undefined && revokedSessions.has(sid)) throw new VerifyError('session_revoked', `session ${sid} was revoked`);
+      const client = clientId === undefined ? undefined : clients.get(clientId);
+      if (client?.disabled) throw new VerifyError('client_disabled', `client ${clientId} is disabled`);
+      if (client?.revokedAt !== undefined && iat <= client.revokedAt) {
+        throw new VerifyError('client_revoked', `token issued at ${iat}, client ${clientId} disabled at ${client.revokedAt}`);
+      }
       if (subject === undefined) return;
       const state = subjects.get(subject);
       if (!state) return;

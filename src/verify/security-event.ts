@@ -9,6 +9,9 @@ export const CAEP_TOKEN_CLAIMS_CHANGE = 'https://schemas.openid.net/secevent/cae
 export const CAEP_CREDENTIAL_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/credential-change';
 export const CUSTOS_ACCOUNT_DISABLED = 'urn:custos:secevent:event-type:account-disabled';
 export const CUSTOS_ACCOUNT_ENABLED = 'urn:custos:secevent:event-type:account-enabled';
+export const CUSTOS_CLIENT_DISABLED = 'urn:custos:secevent:event-type:client-disabled';
+export const CUSTOS_CLIENT_ENABLED = 'urn:custos:secevent:event-type:client-enabled';
+export const CUSTOS_CLIENT_DELETED = 'urn:custos:secevent:event-type:client-deleted';
 
 const KINDS: Record<string, SecurityEvent['kind']> = {
   [CAEP_SESSION_REVOKED]: 'session-revoked',
@@ -16,6 +19,9 @@ const KINDS: Record<string, SecurityEvent['kind']> = {
   [CAEP_CREDENTIAL_CHANGE]: 'credential-change',
   [CUSTOS_ACCOUNT_DISABLED]: 'account-disabled',
   [CUSTOS_ACCOUNT_ENABLED]: 'account-enabled',
+  [CUSTOS_CLIENT_DISABLED]: 'client-disabled',
+  [CUSTOS_CLIENT_ENABLED]: 'client-enabled',
+  [CUSTOS_CLIENT_DELETED]: 'client-deleted',
 };
 
 /** A verified Security Event Token (RFC 8417) with its one event, flattened for consumers. */
@@ -26,14 +32,28 @@ export interface SecurityEvent {
   issuedAt: number;
   /** The IAM transaction the event came from (`txn`). */
   transaction?: string;
-  /** The user (`sub` of the RFC 9493 `iss_sub` subject, or of a `complex` subject's `user`). */
+  /**
+   * The user (`sub` of the RFC 9493 `iss_sub` subject, or of a `complex` subject's `user`); for an
+   * event about a client, the client id (the `sub` of its client-credentials tokens).
+   */
   subject: string;
+  /** Set when the event is about a client (the event's `client_id` member). */
+  clientId?: string;
   /** The session, for a `complex` subject with a session. */
   sessionId?: string;
   /** The event type URI. */
   type: string;
   /** Short name of a known type; `unknown` for types this library does not know. */
-  kind: 'session-revoked' | 'token-claims-change' | 'credential-change' | 'account-disabled' | 'account-enabled' | 'unknown';
+  kind:
+    | 'session-revoked'
+    | 'token-claims-change'
+    | 'credential-change'
+    | 'account-disabled'
+    | 'account-enabled'
+    | 'client-disabled'
+    | 'client-enabled'
+    | 'client-deleted'
+    | 'unknown';
   /** When the change happened (CAEP `event_timestamp`, seconds); consumers order by it. */
   eventTimestamp: number;
   /** The event's own members (`claims`, `credential_type`, `reason_admin`, ...). */
@@ -130,6 +150,7 @@ export function createSecurityEventVerifier(options: SecurityEventVerifierOption
         transaction: typeof claims['txn'] === 'string' ? claims['txn'] : undefined,
         subject,
         sessionId,
+        clientId: typeof event['client_id'] === 'string' && event['client_id'] !== '' ? event['client_id'] : undefined,
         type,
         kind: KINDS[type] ?? 'unknown',
         eventTimestamp: event['event_timestamp'],

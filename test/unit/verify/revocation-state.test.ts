@@ -5,6 +5,9 @@ import {
   CAEP_TOKEN_CLAIMS_CHANGE,
   CUSTOS_ACCOUNT_DISABLED,
   CUSTOS_ACCOUNT_ENABLED,
+  CUSTOS_CLIENT_DELETED,
+  CUSTOS_CLIENT_DISABLED,
+  CUSTOS_CLIENT_ENABLED,
   createRevocationState,
   type SecurityEvent,
 } from '../../../src/verify/index.js';
@@ -15,13 +18,40 @@ const KIND: Record<string, SecurityEvent['kind']> = {
   [CAEP_CREDENTIAL_CHANGE]: 'credential-change',
   [CUSTOS_ACCOUNT_DISABLED]: 'account-disabled',
   [CUSTOS_ACCOUNT_ENABLED]: 'account-enabled',
+  [CUSTOS_CLIENT_DISABLED]: 'client-disabled',
+  [CUSTOS_CLIENT_ENABLED]: 'client-enabled',
+  [CUSTOS_CLIENT_DELETED]: 'client-deleted',
 };
+
+function clientEvent(id: string, type: string, at: number, clientId = 'reporting-job'): SecurityEvent {
+  return { ...event(id, type, at, { client_id: clientId }, clientId), clientId };
+}
 
 function event(id: string, type: string, at: number, extra: Record<string, unknown> = {}, subject = 'u1'): SecurityEvent {
   return { id, issuer: 'https://custos.test', issuedAt: at, subject, type, kind: KIND[type]!, eventTimestamp: at, event: { event_timestamp: at, ...extra }, claims: {} };
 }
 
 describe('consumer revocation state', () => {
+  it("a disabled or deleted client's tokens are refused, its users' as well; enabling it again brings back only newer tokens", () => {
+    const state = createRevocationState();
+    expect(() => state.check('u1', 100, undefined, 'reporting-job')).not.toThrow();
+    expect(state.apply(clientEvent('cd', CUSTOS_CLIENT_DISABLED, 200))).toBe('applied');
+    // A user's token issued to the client, and the client's own client-credentials token (sub = client id).
+    expect(() => state.check('u1', 300, undefined, 'reporting-job')).toThrow(expect.objectContaining({ code: 'client_disabled', status: 401 }));
+    expect(() => state.check('reporting-job', 150, undefined, 'reporting-job')).toThrow(expect.objectContaining({ code: 'client_disabled' }));
+    // Another client's tokens, and the user's own record, are untouched.
+    expect(() => state.check('u1', 150, undefined, 'web-bff')).not.toThrow();
+    expect(state.get('u1')).toBeUndefined();
+    expect(state.apply(clientEvent('old-enable', CUSTOS_CLIENT_ENABLED, 150))).toBe('stale');
+    expect(state.getClient('reporting-job')?.disabled).toBe(true);
+    expect(state.apply(clientEvent('ce', CUSTOS_CLIENT_ENABLED, 400))).toBe('applied');
+    expect(() => state.check('u1', 200, undefined, 'reporting-job')).toThrow(expect.objectContaining({ code: 'client_revoked' }));
+    expect(() => state.check('u1', 401, undefined, 'reporting-job')).not.toThrow();
+    expect(state.apply(clientEvent('del', CUSTOS_CLIENT_DELETED, 500))).toBe('applied');
+    expect(() => state.check('u1', 600, undefined, 'reporting-job')).toThrow(expect.objectContaining({ code: 'client_disabled' }));
+    expect(state.apply(clientEvent('del', CUSTOS_CLIENT_DELETED, 500))).toBe('duplicate');
+  });
+
   it('refuses tokens issued at or before a session revocation, accepts later ones', () => {
     const state = createRevocationState();
     expect(() => state.check('u1', 100)).not.toThrow();
