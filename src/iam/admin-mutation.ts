@@ -52,16 +52,26 @@ export async function mutate<T>(
 ): Promise<T> {
   return db.transaction().execute(async (trx) => {
     const outcome = await change(trx);
-    await writers.writeAudit(trx, {
-      actor: by.actor,
-      action: outcome.action,
-      target: outcome.target,
-      outcome: 'success',
-      clientAddress: by.clientAddress,
-      requestId: by.requestId,
-      details: outcome.details,
-    });
+    await auditChange(writers, trx, by, outcome);
     if (outcome.event) await writers.recordEvent(trx, outcome.event);
     return outcome.result;
+  });
+}
+
+/** The audit record of a successful change `by` made, written in the change's transaction. */
+export function auditChange(
+  writers: MutationWriters,
+  trx: Transaction<Database>,
+  by: Actor,
+  change: { action: string; target: string; details?: Record<string, unknown> },
+): Promise<void> {
+  return writers.writeAudit(trx, {
+    actor: by.actor,
+    action: change.action,
+    target: change.target,
+    outcome: 'success',
+    clientAddress: by.clientAddress,
+    requestId: by.requestId,
+    details: change.details,
   });
 }

@@ -1,6 +1,6 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import type { Context, Middleware, ParameterizedContext } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { Database } from '../db/database.js';
@@ -13,7 +13,8 @@ import { confirmPage, passkeysPage } from './account-views.js';
 import { acrOf } from './authentication-context.js';
 import type { AuthenticatorService } from './authenticator.service.js';
 import { findTotp } from './factor.repository.js';
-import { messagePage, pageHeaders } from './interaction-views.js';
+import { messagePage } from './interaction-views.js';
+import { createCsrf, parseWebAuthnJson, sendPage, type Ctx } from './interaction-kit.js';
 import { passkeyName, storeNewPasskey } from './passkey-enrollment.js';
 import { findPasskey, listPasskeys, listPasskeySummaries, recordPasskeyUse } from './passkey.repository.js';
 import type { PasskeyCeremonies } from './passkeys.js';
@@ -28,8 +29,6 @@ export const ACCOUNT_FRESH_SECONDS = 300;
 const ROUTE = /^\/account\/passkeys(?:\/(add|rename|remove|confirm))?$/;
 const PASSKEY_ID = /^[1-9][0-9]{0,17}$/;
 const DONE: Record<string, string> = { added: 'Passkey added.', renamed: 'Passkey renamed.', removed: 'Passkey removed.' };
-
-type Ctx = ParameterizedContext<AppState>;
 
 export interface AccountDeps {
   provider: () => Provider;
@@ -50,16 +49,6 @@ export function accountAcr(hasPasskey: boolean, hasTotp: boolean): Acr {
   return hasPasskey ? ACR_PHR : hasTotp ? ACR_MFA : ACR_PWD;
 }
 
-function parseJson<T>(value: string | null): T | undefined {
-  if (!value || value.length > 64_000) return undefined;
-  try {
-    const parsed = JSON.parse(value) as unknown;
-    return typeof parsed === 'object' && parsed !== null && typeof (parsed as { id?: unknown }).id === 'string' ? (parsed as T) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * `/account/passkeys`: the user of the oidc-provider session (its signed cookie) lists, adds,
  * renames and removes their passkeys. Changes need a sign-in of the last five minutes as strong
@@ -68,21 +57,8 @@ function parseJson<T>(value: string | null): T | undefined {
  * the session (HMAC of its id, compared in constant time); the session cookie is SameSite=Lax.
  */
 export function accountRoutes(deps: AccountDeps): Middleware<AppState> {
-  const csrfKey = createHmac('sha256', deps.cookieKeys[0]!).update('custos account csrf v1').digest();
-  const csrfToken = (sessionId: string) => createHmac('sha256', csrfKey).update(sessionId).digest('base64url');
-  const csrfValid = (sessionId: string, token: string | null) => {
-    if (!token) return false;
-    const expected = Buffer.from(csrfToken(sessionId));
-    const actual = Buffer.from(token);
-    return actual.length === expected.length && timingSafeEqual(actual, expected);
-  };
-
-  function send(ctx: Ctx, status: number, body: string, nonce?: string) {
-    ctx.set(pageHeaders([], nonce));
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = body;
-  }
+  const { token: csrfToken, valid: csrfValid } = createCsrf(deps.cookieKeys[0]!, 'custos account csrf v1');
+  const send = (ctx: Ctx, status: number, body: string, nonce?: string) => sendPage(ctx, status, body, [], nonce);
 
   function seeOther(ctx: Ctx, done: string) {
     ctx.set('Cache-Control', 'no-store');
@@ -147,7 +123,7 @@ export function accountRoutes(deps: AccountDeps): Middleware<AppState> {
 
     if (action === 'confirm') {
       // A passkey of this user, now: the session counts as a fresh phishing-resistant sign-in.
-      const response = parseJson<AuthenticationResponseJSON>(form.get('response'));
+      const response = parseWebAuthnJson<AuthenticationResponseJSON>(form.get('response'));
       const stored = response ? await findPasskey(deps.db, response.id) : undefined;
       const verified =
         response && stored && stored.userId === userId
@@ -173,7 +149,7 @@ export function accountRoutes(deps: AccountDeps): Middleware<AppState> {
     if (!fresh) return showConfirm(403);
 
     if (action === 'add') {
-      const response = parseJson<RegistrationResponseJSON>(form.get('response'));
+      const response = parseWebAuthnJson<RegistrationResponseJSON>(form.get('response'));
       const registered = response
         ? await deps.passkeys.verifyRegistration(challengeId, response).catch((error: unknown) => {
             ctx.state.log.debug({ reason: (error as Error).message }, 'passkey registration refused');

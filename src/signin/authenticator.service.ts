@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { CredentialChangedEvent } from '../events/iam-event.js';
-import { DEFAULT_WRITERS, type Actor, type MutationWriters } from '../iam/admin-mutation.js';
+import { auditChange, DEFAULT_WRITERS, type Actor, type MutationWriters } from '../iam/admin-mutation.js';
 import { IamError } from '../iam/iam-errors.js';
 import { findUserById } from '../iam/user.repository.js';
 import { AppError } from '../http/app-error.js';
@@ -21,6 +21,11 @@ const PASSKEY_ID = /^passkey-([1-9][0-9]{0,17})$/;
 
 function credentialType(attachment: string | null): CredentialChangedEvent['credentialType'] {
   return attachment === 'cross-platform' ? 'fido2-roaming' : 'fido2-platform';
+}
+
+/** The CAEP credential-change `delete` event of one removed credential of `userId`. */
+function credentialDeleted(by: Actor, userId: string, type: CredentialChangedEvent['credentialType']): CredentialChangedEvent {
+  return { type: 'credential-changed', userId, credentialType: type, changeType: 'delete', initiatingEntity: by.initiatingEntity, actor: by.actor };
 }
 
 /**
@@ -73,34 +78,18 @@ export function createAuthenticatorService(deps: { db: Kysely<Database>; writers
       if (!(await findUserById(trx, userId))) throw new IamError('user_not_found', 'no such user');
       const removed: string[] = [];
       const events: CredentialChangedEvent[] = [];
-      const event = (type: CredentialChangedEvent['credentialType']): CredentialChangedEvent => ({
-        type: 'credential-changed',
-        userId,
-        credentialType: type,
-        changeType: 'delete',
-        initiatingEntity: by.initiatingEntity,
-        actor: by.actor,
-      });
       if ((authenticatorId === undefined || authenticatorId === TOTP_ID) && (await deleteTotp(trx, userId))) {
         removed.push(TOTP_ID);
-        events.push(event('app'));
+        events.push(credentialDeleted(by, userId, 'app'));
       }
       if (authenticatorId === undefined || passkeyId !== undefined) {
         for (const passkey of await deletePasskeys(trx, userId, passkeyId)) {
           removed.push(`passkey-${passkey.id}`);
-          events.push(event(credentialType(passkey.attachment)));
+          events.push(credentialDeleted(by, userId, credentialType(passkey.attachment)));
         }
       }
       if (authenticatorId !== undefined && removed.length === 0) throw new AppError('authenticator_not_found', 'no such authenticator', { status: 404 });
-      await writers.writeAudit(trx, {
-        actor: by.actor,
-        action: authenticatorId === undefined ? 'user.authenticators.reset' : 'user.authenticator.remove',
-        target: `user:${userId}`,
-        outcome: 'success',
-        clientAddress: by.clientAddress,
-        requestId: by.requestId,
-        details: { removed },
-      });
+      await auditChange(writers, trx, by, { action: authenticatorId === undefined ? 'user.authenticators.reset' : 'user.authenticator.remove', target: `user:${userId}`, details: { removed } });
       for (const change of events) await writers.recordEvent(trx, change);
       return { removed };
     });
@@ -111,15 +100,7 @@ export function createAuthenticatorService(deps: { db: Kysely<Database>; writers
     return deps.db.transaction().execute(async (trx) => {
       if (!(await findUserById(trx, userId))) throw new IamError('user_not_found', 'no such user');
       await requireEnrollment(trx, userId, factor);
-      await writers.writeAudit(trx, {
-        actor: by.actor,
-        action: 'user.authenticator.require_enrollment',
-        target: `user:${userId}`,
-        outcome: 'success',
-        clientAddress: by.clientAddress,
-        requestId: by.requestId,
-        details: { factor },
-      });
+      await auditChange(writers, trx, by, { action: 'user.authenticator.require_enrollment', target: `user:${userId}`, details: { factor } });
       return { factor };
     });
   }
@@ -138,23 +119,8 @@ export function createAuthenticatorService(deps: { db: Kysely<Database>; writers
       if (!passkey) return 'not_found';
       if (passkeys.length === 1 && !totp) return 'last_factor';
       await deletePasskeys(trx, userId, passkeyId);
-      await writers.writeAudit(trx, {
-        actor: by.actor,
-        action: 'user.passkey.remove',
-        target: `user:${userId}`,
-        outcome: 'success',
-        clientAddress: by.clientAddress,
-        requestId: by.requestId,
-        details: { removed: [`passkey-${passkeyId}`], name: passkey.name },
-      });
-      await writers.recordEvent(trx, {
-        type: 'credential-changed',
-        userId,
-        credentialType: credentialType(passkey.attachment),
-        changeType: 'delete',
-        initiatingEntity: by.initiatingEntity,
-        actor: by.actor,
-      });
+      await auditChange(writers, trx, by, { action: 'user.passkey.remove', target: `user:${userId}`, details: { removed: [`passkey-${passkeyId}`], name: passkey.name } });
+      await writers.recordEvent(trx, credentialDeleted(by, userId, credentialType(passkey.attachment)));
       return 'removed';
     });
   }
@@ -163,15 +129,7 @@ export function createAuthenticatorService(deps: { db: Kysely<Database>; writers
   async function renameOwnPasskey(by: Actor, userId: string, passkeyId: string, name: string): Promise<boolean> {
     return deps.db.transaction().execute(async (trx) => {
       if (!(await renamePasskey(trx, userId, passkeyId, name))) return false;
-      await writers.writeAudit(trx, {
-        actor: by.actor,
-        action: 'user.passkey.rename',
-        target: `user:${userId}`,
-        outcome: 'success',
-        clientAddress: by.clientAddress,
-        requestId: by.requestId,
-        details: { id: `passkey-${passkeyId}`, name },
-      });
+      await auditChange(writers, trx, by, { action: 'user.passkey.rename', target: `user:${userId}`, details: { id: `passkey-${passkeyId}`, name } });
       return true;
     });
   }
@@ -189,15 +147,7 @@ export function createAuthenticatorService(deps: { db: Kysely<Database>; writers
     await deps.db.transaction().execute(async (trx) => {
       if (!(await findUserById(trx, userId))) throw new IamError('user_not_found', 'no such user');
       await insertEnrollmentLink(trx, { tokenHash: enrollmentTokenHash(token), userId, createdBy: by.actor, expiresAt });
-      await writers.writeAudit(trx, {
-        actor: by.actor,
-        action: 'user.enrollment_link.issue',
-        target: `user:${userId}`,
-        outcome: 'success',
-        clientAddress: by.clientAddress,
-        requestId: by.requestId,
-        details: { factor: 'passkey', expires_at: expiresAt.toISOString() },
-      });
+      await auditChange(writers, trx, by, { action: 'user.enrollment_link.issue', target: `user:${userId}`, details: { factor: 'passkey', expires_at: expiresAt.toISOString() } });
     });
     return { url: enrollmentUrl(deps.issuer(), token), expires_at: expiresAt.toISOString() };
   }

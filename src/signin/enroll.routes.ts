@@ -1,6 +1,6 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
-import type { Middleware, ParameterizedContext } from 'koa';
+import type { Middleware } from 'koa';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import { AppError } from '../http/app-error.js';
@@ -10,13 +10,12 @@ import { findUserById } from '../iam/user.repository.js';
 import { completeEnrollmentLink, findOpenEnrollmentLink, findTakenEnrollmentLink, takeEnrollmentLink } from './enrollment-link.repository.js';
 import { ENROLL_PATH, ENROLLMENT_TOKEN, enrollmentTokenHash } from './enrollment-link.js';
 import { clearRequiredEnrollment } from './factor.repository.js';
-import { html, messagePage, page, pageHeaders } from './interaction-views.js';
+import { html, messagePage, page } from './interaction-views.js';
+import { constantTimeEqual, createCsrf, sendPage, type Ctx } from './interaction-kit.js';
 import { passkeyName, storeNewPasskey } from './passkey-enrollment.js';
 import { listPasskeys } from './passkey.repository.js';
 import { passkeyForm } from './passkey-views.js';
 import type { PasskeyCeremonies } from './passkeys.js';
-
-type Ctx = ParameterizedContext<AppState>;
 
 /** How long a browser that opened a link has to create the passkey (seconds). */
 export const ENROLL_WINDOW_SECONDS = 600;
@@ -74,20 +73,8 @@ ${passkeyForm({ action: `${ENROLL_PATH}/passkey`, csrfToken: view.csrfToken, opt
  * form bodies only, never in a logged path.
  */
 export function enrollRoutes(deps: EnrollDeps): Middleware<AppState> {
-  const csrfKey = createHmac('sha256', deps.cookieKeys[0]!).update('custos enrollment csrf v1').digest();
-  const csrfToken = (tokenHash: string) => createHmac('sha256', csrfKey).update(tokenHash).digest('base64url');
-  const equal = (a: string, b: string) => {
-    const left = Buffer.from(a);
-    const right = Buffer.from(b);
-    return left.length === right.length && timingSafeEqual(left, right);
-  };
-
-  function send(ctx: Ctx, status: number, body: string, nonce?: string) {
-    ctx.set(pageHeaders([], nonce));
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = body;
-  }
+  const csrf = createCsrf(deps.cookieKeys[0]!, 'custos enrollment csrf v1');
+  const send = (ctx: Ctx, status: number, body: string, nonce?: string) => sendPage(ctx, status, body, [], nonce);
   const gone = (ctx: Ctx) => send(ctx, 410, messagePage('Link not valid', LINK_GONE));
 
   return async function enroll(ctx, next) {
@@ -126,7 +113,7 @@ export function enrollRoutes(deps: EnrollDeps): Middleware<AppState> {
     const tokenHash = enrollmentTokenHash(token);
     const nonce = randomBytes(16).toString('base64url');
     const options = await deps.passkeys.registrationOptions(`enroll:${tokenHash}`, user, await listPasskeys(deps.db, user.id));
-    return send(ctx, status, createPage({ username: user.username, token, csrfToken: csrfToken(tokenHash), options, nonce, ...(error ? { error } : {}) }), nonce);
+    return send(ctx, status, createPage({ username: user.username, token, csrfToken: csrf.token(tokenHash), options, nonce, ...(error ? { error } : {}) }), nonce);
   }
 
   async function start(ctx: Ctx, token: string): Promise<void> {
@@ -151,7 +138,7 @@ export function enrollRoutes(deps: EnrollDeps): Middleware<AppState> {
     const tokenHash = enrollmentTokenHash(token);
     const link = await findTakenEnrollmentLink(deps.db, tokenHash, ENROLL_WINDOW_SECONDS);
     const browser = ctx.cookies.get(BROWSER_COOKIE) ?? '';
-    if (!link || !equal(sha256(browser), link.browserHash) || !equal(csrfToken(tokenHash), form.get('csrf') ?? '')) return gone(ctx);
+    if (!link || !constantTimeEqual(sha256(browser), link.browserHash) || !csrf.valid(tokenHash, form.get('csrf'))) return gone(ctx);
     const user = await findUserById(deps.db, link.userId);
     if (!user || user.disabled) return gone(ctx);
     let response: RegistrationResponseJSON | undefined;

@@ -1,7 +1,9 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AppState } from '../http/middleware.js';
 import type { AuditRecord } from '../iam/audit.repository.js';
+import { pageHeaders } from './interaction-views.js';
 
 export type Ctx = ParameterizedContext<AppState>;
 export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -27,4 +29,41 @@ export interface InteractionKit {
   clientName(ctx: Ctx, interaction: Interaction): Promise<string>;
   /** The client's address (TRUST_PROXY-aware). */
   address(ctx: Ctx): string | undefined;
+}
+
+/** Constant-time equality of two strings (their UTF-8 bytes); a length difference is false without comparing. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/**
+ * The CSRF tokens of one kind of page: an HMAC of what its forms are bound to (an interaction, a
+ * session, an enrollment link) under a key derived from the first cookie key and `purpose`,
+ * checked in constant time.
+ */
+export function createCsrf(cookieKey: string, purpose: string): { token(binding: string): string; valid(binding: string, presented: string | null): boolean } {
+  const key = createHmac('sha256', cookieKey).update(purpose).digest();
+  const token = (binding: string) => createHmac('sha256', key).update(binding).digest('base64url');
+  return { token, valid: (binding, presented) => presented !== null && constantTimeEqual(token(binding), presented) };
+}
+
+/** Sends an HTML page with the pages' headers ({@link pageHeaders}: CSP with these form targets, scripts carrying `scriptNonce`). */
+export function sendPage(ctx: Ctx, status: number, body: string, formTargets: readonly string[] = [], scriptNonce?: string): void {
+  ctx.set(pageHeaders(formTargets, scriptNonce));
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.body = body;
+}
+
+/** A WebAuthn response posted as JSON in a form field (an object with a string `id`), or undefined. */
+export function parseWebAuthnJson<T>(value: string | null): T | undefined {
+  if (!value || value.length > 64_000) return undefined;
+  try {
+    const parsed = JSON.parse(value) as unknown;
+    return typeof parsed === 'object' && parsed !== null && typeof (parsed as { id?: unknown }).id === 'string' ? (parsed as T) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,6 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Middleware, ParameterizedContext } from 'koa';
+import type { Middleware } from 'koa';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { Database } from '../db/database.js';
@@ -16,8 +16,8 @@ import { ACR_PWD } from '../verify/acr.js';
 import type { ResourceServerConfig } from '../config/files.js';
 import { consentItems } from './consent-scopes.js';
 import { grantRequested } from '../oidc/first-party.js';
-import { consentPage, loginPage, messagePage, originsOf, pageHeaders, STYLESHEET, STYLESHEET_PATH } from './interaction-views.js';
-import { EXPIRED, type InteractionKit } from './interaction-kit.js';
+import { consentPage, loginPage, messagePage, originsOf, STYLESHEET, STYLESHEET_PATH } from './interaction-views.js';
+import { createCsrf, EXPIRED, sendPage, type Ctx, type InteractionKit } from './interaction-kit.js';
 import { passkeyForm } from './passkey-views.js';
 import { challengeKeyOf, createPasskeyCeremonies, PASSKEY_SCRIPT, PASSKEY_SCRIPT_PATH, WEBAUTHN_SCRIPT_PATH, webauthnBrowserBundle } from './passkeys.js';
 import { createSecondFactor } from './second-factor.js';
@@ -49,7 +49,6 @@ export const LOGIN_FAILED = 'Incorrect username or password.';
 const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|abort|otp|recovery|enroll-otp|continue|passkey|enroll-passkey))?$/;
 const SECOND_STEP = new Set(['otp', 'recovery', 'enroll-otp', 'continue', 'passkey', 'enroll-passkey']);
 
-type Ctx = ParameterizedContext<AppState>;
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
 function retryHint(state: Locked): string {
@@ -67,14 +66,7 @@ function retryHint(state: Locked): string {
  */
 export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
   const addressOf = deps.clientAddress ?? ((ctx: Ctx) => ctx.req.socket.remoteAddress);
-  const csrfKey = createHmac('sha256', deps.cookieKeys[0]!).update('custos interaction csrf v1').digest();
-  const csrfToken = (uid: string) => createHmac('sha256', csrfKey).update(uid).digest('base64url');
-  const csrfValid = (uid: string, token: string | null) => {
-    if (!token) return false;
-    const expected = Buffer.from(csrfToken(uid));
-    const actual = Buffer.from(token);
-    return actual.length === expected.length && timingSafeEqual(actual, expected);
-  };
+  const { token: csrfToken, valid: csrfValid } = createCsrf(deps.cookieKeys[0]!, 'custos interaction csrf v1');
 
   // One Client.find per request: the page's name and its form targets come from the same lookup.
   type FoundClient = { clientName?: string; redirectUris?: string[] } | undefined;
@@ -97,10 +89,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware<AppState> {
   }
 
   async function send(ctx: Ctx, status: number, body: string, clientId?: string, scriptNonce?: string): Promise<void> {
-    ctx.set(pageHeaders(await formTargets(ctx, clientId), scriptNonce));
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = body;
+    sendPage(ctx, status, body, await formTargets(ctx, clientId), scriptNonce);
   }
 
   function audit(ctx: Ctx, record: Omit<AuditRecord, 'clientAddress' | 'requestId'>) {

@@ -23,7 +23,7 @@ import {
   useTotpStep,
 } from './factor.repository.js';
 import { enrollOtpPage, otpPage, recoveryCodesPage } from './factor-views.js';
-import { EXPIRED, type Ctx, type Interaction, type InteractionKit } from './interaction-kit.js';
+import { EXPIRED, parseWebAuthnJson, type Ctx, type Interaction, type InteractionKit } from './interaction-kit.js';
 import { findPasskey, listPasskeys, recordPasskeyUse } from './passkey.repository.js';
 import { passkeyName, storeNewPasskey } from './passkey-enrollment.js';
 import { enrollPasskeyPage, passkeyForm, passkeyPage } from './passkey-views.js';
@@ -69,16 +69,6 @@ export const PASSKEY_FAILED = 'That passkey could not be used.';
 export function withPasskey(amr: readonly string[], backedUp: boolean): string[] {
   const next = addFactor(amr, passkeyAmr(backedUp), ['user']);
   return next.includes('mfa') ? next : [...next, 'mfa'];
-}
-
-function parseJson<T>(value: string | null): T | undefined {
-  if (!value || value.length > 64_000) return undefined;
-  try {
-    const parsed = JSON.parse(value) as unknown;
-    return typeof parsed === 'object' && parsed !== null && typeof (parsed as { id?: unknown }).id === 'string' ? (parsed as T) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function retryHint(seconds: number): string {
@@ -325,7 +315,7 @@ export function createSecondFactor(deps: SecondFactorDeps, kit: InteractionKit) 
    * The sign counter moves forward once (conditional UPDATE).
    */
   async function passkey(ctx: Ctx, interaction: Interaction, pending: PendingSignin | undefined, form: URLSearchParams): Promise<void> {
-    const response = parseJson<AuthenticationResponseJSON>(form.get('response'));
+    const response = parseWebAuthnJson<AuthenticationResponseJSON>(form.get('response'));
     const stored = response ? await findPasskey(deps.db, response.id) : undefined;
     if (!response || !stored) return passkeyFailed(ctx, interaction, pending, 'unknown_passkey', pending?.accountId);
     if (pending && stored.userId !== pending.accountId) return passkeyFailed(ctx, interaction, pending, 'other_user', pending.accountId);
@@ -352,7 +342,7 @@ export function createSecondFactor(deps: SecondFactorDeps, kit: InteractionKit) 
   async function enrollPasskey(ctx: Ctx, interaction: Interaction, pending: PendingSignin, form: URLSearchParams): Promise<void> {
     const allowed = acrSatisfies(pending.required, ACR_PHR) && (pending.amr.includes('otp') || !(await findTotp(deps.db, pending.accountId)));
     if (!allowed) return render(ctx, interaction, pending);
-    const response = parseJson<RegistrationResponseJSON>(form.get('response'));
+    const response = parseWebAuthnJson<RegistrationResponseJSON>(form.get('response'));
     const registered = response
       ? await deps.passkeys.verifyRegistration(interaction.uid, response).catch((error: unknown) => {
           ctx.state.log.debug({ reason: (error as Error).message }, 'passkey registration refused');

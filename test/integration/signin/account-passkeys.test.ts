@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT_PASSKEYS_PATH } from '../../../src/signin/account.routes.js';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { addPasskeyAuthenticator, webAuthnSession } from '../../helpers/virtual-authenticator.js';
 import { withoutPasskeyAutofill } from '../../helpers/passkey-autofill.js';
 
 /**
@@ -22,12 +23,7 @@ let browser: TestBrowser;
 let cdp: CDPSession;
 let userId: string;
 
-async function addAuthenticator(): Promise<string> {
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
-  });
-  return authenticatorId;
-}
+const addAuthenticator = () => addPasskeyAuthenticator(cdp);
 
 beforeAll(async () => {
   await mkdir(SCREENSHOTS, { recursive: true });
@@ -36,8 +32,7 @@ beforeAll(async () => {
   browser = await launchBrowser({ trust: login.app.custos.tls.certPem });
   // The password form and the passkey button are what is tested here (autofill: passkey-autofill.test.ts).
   await withoutPasskeyAutofill(browser.context);
-  cdp = await browser.context.newCDPSession(browser.page);
-  await cdp.send('WebAuthn.enable', { enableUI: false });
+  cdp = await webAuthnSession(browser.context, browser.page);
 });
 afterAll(async () => {
   await browser?.close();

@@ -11,6 +11,7 @@ import { ACR_PHR } from '../../../src/verify/acr.js';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { adminClient } from '../../helpers/admin.js';
 import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { addPasskeyAuthenticator, webAuthnSession } from '../../helpers/virtual-authenticator.js';
 import { withoutPasskeyAutofill } from '../../helpers/passkey-autofill.js';
 
 /**
@@ -126,11 +127,8 @@ describe('one-time enrollment links', () => {
     // The passkey button is what is tested here (autofill: passkey-autofill.test.ts).
     await withoutPasskeyAutofill(browser.context);
     const { page } = browser;
-    const cdp = await browser.context.newCDPSession(page);
-    await cdp.send('WebAuthn.enable', { enableUI: false });
-    await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: { protocol: 'ctap2', transport: 'usb', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
-    });
+    const cdp = await webAuthnSession(browser.context, page);
+    await addPasskeyAuthenticator(cdp, 'usb');
 
     await page.goto(url);
     await expect(page.locator('h1').textContent()).resolves.toBe('Set up a passkey');

@@ -8,6 +8,7 @@ import { PASSKEY_FAILED } from '../../../src/signin/second-factor.js';
 import { ACR_PHR, ACR_PWD } from '../../../src/verify/acr.js';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { addPasskeyAuthenticator, webAuthnSession } from '../../helpers/virtual-authenticator.js';
 import { recordCredentialRequests, withoutWebAuthn } from '../../helpers/passkey-autofill.js';
 
 /**
@@ -34,11 +35,8 @@ beforeAll(async () => {
   login = await startLoginFixture();
   userId = await login.createUser({ username: 'ari', password: PASSWORD });
   browser = await launchBrowser({ trust: login.app.custos.tls.certPem });
-  cdp = await browser.context.newCDPSession(browser.page);
-  await cdp.send('WebAuthn.enable', { enableUI: false });
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
-  });
+  cdp = await webAuthnSession(browser.context, browser.page);
+  await addPasskeyAuthenticator(cdp);
 });
 afterAll(async () => {
   await browser?.close();

@@ -8,6 +8,7 @@ import { ACR_PHR, ACR_PWD } from '../../../src/verify/acr.js';
 import { startLoginFixture, type LoginFixture } from '../../fixtures/bff.js';
 import { adminClient } from '../../helpers/admin.js';
 import { BROWSER_UNAVAILABLE, launchBrowser, type TestBrowser } from '../../helpers/browser.js';
+import { addPasskeyAuthenticator, webAuthnSession } from '../../helpers/virtual-authenticator.js';
 import { withoutPasskeyAutofill } from '../../helpers/passkey-autofill.js';
 
 /**
@@ -30,11 +31,8 @@ beforeAll(async () => {
   browser = await launchBrowser({ trust: login.app.custos.tls.certPem });
   // The password form and the passkey button are what is tested here (autofill: passkey-autofill.test.ts).
   await withoutPasskeyAutofill(browser.context);
-  cdp = await browser.context.newCDPSession(browser.page);
-  await cdp.send('WebAuthn.enable', { enableUI: false });
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
-  });
+  cdp = await webAuthnSession(browser.context, browser.page);
+  await addPasskeyAuthenticator(cdp);
 });
 afterAll(async () => {
   await browser?.close();
