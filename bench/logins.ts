@@ -16,6 +16,12 @@ export interface LoginJob {
   clientSecret: string;
   redirectUri: string;
   username: string;
+  /**
+   * One account per browser (browser i signs in as `usernames[i % length]`), all with `password`;
+   * default: every browser as `username`. The login throttle lets at most a few password checks
+   * of one account run at once, so many browsers on one account would measure the throttle.
+   */
+  usernames?: string[];
   password: string;
   concurrency: number;
   /** Measured seconds (after the warm-up). */
@@ -46,7 +52,7 @@ let accessToken: string | undefined;
 let refreshToken: string | undefined;
 
 /** One browser: a cookie jar (names only; oidc-provider scopes its cookies by path). */
-async function signIn(): Promise<void> {
+async function signIn(username: string): Promise<void> {
   const jar = new Map<string, string>();
   const send = async (method: 'GET' | 'POST', target: string, body?: string, headers: Record<string, string> = {}) => {
     const url = new URL(target, job.origin);
@@ -100,7 +106,7 @@ async function signIn(): Promise<void> {
       const action = /<form[^>]*action="([^"]*\/login)"/.exec(page.text)?.[1];
       const csrf = /name="csrf"[^>]*value="([^"]+)"/.exec(page.text)?.[1] ?? /value="([^"]+)"[^>]*name="csrf"/.exec(page.text)?.[1];
       if (!action || !csrf) throw new Error('login page without a login form');
-      step = await send('POST', action.replaceAll('&amp;', '&'), new URLSearchParams({ username: job.username, password: job.password, csrf }).toString(), {
+      step = await send('POST', action.replaceAll('&amp;', '&'), new URLSearchParams({ username, password: job.password, csrf }).toString(), {
         'content-type': 'application/x-www-form-urlencoded',
       });
     } else {
@@ -116,11 +122,12 @@ let errors = 0;
 const start = performance.now() + Math.max(0, (job.startAt ?? 0) - Date.now());
 const deadline = start + job.seconds * 1000;
 await Promise.all(
-  Array.from({ length: job.concurrency }, async () => {
+  Array.from({ length: job.concurrency }, async (_, browser) => {
+    const username = job.usernames?.[browser % job.usernames.length] ?? job.username;
     while (performance.now() < deadline && latenciesUs.length < (job.maxLogins ?? Infinity)) {
       const started = performance.now();
       try {
-        await signIn();
+        await signIn(username);
         // Logins begun during the warm-up are not counted.
         if (started >= start) latenciesUs.push(Math.round((performance.now() - started) * 1000));
       } catch (error) {

@@ -384,7 +384,10 @@ async function main(): Promise<void> {
   let loginJob: LoginJob | undefined;
   if (wanted(5) || wanted(8) || (wanted(9) && SESSIONS > 0)) {
     const password = randomBytes(18).toString('base64url');
-    await createBenchUser(database!.url, 'bench-user', password);
+    // One account per browser (scenarios 8 and 9): the login throttle caps the password checks in
+    // flight per account, and the scenarios measure logins, not that cap.
+    const usernames = ['bench-user', ...Array.from({ length: LOGIN_CONCURRENCY - 1 }, (_, i) => `bench-user-${i + 2}`)];
+    for (const username of usernames) await createBenchUser(database!.url, username, password);
     loginJob = {
       origin,
       ca,
@@ -392,6 +395,7 @@ async function main(): Promise<void> {
       clientSecret: 'dev-web-bff-secret-change-me',
       redirectUri: 'http://localhost:3000/callback',
       username: 'bench-user',
+      usernames,
       password,
       concurrency: LOGIN_CONCURRENCY,
       seconds: SECONDS * 2,
