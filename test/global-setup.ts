@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -48,18 +48,28 @@ async function startPulsar(project: TestProject): Promise<void> {
   }
   pulsarDir = await mkdtemp(path.join(tmpdir(), 'custos-test-pulsar-'));
   const statusFile = path.join(pulsarDir, 'status.json');
-  await writeFile(statusFile, JSON.stringify({ state: 'starting' }));
+  await writeStatus(statusFile, { state: 'starting' });
   project.provide('pulsar', { statusFile });
   pulsar = startPulsarStandalone({ dataDir: path.join(pulsarDir, 'broker') }).then(
     async (broker) => {
-      await writeFile(statusFile, JSON.stringify({ state: 'ready', webUrl: broker.webUrl, wsUrl: broker.wsUrl, serviceUrl: broker.serviceUrl, startSeconds: broker.startSeconds }));
+      await writeStatus(statusFile, { state: 'ready', webUrl: broker.webUrl, wsUrl: broker.wsUrl, serviceUrl: broker.serviceUrl, startSeconds: broker.startSeconds });
       return broker;
     },
     async (error: Error) => {
-      await writeFile(statusFile, JSON.stringify({ state: 'failed', error: error.message }));
+      await writeStatus(statusFile, { state: 'failed', error: error.message });
       return undefined;
     },
   );
+}
+
+/**
+ * Replaces the broker status file in one step (a new file renamed over it): test files poll it
+ * while the broker starts, and a plain write, which empties the file before filling it, could be
+ * read half-written (empty JSON: the file's broker tests then failed in their `beforeAll`).
+ */
+async function writeStatus(statusFile: string, status: Record<string, unknown>): Promise<void> {
+  await writeFile(`${statusFile}.tmp`, JSON.stringify(status));
+  await rename(`${statusFile}.tmp`, statusFile);
 }
 
 /**
