@@ -93,7 +93,7 @@ export type SetSigner = (claims: SecurityEventClaims) => Promise<string>;
 
 /**
  * A {@link SetSigner} over the server's current ES256 signing key (header `typ: secevent+jwt`,
- * RFC 8417 §2.3), so SETs verify against the served JWKS. It signs with the same synchronous
+ * RFC 8417 §2.3), so SETs verify against the served JWKS. It signs with the same
  * `node:crypto` key as the provider's tokens ({@link NodeEs256SigningKey}), built once per
  * signing key (a key reload brings a new one), not per event.
  */
@@ -107,7 +107,7 @@ export function createSetSigner(currentKey: () => SigningJwk): SetSigner {
     }
     // RFC 7515 §7.1 compact serialization: header.payload.signature, each base64url.
     const input = `${signer.header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
-    return `${input}.${Buffer.from(signer.key.sign(Buffer.from(input))).toString('base64url')}`;
+    return `${input}.${Buffer.from(await signer.key.sign(Buffer.from(input))).toString('base64url')}`;
   };
 }
 

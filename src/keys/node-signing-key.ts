@@ -6,9 +6,15 @@ import { lowSEs256Signature } from '../verify/es256-signature.js';
 /**
  * An ES256 signing key for oidc-provider's `jwks` (`features.externalSigningSupport`): the key is
  * imported once into a `node:crypto` KeyObject and every JWS (access tokens, ID tokens, resume
- * tokens) is signed synchronously with it, instead of through WebCrypto per token. The signature
- * is the RFC 7518 §3.4 R‖S form (`ieee-p1363`); the public JWK oidc-provider publishes is derived
- * from the same key, with this key's `kid`.
+ * tokens, SETs) is signed with it, instead of through WebCrypto per token. The signature is the
+ * RFC 7518 §3.4 R‖S form (`ieee-p1363`); the public JWK oidc-provider publishes is derived from
+ * the same key, with this key's `kid`.
+ *
+ * The signature is computed on libuv's thread pool (`crypto.sign` with a callback), not on the
+ * event loop: measured in `npm run bench`, signing on the event loop cost more CPU per token, not
+ * only throughput, because answers then leave one at a time and each wakes the waiting client
+ * (on loopback the sender pays for that wake-up), where answers completed by the pool leave
+ * together (docs/performance.md, "Signing off the event loop").
  */
 export class NodeEs256SigningKey extends ExternalSigningKey {
   readonly #privateKey: KeyObject;
@@ -41,7 +47,12 @@ export class NodeEs256SigningKey extends ExternalSigningKey {
    * RFC 7515 §5.1 step 5 over the JWS signing input: ECDSA P-256 with SHA-256 (RFC 7518 §3.4),
    * in the canonical low-S form every Custos verifier requires.
    */
-  override sign(data: Uint8Array): Uint8Array {
-    return lowSEs256Signature(sign('sha256', data, { key: this.#privateKey, dsaEncoding: 'ieee-p1363' }));
+  override sign(data: Uint8Array): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      sign('sha256', data, { key: this.#privateKey, dsaEncoding: 'ieee-p1363' }, (error, signature) => {
+        if (error) reject(error);
+        else resolve(lowSEs256Signature(signature));
+      });
+    });
   }
 }

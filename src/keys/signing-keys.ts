@@ -90,7 +90,7 @@ export function providerJwks(set: SigningKeySet): { keys: SigningJwk[] } {
 }
 
 /**
- * oidc-provider `jwks.keys` (current first): each private JWK imported once into a synchronous
+ * oidc-provider `jwks.keys` (current first): each private JWK imported once into a
  * `node:crypto` signer (`features.externalSigningSupport`). Build once per key set.
  */
 export function providerSigningKeys(set: SigningKeySet): { keys: NodeEs256SigningKey[] } {

@@ -19,7 +19,7 @@ describe('NodeEs256SigningKey (oidc-provider ExternalSigningKey over node:crypto
     });
     const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: jwk.kid })).toString('base64url');
     const payload = Buffer.from('{"sub":"alice"}').toString('base64url');
-    const signature = Buffer.from(key.sign(Buffer.from(`${header}.${payload}`))).toString('base64url');
+    const signature = Buffer.from(await key.sign(Buffer.from(`${header}.${payload}`))).toString('base64url');
     const { x, y, crv, kty } = jwk;
     const verified = await compactVerify(`${header}.${payload}.${signature}`, await importJWK({ x, y, crv, kty }, 'ES256'));
     expect(Buffer.from(verified.payload).toString()).toBe('{"sub":"alice"}');
@@ -38,7 +38,7 @@ describe('NodeEs256SigningKey (oidc-provider ExternalSigningKey over node:crypto
     expect(signers.map((signer) => signer.kid)).toEqual([rotated.current.kid, rotated.next.kid, rotated.previous.kid]);
     const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: signers[0]!.kid })).toString('base64url');
     const payload = Buffer.from('{}').toString('base64url');
-    const token = `${header}.${payload}.${Buffer.from(signers[0]!.sign(Buffer.from(`${header}.${payload}`))).toString('base64url')}`;
+    const token = `${header}.${payload}.${Buffer.from(await signers[0]!.sign(Buffer.from(`${header}.${payload}`))).toString('base64url')}`;
     // Resource servers holding the JWKS from before the rotation already know the new current key.
     await expect(compactVerify(token, createLocalJWKSet(publicJwks(set)))).resolves.toBeTruthy();
     await expect(compactVerify(token, createLocalJWKSet({ keys: publicJwks(rotated).keys.filter((k) => k.kid !== rotated.current.kid) }))).rejects.toThrow();
