@@ -9,5 +9,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // The Node flags Custos runs with (package.json `start`, the Containerfile; see test/unit/node-flags.test.ts).
+    execArgv: ['--experimental-async-context-frame'],
   },
 });

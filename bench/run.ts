@@ -8,7 +8,8 @@
  *   --connections N (32) --tokens N for the memory scenario (100000) --floor-seconds S (2)
  *   --sessions N logins (sessions) for the memory scenario, RSS read at N/2 and N (10000; 0: skipped)
  *   --login-concurrency N (8)
- *   --port (18443) --bare-port (18444) --pg-port (54359) --profile (node --cpu-prof on Custos)
+ *   --port (18443) --bare-port (18444; bare oidc-provider with Custos's Node flags on the next port)
+ *   --pg-port (54359) --profile (node --cpu-prof on Custos)
  *   --only 1,2,3 (scenario numbers) --no-write (do not write the results file)
  *   --workers N (1): Custos's WORKERS; server CPU and RSS are those of its whole process tree
  */
@@ -40,6 +41,12 @@ const EVENTS = 'https://events.custos.test/orders';
 const REPORTING_JOB = 'Basic ' + Buffer.from('reporting-job:dev-reporting-job-secret-change-me').toString('base64');
 const BARE_CLIENT = 'Basic ' + Buffer.from('bench-client:bench-client-secret').toString('base64');
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+/**
+ * The Node flags Custos runs with (package.json `start`, the Containerfile's ENTRYPOINT;
+ * test/unit/node-flags.test.ts keeps them together). Bare oidc-provider runs twice: as it ships
+ * (Node's defaults, scenario 3) and with these flags (scenario 3f), so both comparisons are shown.
+ */
+const CUSTOS_NODE_FLAGS = ['--experimental-async-context-frame'];
 
 const { values: flags } = parseArgs({ options: BENCH_OPTIONS });
 const num = (name: keyof typeof flags) => {
@@ -65,7 +72,7 @@ const wanted = (scenario: number) => ONLY === undefined || ONLY.has(scenario);
 /** Summary of one scenario over all its rounds. */
 interface Summary {
   scenario: string;
-  server: 'custos' | 'bare' | 'in-process';
+  server: 'custos' | 'bare' | 'bare-flags' | 'in-process';
   perSecond: number;
   requests: number;
   errors: number;
@@ -344,7 +351,7 @@ async function main(): Promise<void> {
   const custos = startServer(
     'custos',
     // The workers inherit these flags: with several, each writes Node's default name (with its pid).
-    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, ...(WORKERS > 1 ? [] : ['--cpu-prof-name', 'custos.cpuprofile'])] : []), 'dist/src/cli/custos.js', 'serve'],
+    [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, ...(WORKERS > 1 ? [] : ['--cpu-prof-name', 'custos.cpuprofile'])] : []), ...CUSTOS_NODE_FLAGS, 'dist/src/cli/custos.js', 'serve'],
     {
       PATH: process.env.PATH,
       NODE_ENV: 'production',
@@ -373,8 +380,24 @@ async function main(): Promise<void> {
     BARE_SIGNING_JWK_FILE: bareKeyFile,
     BARE_RESOURCE: ORDERS,
   });
+  const bareFlagsOrigin = `https://127.0.0.1:${BARE_PORT + 1}`;
+  const bareFlags = wanted(3)
+    ? startServer('bare-flags', [...CUSTOS_NODE_FLAGS, '--import', 'tsx', 'bench/bare-provider.ts'], {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        BARE_PORT: String(BARE_PORT + 1),
+        BARE_TLS_CERT_FILE: pki.server.certPath,
+        BARE_TLS_KEY_FILE: pki.server.keyPath,
+        BARE_SIGNING_JWK_FILE: bareKeyFile,
+        BARE_RESOURCE: ORDERS,
+      })
+    : undefined;
   const ca = pki.caPem;
-  await Promise.all([waitUntilUp(origin, ca, custos, 'custos'), waitUntilUp(bareOrigin, ca, bare, 'bare')]);
+  await Promise.all([
+    waitUntilUp(origin, ca, custos, 'custos'),
+    waitUntilUp(bareOrigin, ca, bare, 'bare'),
+    ...(bareFlags ? [waitUntilUp(bareFlagsOrigin, ca, bareFlags, 'bare-flags')] : []),
+  ]);
 
   const billing = pki.clients['billing-worker']!;
   const ordersApi = pki.clients['orders-api']!;
@@ -480,6 +503,11 @@ async function main(): Promise<void> {
       server: 'bare',
       job: { ...base, origin: bareOrigin, method: 'POST', path: '/token', headers: { ...FORM, authorization: BARE_CLIENT }, body: 'grant_type=client_credentials&scope=orders%3Aread', tls: { ca } },
     },
+    "3f client_credentials, client_secret_basic (bare, Custos's Node flags)": {
+      scenario: 3,
+      server: 'bare-flags',
+      job: { ...base, origin: bareFlagsOrigin, method: 'POST', path: '/token', headers: { ...FORM, authorization: BARE_CLIENT }, body: 'grant_type=client_credentials&scope=orders%3Aread', tls: { ca } },
+    },
     '5 token exchange -> resume token, mTLS': {
       scenario: 5,
       server: 'custos',
@@ -507,7 +535,7 @@ async function main(): Promise<void> {
   };
   const names = Object.keys(jobs).filter((name) => wanted(jobs[name]!.scenario));
   const rounds = new Map<string, Measured[]>(names.map((name) => [name, []]));
-  const pidOf = (server: Summary['server']) => (server === 'custos' ? custos.pid : server === 'bare' ? bare.pid : undefined);
+  const pidOf = (server: Summary['server']) => (server === 'custos' ? custos.pid : server === 'bare' ? bare.pid : server === 'bare-flags' ? bareFlags?.pid : undefined);
   const loadDuring: string[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the order each round so no scenario always runs first or right after another.
@@ -614,6 +642,7 @@ async function main(): Promise<void> {
   // Ratios and targets (ratios within this run).
   const s2 = byScenario('2 ');
   const s3 = byScenario('3 ');
+  const s3f = byScenario('3f ');
   const s5 = byScenario('5 ');
   const s10 = byScenario('10 ');
   const s11 = byScenario('11 ');
@@ -628,6 +657,11 @@ async function main(): Promise<void> {
     // The same comparisons by server CPU per request (bare's CPU per token / Custos's), less noisy.
     'cpu s1/s3': s1?.cpuUsPerRequest && s3?.cpuUsPerRequest ? s3.cpuUsPerRequest / s1.cpuUsPerRequest : undefined,
     'cpu s2/s3': s2?.cpuUsPerRequest && s3?.cpuUsPerRequest ? s3.cpuUsPerRequest / s2.cpuUsPerRequest : undefined,
+    // Against bare oidc-provider run with Custos's Node flags: Custos's own cost on the same runtime.
+    's1/s3f': s1 && s3f ? s1.perSecond / s3f.perSecond : undefined,
+    's2/s3f': s2 && s3f ? s2.perSecond / s3f.perSecond : undefined,
+    'cpu s1/s3f': s1?.cpuUsPerRequest && s3f?.cpuUsPerRequest ? s3f.cpuUsPerRequest / s1.cpuUsPerRequest : undefined,
+    'cpu s2/s3f': s2?.cpuUsPerRequest && s3f?.cpuUsPerRequest ? s3f.cpuUsPerRequest / s2.cpuUsPerRequest : undefined,
     'cpu s5/s1': s5?.cpuUsPerRequest && s1?.cpuUsPerRequest ? s1.cpuUsPerRequest / s5.cpuUsPerRequest : undefined,
     // DPoP: the same client and authentication as scenario 2, plus one proof (an ES256 verification and a replay insert).
     's10/s2': s10 && s2 ? s10.perSecond / s2.perSecond : undefined,
@@ -640,6 +674,11 @@ async function main(): Promise<void> {
   const targets = [
     { target: 'scenario 1 >= 1.0 x scenario 3', value: ratios['s1/s3'], met: ratios['s1/s3'] !== undefined ? ratios['s1/s3'] >= 1 : undefined },
     { target: 'scenario 2 >= 1.0 x scenario 3', value: ratios['s2/s3'], met: ratios['s2/s3'] !== undefined ? ratios['s2/s3'] >= 1 : undefined },
+    // Issue 21: server CPU per token at or below bare oidc-provider's (ratio: bare's CPU / Custos's).
+    { target: 'scenario 1 CPU per token <= scenario 3', value: ratios['cpu s1/s3'], met: ratios['cpu s1/s3'] !== undefined ? ratios['cpu s1/s3'] >= 1 : undefined },
+    { target: 'scenario 2 CPU per token <= scenario 3', value: ratios['cpu s2/s3'], met: ratios['cpu s2/s3'] !== undefined ? ratios['cpu s2/s3'] >= 1 : undefined },
+    { target: 'scenario 1 CPU per token <= scenario 3f', value: ratios['cpu s1/s3f'], met: ratios['cpu s1/s3f'] !== undefined ? ratios['cpu s1/s3f'] >= 1 : undefined },
+    { target: 'scenario 2 CPU per token <= scenario 3f', value: ratios['cpu s2/s3f'], met: ratios['cpu s2/s3f'] !== undefined ? ratios['cpu s2/s3f'] >= 1 : undefined },
     { target: 'scenario 1 p99 <= 25 ms at half peak', value: halfPeak?.p99Ms, met: halfPeak ? halfPeak.p99Ms! <= 25 : undefined },
     { target: 'scenario 5 >= 0.7 x scenario 1', value: ratios['s5/s1'], met: ratios['s5/s1'] !== undefined ? ratios['s5/s1'] >= 0.7 : undefined },
     { target: 'scenario 6 sequential >= 0.8 x raw verify', value: ratios['verify_sequential/raw_verify'], met: ratios['verify_sequential/raw_verify'] !== undefined ? ratios['verify_sequential/raw_verify'] >= 0.8 : undefined },

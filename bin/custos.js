@@ -11,7 +11,8 @@ const pinnedNode = fileURLToPath(new URL('../node_modules/node/bin/node', import
 const major = Number(process.versions.node.split('.')[0]);
 
 if (major < 22 && existsSync(pinnedNode)) {
-  const child = spawn(pinnedNode, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  // With the Node flags Custos runs with (package.json `start`, the Containerfile).
+  const child = spawn(pinnedNode, ['--experimental-async-context-frame', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
   child.on('exit', (code, signal) => {
     process.exitCode = code ?? (signal ? 128 : 1);

@@ -1,6 +1,5 @@
-import type { Middleware } from 'koa';
+import type { Context } from 'koa';
 import { AppError } from './app-error.js';
-import type { AppState } from './middleware.js';
 
 /** RFC 9110 §7.2 `Host` = uri-host [ ":" port ]: a DNS name, an IPv4 address or a bracketed IPv6 literal. */
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?$/;
@@ -14,12 +13,13 @@ const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(
  * name) is served with the issuer's URLs; a missing, repeated or malformed one gets 400
  * (RFC 9112 §3.2).
  */
-export function issuerOrigin(issuer: string): Middleware<AppState> {
+export function pinToIssuer(issuer: string): (ctx: Context) => void {
   const { host } = new URL(issuer);
-  return function issuerOriginMiddleware(ctx, next) {
+  return (ctx) => {
     const { req } = ctx;
     let hosts = 0;
-    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
     if (hosts !== 1 || !HOST.test(req.headers.host ?? '')) {
       ctx.set('Connection', 'close');
       throw new AppError('invalid_request', 'the Host header must name one host (RFC 9112 §3.2)');
@@ -32,6 +32,5 @@ export function issuerOrigin(issuer: string): Middleware<AppState> {
       ctx.originalUrl = ctx.request.originalUrl = ctx.url;
     }
     req.headers.host = host;
-    return next();
   };
 }

@@ -32,25 +32,33 @@ class RequestState implements AppState {
  * Reuses a well-formed incoming `X-Request-Id` or makes one; echoes it on the response. Most
  * requests log nothing but their access line, so the request's logger is made when used.
  */
-export function requestId(logger: Logger): Middleware<AppState> {
-  return function requestIdMiddleware(ctx, next) {
+export function startRequest(logger: Logger): (ctx: Context) => void {
+  return (ctx) => {
     const incoming = ctx.get('x-request-id');
     const id = REQUEST_ID.test(incoming) ? incoming : randomUUID();
     ctx.state = new RequestState(id, logger);
     ctx.set('X-Request-Id', id);
+  };
+}
+
+/** {@link startRequest} as a middleware. */
+export function requestId(logger: Logger): Middleware<AppState> {
+  const start = startRequest(logger);
+  return function requestIdMiddleware(ctx, next) {
+    start(ctx);
     return next();
   };
 }
 
 /**
  * Logs one JSON line per request (method, path without query string, status, duration, request
- * id, client id) and records Prometheus metrics. Query strings are never logged: they carry
- * codes and state. The line holds only these fields, so it is written without the redaction
- * pass the other log lines go through.
+ * id, client id) and records Prometheus metrics, when the response is finished. Query strings
+ * are never logged: they carry codes and state. The line holds only these fields, so it is
+ * written without the redaction pass the other log lines go through.
  */
-export function accessLog(logger: Logger, metrics: Metrics): Middleware<AppState> {
+export function recordAccess(logger: Logger, metrics: Metrics): (ctx: Context) => void {
   const access = logger.child({}, { redact: { paths: [] } });
-  return function accessLogMiddleware(ctx, next) {
+  return (ctx) => {
     const started = process.hrtime.bigint();
     ctx.res.once('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -64,6 +72,14 @@ export function accessLog(logger: Logger, metrics: Metrics): Middleware<AppState
         'request',
       );
     });
+  };
+}
+
+/** {@link recordAccess} as a middleware. */
+export function accessLog(logger: Logger, metrics: Metrics): Middleware<AppState> {
+  const record = recordAccess(logger, metrics);
+  return function accessLogMiddleware(ctx, next) {
+    record(ctx);
     return next();
   };
 }
@@ -84,37 +100,31 @@ export function isClientAbort(error: unknown, req: IncomingMessage): boolean {
   return aborted && (req.destroyed || req.socket.destroyed);
 }
 
-/** The one error middleware of an app: OAuth-style JSON bodies, never a stack trace. */
-export function errorHandler(): Middleware<AppState> {
-  return async function errorMiddleware(ctx, next) {
-    try {
-      await next();
-    } catch (error) {
-      if (isClientAbort(error, ctx.req)) {
-        // The client went away mid-request: nobody reads an answer, nothing is wrong here.
-        ctx.state.log?.debug({ code: (error as { code?: unknown }).code }, 'client closed the connection mid-request');
-        ctx.status = 400;
-        ctx.body = { error: 'invalid_request', error_description: 'request aborted' };
-        return;
-      }
-      // oidc-provider errors that escape its own handler (e.g. from a session save) carry `error`/`error_description`.
-      const err = error as { status?: number; statusCode?: number; expose?: boolean; message?: string; error?: unknown; error_description?: unknown };
-      const status = error instanceof AppError ? error.status : (err.status ?? err.statusCode ?? 500);
-      const safeStatus = status >= 400 && status < 600 ? status : 500;
-      if (safeStatus >= 500) ctx.state.log?.error({ err: error }, 'unhandled error');
-      else ctx.state.log?.debug({ err: error }, 'request rejected');
-      ctx.status = safeStatus;
-      ctx.type = 'json';
-      ctx.body =
-        error instanceof AppError
-          ? { error: error.code, ...(error.expose ? { error_description: error.message } : {}) }
-          : safeStatus >= 500
-            ? { error: 'server_error' }
-            : typeof err.error === 'string' && err.expose
-              ? { error: err.error, ...(typeof err.error_description === 'string' ? { error_description: err.error_description } : {}) }
-              : { error: 'invalid_request', ...(err.expose && err.message ? { error_description: err.message } : {}) };
-    }
-  };
+/** The answer to an error no layer below handled: OAuth-style JSON bodies, never a stack trace. */
+export function answerError(ctx: Context, error: unknown): void {
+  if (isClientAbort(error, ctx.req)) {
+    // The client went away mid-request: nobody reads an answer, nothing is wrong here.
+    ctx.state.log?.debug({ code: (error as { code?: unknown }).code }, 'client closed the connection mid-request');
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_request', error_description: 'request aborted' };
+    return;
+  }
+  // oidc-provider errors that escape its own handler (e.g. from a session save) carry `error`/`error_description`.
+  const err = error as { status?: number; statusCode?: number; expose?: boolean; message?: string; error?: unknown; error_description?: unknown };
+  const status = error instanceof AppError ? error.status : (err.status ?? err.statusCode ?? 500);
+  const safeStatus = status >= 400 && status < 600 ? status : 500;
+  if (safeStatus >= 500) ctx.state.log?.error({ err: error }, 'unhandled error');
+  else ctx.state.log?.debug({ err: error }, 'request rejected');
+  ctx.status = safeStatus;
+  ctx.type = 'json';
+  ctx.body =
+    error instanceof AppError
+      ? { error: error.code, ...(error.expose ? { error_description: error.message } : {}) }
+      : safeStatus >= 500
+        ? { error: 'server_error' }
+        : typeof err.error === 'string' && err.expose
+          ? { error: err.error, ...(typeof err.error_description === 'string' ? { error_description: err.error_description } : {}) }
+          : { error: 'invalid_request', ...(err.expose && err.message ? { error_description: err.message } : {}) };
 }
 
 /** 413: the body is larger than the limit. */
@@ -143,21 +153,21 @@ export async function readBody(ctx: Context, limit: number): Promise<Buffer> {
 /**
  * The request body limit, on the bytes that arrive, not only on the declared length: a declared
  * `Content-Length` above `limit` is refused before anything reads the body (413); a chunked body
- * (no declared length) is read here with {@link readBody}. A chunked body within the limit is
- * handed on as `ctx.request.body`, where oidc-provider reads an already-received body.
+ * (no declared length) is read with {@link readBody}, and the returned promise settles when it is
+ * (undefined otherwise). A chunked body within the limit is handed on as `ctx.request.body`,
+ * where oidc-provider reads an already-received body.
  */
-export function bodyLimit(limit: number): Middleware<AppState> {
-  return function bodyLimitMiddleware(ctx, next) {
+export function limitBody(limit: number): (ctx: Context) => Promise<void> | undefined {
+  return (ctx) => {
     const declared = ctx.request.length;
     if (declared !== undefined) {
       if (declared > limit) throw tooLarge(limit);
     } else if (ctx.req.headers['transfer-encoding'] !== undefined) {
       return readBody(ctx, limit).then((body) => {
         (ctx.request as { body?: unknown }).body = body;
-        return next();
       });
     }
-    return next();
+    return undefined;
   };
 }
 

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { hash as digest, randomBytes } from 'node:crypto';
 import { createArgon2Threads, DEFAULT_ARGON2_COST, type Argon2Threads } from './argon2-threads.js';
 import { createConcurrencyLimit } from './concurrency-limit.js';
 
@@ -27,7 +27,7 @@ export class SecretVerifierBusy extends Error {
 /**
  * argon2id verification that cannot be turned into a denial of service: at most
  * `maxConcurrent` run at once (on argon2 threads, off the event loop), at
- * most `maxQueued` wait, and a correct secret is remembered briefly under an HMAC with a
+ * most `maxQueued` wait, and a correct secret is remembered briefly under a SHA-256 fingerprint with a
  * per-process key, so a legitimate client pays for argon2 once per `cacheTtlMs`, not per token
  * (and concurrent requests with the same secret share one verification).
  * `verifyUnknown` spends the same work, through the same bounds, on a secret presented for a
@@ -39,7 +39,7 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
   const maxQueued = options.maxQueued ?? 32;
   const ttl = options.cacheTtlMs ?? 5 * 60_000;
   const maxEntries = options.maxCacheEntries ?? 10_000;
-  const cacheKey = randomBytes(32);
+  const cacheKey = randomBytes(32).toString('base64url');
   const verified = new Map<string, number>();
   const inFlight = new Map<string, Promise<boolean>>();
   const limit = createConcurrencyLimit(maxConcurrent, maxQueued);
@@ -55,8 +55,9 @@ export function createSecretVerifier(options: SecretVerifierOptions = {}) {
     return ok;
   }
 
-  const fingerprint = (hash: string, secret: string) =>
-    createHmac('sha256', cacheKey).update(hash).update('\0').update(secret).digest('base64url');
+  // SHA-256 under a fixed-length per-process key (one call, ~0.4 µs against ~1.5–5 µs for an
+  // HMAC object): a lookup key only, never shown, so length extension gives nothing.
+  const fingerprint = (hash: string, secret: string) => digest('sha256', `${cacheKey}\0${hash}\0${secret}`, 'base64url');
 
   return {
     /** Verifies `secret` against an argon2id `hash`; false when wrong; throws {@link SecretVerifierBusy} when overloaded. */

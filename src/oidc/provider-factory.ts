@@ -7,7 +7,7 @@ import { SCOPE_CLAIMS } from './accounts.js';
 import { toClientMetadata } from './clients.js';
 import { loadExistingGrant } from './first-party.js';
 import { outboundFetch, rpInitiatedLogoutFeature } from './logout.js';
-import { rejectUnknownClientCredentialsScopes, useAtomicReplayDetection, useHashedClientSecrets } from './internals.js';
+import { rejectUnknownClientCredentialsScopes, reuseClientsPerMetadata, useAtomicReplayDetection, useHashedClientSecrets } from './internals.js';
 import { DPOP_SIGNING_ALGS, dpopFeature } from './dpop.js';
 import { fapi2Feature, fapi2ProfileValidator, isFapi2 } from './fapi2.js';
 import { multiAudienceCustomizer } from './jwt-audiences.js';
@@ -173,7 +173,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     // The @types union for `features` cannot express these combinations; the shapes follow docs/README.md.
     features: {
       devInteractions: { enabled: false },
-      // Synchronous node:crypto ES256 signing (src/keys/node-signing-key.ts).
+      // node:crypto ES256 signing, on libuv's thread pool (src/keys/node-signing-key.ts).
       externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       clientCredentials: { enabled: true },
       introspection: { enabled: true, allowedPolicy: access.introspection },
@@ -204,6 +204,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(deps.issuer, configuration);
   useHashedClientSecrets(provider, deps.compareSecret);
   useAtomicReplayDetection(provider, deps.recordOnce);
+  if (deps.clients) reuseClientsPerMetadata(provider);
   rejectUnknownClientCredentialsScopes(provider, new Set(scopes));
   // …and refuses at the token endpoint a code or refresh token whose sign-in is below it.
   if (deps.files.resource_servers.some((rs) => policy.minimumAcr(rs.identifier) !== undefined)) enforceResourceAcr(provider, policy.minimumAcr);
