@@ -382,7 +382,7 @@ async function main(): Promise<void> {
   });
   const bareFlagsOrigin = `https://127.0.0.1:${BARE_PORT + 1}`;
   const bareFlags = wanted(3)
-    ? startServer('bare-flags', [...CUSTOS_NODE_FLAGS, '--import', 'tsx', 'bench/bare-provider.ts'], {
+    ? startServer('bare-flags', [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'bare-flags.cpuprofile'] : []), ...CUSTOS_NODE_FLAGS, '--import', 'tsx', 'bench/bare-provider.ts'], {
         PATH: process.env.PATH,
         NODE_ENV: 'production',
         BARE_PORT: String(BARE_PORT + 1),
@@ -738,7 +738,7 @@ async function main(): Promise<void> {
   await stopAll();
   if (flags.profile) {
     const custosProfiles = WORKERS > 1 ? 'CPU.*.cpuprofile (one per process of Custos)' : 'custos.cpuprofile';
-    console.log(`CPU profiles: ${path.relative(ROOT, profileDir)}/{${custosProfiles}, bare.cpuprofile} (summary: npx tsx bench/profile-summary.ts <file>)`);
+    console.log(`CPU profiles: ${path.relative(ROOT, profileDir)}/{${custosProfiles}, bare.cpuprofile, bare-flags.cpuprofile} (summary: npx tsx bench/profile-summary.ts <file>)`);
   }
 }
 

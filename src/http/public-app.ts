@@ -3,7 +3,7 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { BlockList } from 'node:net';
-import { allowedMethods, unauthorizedClientForDisallowedGrant } from '../oidc/internals.js';
+import { allowedMethods } from '../oidc/internals.js';
 import { clientCertificate } from './client-certificate.js';
 import { pinToIssuer } from './issuer-origin.js';
 import { answerError, limitBody, notFound, recordAccess, startRequest, type AppState } from './middleware.js';
@@ -75,7 +75,6 @@ export function createPublicApp(deps: PublicAppDeps): Koa<AppState> {
   app.use(opsRoutes({ metrics: deps.metrics, ready: deps.ready, metricsAllow: deps.metricsAllow }));
   app.use(clientCertificate({ proxies: deps.trustedProxies }));
   for (const route of deps.routes ?? []) app.use(route);
-  app.use(unauthorizedClientForDisallowedGrant());
   app.use(providerDocuments(deps.provider));
   app.use(function oidcProvider(ctx, next) {
     return mounted(deps.provider())(ctx, next);

@@ -95,22 +95,17 @@ const GRANT_NOT_ALLOWED = 'requested grant type is not allowed for this client';
 /**
  * oidc-provider answers a grant type the client is not registered for with `invalid_request`
  * (lib/actions/token.js); RFC 6749 §5.2 (and RFC 8693 §2.2.2) call that `unauthorized_client`.
- * Rewrites that one response after the provider has run.
+ * Rewrites that one answer from the token endpoint's `grant.error` event, which oidc-provider
+ * emits after it has set the error body and before the answer is sent (no async layer around
+ * every token request).
  */
-export function unauthorizedClientForDisallowedGrant() {
-  async function rewrite(ctx: { status: number; body: unknown }, next: () => Promise<unknown>): Promise<void> {
-    await next();
+export function unauthorizedClientForDisallowedGrant(provider: Provider): void {
+  provider.on('grant.error', (ctx: KoaContextWithOIDC) => {
     const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
     if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === GRANT_NOT_ALLOWED) {
       ctx.body = { ...body, error: 'unauthorized_client' };
     }
-  }
-  return function rewriteDisallowedGrant(
-    ctx: { method: string; path: string; status: number; body: unknown },
-    next: () => Promise<unknown>,
-  ): Promise<unknown> {
-    return ctx.method === 'POST' && ctx.path === '/token' ? rewrite(ctx, next) : next();
-  };
+  });
 }
 
 interface StructuredTokenHandlers {

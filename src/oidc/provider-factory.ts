@@ -7,7 +7,7 @@ import { SCOPE_CLAIMS } from './accounts.js';
 import { toClientMetadata } from './clients.js';
 import { loadExistingGrant } from './first-party.js';
 import { outboundFetch, rpInitiatedLogoutFeature } from './logout.js';
-import { rejectUnknownClientCredentialsScopes, reuseClientsPerMetadata, useAtomicReplayDetection, useHashedClientSecrets } from './internals.js';
+import { rejectUnknownClientCredentialsScopes, reuseClientsPerMetadata, unauthorizedClientForDisallowedGrant, useAtomicReplayDetection, useHashedClientSecrets } from './internals.js';
 import { DPOP_SIGNING_ALGS, dpopFeature } from './dpop.js';
 import { fapi2Feature, fapi2ProfileValidator, isFapi2 } from './fapi2.js';
 import { multiAudienceCustomizer } from './jwt-audiences.js';
@@ -205,6 +205,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   useHashedClientSecrets(provider, deps.compareSecret);
   useAtomicReplayDetection(provider, deps.recordOnce);
   if (deps.clients) reuseClientsPerMetadata(provider);
+  unauthorizedClientForDisallowedGrant(provider);
   rejectUnknownClientCredentialsScopes(provider, new Set(scopes));
   // …and refuses at the token endpoint a code or refresh token whose sign-in is below it.
   if (deps.files.resource_servers.some((rs) => policy.minimumAcr(rs.identifier) !== undefined)) enforceResourceAcr(provider, policy.minimumAcr);
