@@ -371,27 +371,20 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'info',
     },
   );
-  const bare = startServer('bare', [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'bare.cpuprofile'] : []), '--import', 'tsx', 'bench/bare-provider.ts'], {
-    PATH: process.env.PATH,
-    NODE_ENV: 'production',
-    BARE_PORT: String(BARE_PORT),
-    BARE_TLS_CERT_FILE: pki.server.certPath,
-    BARE_TLS_KEY_FILE: pki.server.keyPath,
-    BARE_SIGNING_JWK_FILE: bareKeyFile,
-    BARE_RESOURCE: ORDERS,
-  });
+  // Bare oidc-provider as it ships, and (for scenario 3f) with Custos's Node flags on the next port.
+  const startBare = (name: string, port: number, nodeFlags: string[]) =>
+    startServer(name, [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${name}.cpuprofile`] : []), ...nodeFlags, '--import', 'tsx', 'bench/bare-provider.ts'], {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      BARE_PORT: String(port),
+      BARE_TLS_CERT_FILE: pki.server.certPath,
+      BARE_TLS_KEY_FILE: pki.server.keyPath,
+      BARE_SIGNING_JWK_FILE: bareKeyFile,
+      BARE_RESOURCE: ORDERS,
+    });
+  const bare = startBare('bare', BARE_PORT, []);
   const bareFlagsOrigin = `https://127.0.0.1:${BARE_PORT + 1}`;
-  const bareFlags = wanted(3)
-    ? startServer('bare-flags', [...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'bare-flags.cpuprofile'] : []), ...CUSTOS_NODE_FLAGS, '--import', 'tsx', 'bench/bare-provider.ts'], {
-        PATH: process.env.PATH,
-        NODE_ENV: 'production',
-        BARE_PORT: String(BARE_PORT + 1),
-        BARE_TLS_CERT_FILE: pki.server.certPath,
-        BARE_TLS_KEY_FILE: pki.server.keyPath,
-        BARE_SIGNING_JWK_FILE: bareKeyFile,
-        BARE_RESOURCE: ORDERS,
-      })
-    : undefined;
+  const bareFlags = wanted(3) ? startBare('bare-flags', BARE_PORT + 1, CUSTOS_NODE_FLAGS) : undefined;
   const ca = pki.caPem;
   await Promise.all([
     waitUntilUp(origin, ca, custos, 'custos'),

@@ -27,8 +27,8 @@ export class SecretVerifierBusy extends Error {
 /**
  * argon2id verification that cannot be turned into a denial of service: at most
  * `maxConcurrent` run at once (on argon2 threads, off the event loop), at
- * most `maxQueued` wait, and a correct secret is remembered briefly under a SHA-256 fingerprint with a
- * per-process key, so a legitimate client pays for argon2 once per `cacheTtlMs`, not per token
+ * most `maxQueued` wait, and a correct secret is remembered briefly under a SHA-256 fingerprint
+ * with a per-process key, so a legitimate client pays for argon2 once per `cacheTtlMs`, not per token
  * (and concurrent requests with the same secret share one verification).
  * `verifyUnknown` spends the same work, through the same bounds, on a secret presented for a
  * client that has none, so an unknown client answers in the time a wrong secret takes. When the

@@ -14,7 +14,7 @@ import { lowSEs256Signature } from '../verify/es256-signature.js';
  * event loop: measured in `npm run bench`, signing on the event loop cost more CPU per token, not
  * only throughput, because answers then leave one at a time and each wakes the waiting client
  * (on loopback the sender pays for that wake-up), where answers completed by the pool leave
- * together (docs/performance.md, "Signing off the event loop").
+ * together (docs/performance.md, "CPU per token at or below bare oidc-provider's").
  */
 export class NodeEs256SigningKey extends ExternalSigningKey {
   readonly #privateKey: KeyObject;
